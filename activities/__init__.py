@@ -1,0 +1,1 @@
+"""Activities: every side effect of the workflows (Twilio, the database), each idempotent."""

@@ -1,0 +1,194 @@
+"""The dunning cadence as a plan: which contact comes next, and when, for an account's current state.
+
+The workflow executes exactly what :func:`next_action` says, and the ``timeline`` query shows what
+repeated calls of it would do, so what a debtor is told is what the system will really do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict
+
+from domain.accounts import AccountTerms, Carried, Channel, HoldKind, LedgerEntry, Mode, Stage
+from domain.gate import Allow, Defer, Deny, GateState, PlannedContact, Purpose, decide
+from domain.policy import Policy
+from domain.profiles import Profile
+
+STALE_AFTER_DAYS = 1  # a step deferred overnight (quiet hours) still goes out; older ones are superseded
+
+
+class Step(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    dpd: int
+    channel: Channel
+    template: str
+
+
+class NextAction(BaseModel):
+    """The next thing the dunning workflow will do if nothing else happens first."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: str  # "contact", "stage", "chargeoff", "hold_ends"
+    at: datetime
+    dpd: int
+    stage: Stage
+    step: Step | None = None
+    rule: str | None = None  # why a contact was deferred, if it was
+    skipped: tuple[str, ...] = ()  # steps denied or superseded on the way (for the audit)
+    skipped_rules: tuple[str, ...] = ()
+
+
+def expand(policy: Policy) -> list[Step]:
+    steps = {
+        f"{d}:{rule.channel.value}:{rule.template}": Step(
+            key=f"{d}:{rule.channel.value}:{rule.template}",
+            dpd=d,
+            channel=rule.channel,
+            template=rule.template,
+        )
+        for rule in policy.cadence
+        for d in rule.days()
+    }
+    order = {Channel.SMS: 0, Channel.VOICE: 1}
+    return sorted(steps.values(), key=lambda s: (s.dpd, order[s.channel], s.template))
+
+
+def home_zone(terms: AccountTerms) -> ZoneInfo:
+    """The calendar days past due are counted in (the first of the debtor's possible zones)."""
+    return ZoneInfo(terms.zones[0])
+
+
+def local_date(instant: datetime, terms: AccountTerms) -> date:
+    return instant.astimezone(home_zone(terms)).date()
+
+
+def dpd_at(instant: datetime, terms: AccountTerms) -> int:
+    return (local_date(instant, terms) - terms.due_date).days
+
+
+def day_start(terms: AccountTerms, dpd: int) -> datetime:
+    """The local midnight at which the account reaches ``dpd`` days past due."""
+    return datetime.combine(terms.due_date + timedelta(days=dpd), time(0), tzinfo=home_zone(terms))
+
+
+def planned_time(terms: AccountTerms, dpd: int, send_time: time) -> datetime:
+    return datetime.combine(terms.due_date + timedelta(days=dpd), send_time, tzinfo=home_zone(terms))
+
+
+def gate_state(terms: AccountTerms, carried: Carried, mode: Mode) -> GateState:
+    return GateState(
+        mode=mode,
+        holds=list(carried.holds),
+        opted_out=list(carried.opted_out),
+        unreachable=list(carried.unreachable),
+        zones=list(terms.zones),
+        region=terms.region,
+    )
+
+
+def usable_channels(carried: Carried) -> list[Channel]:
+    return [c for c in Channel if c not in carried.opted_out and c not in carried.unreachable]
+
+
+def active_holds(carried: Carried, now: datetime) -> list[HoldKind]:
+    return [h.kind for h in carried.holds if h.until is None or h.until > now]
+
+
+def next_action(
+    terms: AccountTerms,
+    carried: Carried,
+    policy: Policy,
+    profile: Profile,
+    now: datetime,
+    *,
+    ledger: Sequence[LedgerEntry] | None = None,
+) -> NextAction:
+    """What dunning does next: a contact (with its lawful time), a stage change, or charge-off."""
+    dpd = dpd_at(now, terms)
+    stage = policy.stage_for(dpd, terms.product)
+    chargeoff_dpd = policy.chargeoff_for(terms.product)
+    if stage == Stage.CHARGED_OFF:
+        return NextAction(kind="chargeoff", at=now, dpd=dpd, stage=stage)
+
+    boundaries = [
+        NextAction(
+            kind="chargeoff" if s == Stage.CHARGED_OFF else "stage", at=day_start(terms, d), dpd=d, stage=s
+        )
+        for d, s in policy.stage_starts(terms.product)
+        if d > dpd
+    ]
+    upcoming = min(boundaries, key=lambda a: a.at)
+
+    holds_until = [h.until for h in carried.holds if h.until is not None and h.until > now]
+    state = gate_state(terms, carried, Mode.DUNNING)
+    ledger = list(carried.ledger if ledger is None else ledger)
+    skipped: list[str] = []
+    skipped_rules: list[str] = []
+    if carried.contact_lost:
+        return upcoming
+    for step in expand(policy):
+        if step.key in carried.done_steps or step.dpd < dpd - STALE_AFTER_DAYS or step.dpd >= chargeoff_dpd:
+            continue
+        at = planned_time(terms, step.dpd, policy.send_time)
+        if at >= upcoming.at and upcoming.kind == "chargeoff":
+            break
+        contact = PlannedContact(channel=step.channel, purpose=Purpose.DUNNING, template=step.template, at=at)
+        verdict = decide(contact, state, ledger, now, profile)
+        if isinstance(verdict, Deny):
+            if verdict.rule.startswith("hold.") and holds_until:
+                # a hold that lifts by itself: wake up then and plan again
+                wake = min(holds_until)
+                return min(
+                    upcoming, NextAction(kind="hold_ends", at=wake, dpd=dpd, stage=stage), key=lambda a: a.at
+                )
+            skipped.append(step.key)
+            skipped_rules.append(verdict.rule)
+            if verdict.rule.startswith("hold."):
+                break  # nothing goes out during an open-ended hold; stage changes still happen
+            continue
+        when = now if isinstance(verdict, Allow) else verdict.until
+        if isinstance(verdict, Defer) and local_date(when, terms) > terms.due_date + timedelta(
+            days=step.dpd + STALE_AFTER_DAYS
+        ):
+            skipped.append(step.key)
+            skipped_rules.append(f"superseded:{verdict.rule}")
+            continue
+        action = NextAction(
+            kind="contact",
+            at=when,
+            dpd=dpd,
+            stage=stage,
+            step=step,
+            rule=None if isinstance(verdict, Allow) else verdict.rule,
+            skipped=tuple(skipped),
+            skipped_rules=tuple(skipped_rules),
+        )
+        return (
+            action
+            if action.at <= upcoming.at
+            else upcoming.model_copy(
+                update={"skipped": tuple(skipped), "skipped_rules": tuple(skipped_rules)}
+            )
+        )
+    return upcoming.model_copy(update={"skipped": tuple(skipped), "skipped_rules": tuple(skipped_rules)})
+
+
+def fallback_step(
+    policy: Policy, stage_dpd: int, failed: Channel, carried: Carried, origin: Step
+) -> Step | None:
+    """When a channel proves undeliverable, the same reminder through the next usable channel."""
+    for channel in usable_channels(carried):
+        if channel == failed:
+            continue
+        for rule in policy.cadence:
+            if rule.channel == channel and any(abs(d - stage_dpd) <= 45 for d in rule.days()):
+                key = f"{origin.key}>fallback:{channel.value}"
+                if key not in carried.done_steps:
+                    return Step(key=key, dpd=origin.dpd, channel=channel, template=rule.template)
+    return None

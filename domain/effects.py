@@ -1,0 +1,99 @@
+"""Contracts between workflows and activities: names and payloads, with no implementation.
+
+Workflows import only this module (never the activity code, which pulls in twilio and SQLAlchemy),
+so the sandbox stays small and a workflow cannot accidentally do I/O.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from domain.accounts import Channel, ContactOutcome, Event, Hold, HoldKind, Language, Mode, Stage
+from domain.clock import PolicyClock
+from domain.gate import Purpose
+from domain.plans import AgreedPlan
+
+SEND_CONTACT = "send_contact"
+AWAIT_OUTCOME = "await_outcome"
+RECORD = "record"
+
+CONTACT_TASK_QUEUE = "collections-contact"  # paced: Twilio's per-sender throughput
+MAIN_TASK_QUEUE = "collections"
+
+
+class SendRequest(BaseModel):
+    """One contact. No name or number in it: the activity reads them live from the database."""
+
+    model_config = ConfigDict(frozen=True)
+
+    dedupe_key: str
+    account_id: str
+    channel: Channel
+    purpose: Purpose
+    template: str
+    language: Language
+    profile: str
+    clock: PolicyClock
+    planned_at: datetime = Field(description="Policy time at which the workflow decided to send")
+    context: dict[str, str] = Field(default_factory=dict, description="Non-personal text for the template")
+
+
+class SendResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    outcome: ContactOutcome
+    provider_sid: str | None = None
+    rule: str | None = Field(default=None, description="Gate rule when denied or deferred at send time")
+    deferred_until: datetime | None = None
+    error_code: int | None = None
+    replayed: bool = Field(
+        default=False, description="A retry found the attempt already made: nothing resent"
+    )
+
+
+class OutcomeRequest(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    dedupe_key: str
+    provider_sid: str
+    channel: Channel
+    timeout_seconds: float = 120.0
+
+
+class PaymentRecord(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    amount: int
+    currency: str
+    reference: str
+    received_at: datetime
+    source: str = "lender"
+
+
+class Change(BaseModel):
+    """One atomic write of an account's state; the ``record`` activity applies all of it or nothing."""
+
+    model_config = ConfigDict(frozen=True)
+
+    account_id: str
+    at: datetime
+    actor: str = "workflow"
+    mode: Mode | None = None
+    close_reason: str | None = None
+    stage: Stage | None = None
+    dpd: int | None = None
+    balance: int | None = None
+    paid_total: int | None = None
+    plan: AgreedPlan | None = None
+    plan_status: str | None = None
+    instalment_paid: tuple[int, int] | None = Field(default=None, description="(seq, paid minor units)")
+    instalment_missed: int | None = None
+    payment: PaymentRecord | None = None
+    hold_added: Hold | None = None
+    hold_lifted: HoldKind | None = None
+    channel_status: tuple[Channel, str] | None = None
+    events: list[Event] = Field(default_factory=list, description="Audit lines: kind -> action, detail")
+    decision: str | None = None
+    rule: str | None = None

@@ -1,0 +1,154 @@
+"""The collection policy: stages by days past due, the contact cadence, charge-off and settlement limits.
+
+Policies are TOML files (``policies/<name>.toml``) validated here, so a typo in an operator's file
+fails at load with the field named instead of silently changing who gets texted when.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import time
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from domain.accounts import Channel, Product, Stage
+from domain.errors import describe
+
+POLICY_DIR = Path(__file__).resolve().parent.parent / "policies"
+
+
+class StageStarts(BaseModel):
+    """First DPD of each stage; a stage lasts until the next one starts."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    pre_due: int = -7
+    early: int = 1
+    middle: int = 31
+    late: int = 91
+
+    @model_validator(mode="after")
+    def _ordered(self) -> StageStarts:
+        if not (self.pre_due <= 0 < self.early < self.middle < self.late):
+            raise ValueError("stages must start in order: pre_due <= 0 < early < middle < late")
+        return self
+
+
+class CadenceRule(BaseModel):
+    """A contact the policy plans on given days past due (a list, or a range with a step)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    channel: Channel
+    template: str
+    dpd: list[int] = Field(default_factory=list)
+    from_dpd: int | None = None
+    to_dpd: int | None = None
+    every_days: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _shape(self) -> CadenceRule:
+        ranged = self.from_dpd is not None or self.to_dpd is not None or self.every_days is not None
+        if ranged and self.dpd:
+            raise ValueError("give either dpd = [...] or from_dpd/to_dpd/every_days, not both")
+        if ranged and (self.from_dpd is None or self.to_dpd is None or self.every_days is None):
+            raise ValueError("a ranged cadence needs from_dpd, to_dpd and every_days")
+        if ranged and self.to_dpd < self.from_dpd:  # type: ignore[operator]
+            raise ValueError("to_dpd must not be before from_dpd")
+        if not ranged and not self.dpd:
+            raise ValueError("a cadence rule needs dpd = [...] or a range")
+        return self
+
+    def days(self) -> list[int]:
+        if self.dpd:
+            return sorted(set(self.dpd))
+        assert self.from_dpd is not None and self.to_dpd is not None and self.every_days is not None
+        return list(range(self.from_dpd, self.to_dpd + 1, self.every_days))
+
+
+class SettlementRules(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_deferral_months: int = Field(default=13, ge=0, le=13)
+    max_periods: int = Field(default=60, ge=1, le=60)
+    min_period_days: int = Field(default=7, ge=1)
+    max_period_days: int = Field(default=31, ge=1)
+    promise_max_days: int = Field(default=30, ge=1)
+    grace_days: int = Field(default=3, ge=0)
+    reminder_days_before: list[int] = Field(default_factory=lambda: [3, 1])
+    waiver_requires_evidence: bool = True
+    waiver_requires_approver: bool = True
+    max_waiver_share: float = Field(default=1.0, gt=0, le=1.0, description="Share of fees that may be waived")
+
+
+class Policy(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    description: str = ""
+    send_time: time = Field(default=time(10, 0), description="Preferred local time of planned contacts")
+    stages: StageStarts = StageStarts()
+    chargeoff_dpd: dict[Product, int] = Field(
+        default_factory=lambda: {Product.CREDIT_LINE: 180, Product.CLOSED_END: 120}
+    )
+    cadence: list[CadenceRule]
+    contact_lost_after: int = Field(
+        default=2,
+        ge=1,
+        description="Consecutive undeliverable attempts on every channel before 'contact lost'",
+    )
+    settlement: SettlementRules = SettlementRules()
+
+    @model_validator(mode="after")
+    def _chargeoff(self) -> Policy:
+        for product in Product:
+            dpd = self.chargeoff_dpd.get(product)
+            if dpd is None:
+                raise ValueError(f"chargeoff_dpd.{product.value} is missing")
+            if dpd <= self.stages.late:
+                raise ValueError(f"chargeoff_dpd.{product.value} must be after the late stage starts")
+        return self
+
+    def chargeoff_for(self, product: Product) -> int:
+        return self.chargeoff_dpd[product]
+
+    def stage_for(self, dpd: int, product: Product) -> Stage:
+        if dpd >= self.chargeoff_for(product):
+            return Stage.CHARGED_OFF
+        if dpd >= self.stages.late:
+            return Stage.LATE
+        if dpd >= self.stages.middle:
+            return Stage.MIDDLE
+        if dpd >= self.stages.early:
+            return Stage.EARLY
+        return Stage.PRE_DUE
+
+    def stage_starts(self, product: Product) -> list[tuple[int, Stage]]:
+        return [
+            (self.stages.early, Stage.EARLY),
+            (self.stages.middle, Stage.MIDDLE),
+            (self.stages.late, Stage.LATE),
+            (self.chargeoff_for(product), Stage.CHARGED_OFF),
+        ]
+
+
+def parse_policy(text: str, *, source: str = "<policy>") -> Policy:
+    """Validate a policy document; errors name the file and the field."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{source}: not valid TOML: {exc}") from None
+    try:
+        return Policy.model_validate(data)
+    except Exception as exc:
+        raise ValueError(describe(exc, source)) from None
+
+
+@lru_cache(maxsize=32)
+def load_policy(name: str = "default", directory: Path | None = None) -> Policy:
+    path = (directory or POLICY_DIR) / f"{name}.toml"
+    if not path.is_file():
+        raise ValueError(f"policy {name!r} not found at {path}")
+    return parse_policy(path.read_text(encoding="utf-8"), source=str(path))

@@ -1,0 +1,132 @@
+"""TwiML the webhooks answer with: voice menus that speak at once, and SMS replies.
+
+Why a module of its own: every voice document here must start with ``<Say>`` (a callee who pressed a key
+must never hear silence, the same rule as the call's first words in ``activities/contact.py``), in the
+debtor's language, and every SMS reply is one short message at most. Keeping all wording in one place
+lets the tests check those rules for every document we can return.
+"""
+
+from __future__ import annotations
+
+from twilio.twiml.messaging_response import MessagingResponse
+from twilio.twiml.voice_response import VoiceResponse
+
+from domain.accounts import Language
+
+#: Twilio ``<Say>`` languages (the same as the calls' first words).
+VOICE_LANG: dict[Language, str] = {Language.EN: "en-US", Language.ZH_CN: "cmn-CN"}
+
+MENU = {
+    Language.EN: "Press 1 to talk about a plan, 2 to hear your balance, 9 to stop these calls.",
+    Language.ZH_CN: "协商还款请按1，查询余额请按2，停止来电请按9。",
+}
+BALANCE = {
+    Language.EN: "Your balance with {company} is {amount}.",
+    Language.ZH_CN: "您在{company}的当前余额为{amount}。",
+}
+PLAN = {
+    Language.EN: (
+        "Thank you. We have paused reminders while we prepare plan options for you. "
+        "You can also call us on {callback}. Goodbye."
+    ),
+    Language.ZH_CN: "谢谢。我们已暂停提醒，正在为您准备还款方案。您也可以拨打{callback}联系我们。再见。",
+}
+STOP_CALLS = {
+    Language.EN: "You will not receive any more calls from {company}. Goodbye.",
+    Language.ZH_CN: "{company}将不再给您打电话。再见。",
+}
+UNKNOWN_CALL = {
+    Language.EN: "This is {company}. Please call us on {callback}. Goodbye.",
+    Language.ZH_CN: "这里是{company}。请拨打{callback}联系我们。再见。",
+}
+SMS_HELP = {
+    Language.EN: "{company}: questions? Call {callback}. Reply STOP to stop texts.",
+    Language.ZH_CN: "{company}：如有疑问请致电{callback}。回复STOP退订短信。",
+}
+SMS_STOPPED = {
+    Language.EN: "{company}: you will receive no more texts from us. Questions? Call {callback}.",
+    Language.ZH_CN: "{company}：您将不再收到我们的短信。如有疑问请致电{callback}。",
+}
+SMS_PLAN = {
+    Language.EN: "{company}: thank you, reminders are paused while we prepare plan options. Call {callback}.",
+    Language.ZH_CN: "{company}：谢谢，我们已暂停提醒并正在为您准备还款方案。电话{callback}。",
+}
+
+
+def _lang(language: Language | str | None) -> Language:
+    try:
+        return Language(language) if language else Language.EN
+    except ValueError:
+        return Language.EN
+
+
+def menu(language: Language | str | None, action: str | None, lead: str | None = None) -> VoiceResponse:
+    """``lead`` (if any) spoken at once, then the key menu in a ``<Gather>`` posting to ``action``."""
+    lang = _lang(language)
+    response = VoiceResponse()
+    if lead:
+        response.say(lead, language=VOICE_LANG[lang])
+    if action:
+        gather = response.gather(num_digits=1, action=action, timeout=6)
+        gather.say(MENU[lang], language=VOICE_LANG[lang])
+    else:
+        response.say(MENU[lang], language=VOICE_LANG[lang])
+    return response
+
+
+def balance(language: Language | str | None, amount: str, company: str, action: str | None) -> VoiceResponse:
+    """Key 2: the balance, spoken at once, then the menu again (the callee may want a plan now)."""
+    lang = _lang(language)
+    return menu(lang, action, lead=BALANCE[lang].format(company=company, amount=amount))
+
+
+def _say_and_hang_up(
+    language: Language | str | None, table: dict[Language, str], **ctx: str
+) -> VoiceResponse:
+    lang = _lang(language)
+    response = VoiceResponse()
+    response.say(table[lang].format(**ctx), language=VOICE_LANG[lang])
+    response.hangup()
+    return response
+
+
+def plan_requested(language: Language | str | None, callback: str) -> VoiceResponse:
+    """Key 1: the request is taken; say so and end the call (an agent follows up, dunning waits)."""
+    return _say_and_hang_up(language, PLAN, callback=callback)
+
+
+def calls_stopped(language: Language | str | None, company: str) -> VoiceResponse:
+    """Key 9: confirm that calls stop, then hang up."""
+    return _say_and_hang_up(language, STOP_CALLS, company=company)
+
+
+def unknown_call(language: Language | str | None, company: str, callback: str) -> VoiceResponse:
+    """A key press on a call we cannot find: still speak (never silence), say who we are, hang up."""
+    return _say_and_hang_up(language, UNKNOWN_CALL, company=company, callback=callback)
+
+
+def sms_reply(text: str | None) -> MessagingResponse:
+    """At most one ``<Message>``; an empty ``<Response/>`` when ``text`` is None (nothing is sent)."""
+    response = MessagingResponse()
+    if text:
+        response.message(text)
+    return response
+
+
+def sms_text(table: dict[Language, str], language: Language | str | None, company: str, callback: str) -> str:
+    return table[_lang(language)].format(company=company, callback=callback)
+
+
+__all__ = [
+    "SMS_HELP",
+    "SMS_PLAN",
+    "SMS_STOPPED",
+    "VOICE_LANG",
+    "balance",
+    "calls_stopped",
+    "menu",
+    "plan_requested",
+    "sms_reply",
+    "sms_text",
+    "unknown_call",
+]

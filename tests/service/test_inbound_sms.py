@@ -1,0 +1,142 @@
+"""Texts from debtors: STOP words stop SMS for good with one confirmation, HELP says who we are, PLAN asks."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import httpx
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from domain.timeline import AccountStatus
+from runtime.settings import Settings
+from service.webhooks import STOP_WORDS, keyword
+from store import repo
+from tests.service.conftest import Probe, Served, Signer, new_account, quiesce, random_phone
+from tests.workflows.conftest import at_local
+
+SMS = "/webhooks/twilio/sms"
+
+
+def inbound(phone: str, body: str, n: int = 1) -> dict[str, str]:
+    sid = f"SMin{n:030d}"
+    return {"MessageSid": sid, "SmsSid": sid, "From": phone, "To": "+15005550006", "Body": body}
+
+
+@pytest.mark.parametrize(
+    ("body", "word"),
+    [
+        (" stop ", "STOP"),
+        ("Stop.", "STOP"),
+        ("ＳＴＯＰ", "STOP"),
+        ("１", "1"),
+        ("协商", "协商"),
+        ("opt out", "OPT OUT"),
+    ],
+)
+def test_keyword_normalisation(body: str, word: str) -> None:
+    assert keyword(body) == word
+
+
+@pytest.mark.parametrize("word", sorted(STOP_WORDS))
+async def test_every_stop_word_opts_sms_out_and_signals(
+    word: str, http: httpx.AsyncClient, twilio: Signer, sessions: sessionmaker[Session], probe: Probe
+) -> None:
+    account = new_account(sessions, random_phone())
+    await probe.start(account)
+    response = await twilio.post(http, SMS, inbound(account.debtor.phone, word.lower()))
+    assert response.status_code == 200
+    with sessions.begin() as s:
+        snap = repo.account_snapshot(s, account.account_id)
+    assert snap is not None and [c.value for c in snap.opted_out] == ["sms"]
+    got = await probe.got(account)
+    assert [(g["signal"], g["channel"]) for g in got] == [("opt_out", "sms")]
+    assert "<Message" not in response.text  # the workflow confirms, once; no second text from here
+
+
+async def test_stop_with_no_running_workflow_is_confirmed_here_once(
+    app, http: httpx.AsyncClient, twilio: Signer, sessions: sessionmaker[Session]
+) -> None:  # type: ignore[no-untyped-def]
+    account = new_account(sessions, random_phone())  # no workflow (e.g. a closed account)
+    first = await twilio.post(http, SMS, inbound(account.debtor.phone, "STOP", 1))
+    second = await twilio.post(http, SMS, inbound(account.debtor.phone, "STOP", 2))
+    assert first.text.count("<Message>") == 1 and "no more texts" in first.text
+    assert "<Message" not in second.text
+
+
+async def test_help_says_who_we_are(
+    http: httpx.AsyncClient, twilio: Signer, sessions: sessionmaker[Session], service_settings: Settings
+) -> None:
+    en = new_account(sessions, random_phone())
+    zh = new_account(sessions, random_phone(), language="zh-CN")
+    stranger = await twilio.post(http, SMS, inbound("+16465550000", "help"))
+    for response in (await twilio.post(http, SMS, inbound(en.debtor.phone, "HELP")), stranger):
+        assert response.text.count("<Message>") == 1
+        assert service_settings.company_name in response.text
+        assert service_settings.callback_number in response.text
+    zh_reply = await twilio.post(http, SMS, inbound(zh.debtor.phone, "help"))
+    assert "如有疑问" in zh_reply.text
+    with sessions.begin() as s:  # HELP changes nothing but the audit log
+        snap = repo.account_snapshot(s, en.account_id)
+    assert snap is not None and snap.opted_out == []
+
+
+@pytest.mark.parametrize("body", ["1", "PLAN", "plan", "协商"])
+async def test_plan_words_ask_for_negotiation(
+    body: str, http: httpx.AsyncClient, twilio: Signer, sessions: sessionmaker[Session], probe: Probe
+) -> None:
+    account = new_account(sessions, random_phone())
+    await probe.start(account)
+    response = await twilio.post(http, SMS, inbound(account.debtor.phone, body))
+    assert response.status_code == 200 and response.text.count("<Message>") == 1
+    got = await probe.got(account)
+    assert [(g["signal"], g["channel"]) for g in got] == [("negotiation_requested", "sms")]
+
+
+async def test_other_text_changes_nothing(
+    http: httpx.AsyncClient, twilio: Signer, sessions: sessionmaker[Session], probe: Probe
+) -> None:
+    account = new_account(sessions, random_phone())
+    await probe.start(account)
+    response = await twilio.post(http, SMS, inbound(account.debtor.phone, "please don't stop calling me"))
+    assert response.status_code == 200 and "<Message" not in response.text
+    assert await probe.got(account, within=0.3) == []
+
+
+# ---- against the real account workflow ----------------------------------------------------------
+async def test_stop_twice_on_the_real_workflow_gets_one_confirmation(
+    served: Served, http: httpx.AsyncClient, twilio: Signer
+) -> None:
+    harness = served.harness
+    phone = random_phone()
+    account = await harness.open_account(due_in_days=30, phone=phone)
+    handle = harness.handle(account)
+    await harness.skip_to(at_local((await harness.now()).date() + timedelta(days=1), 12))  # lawful hours
+    await twilio.post(http, SMS, inbound(phone, "STOP", 1))
+    for _ in range(100):  # the workflow's confirmation goes out through the carrier simulator
+        if [c for c in harness.sent(account) if c["template"] == "opt_out_confirmation"]:
+            break
+        await asyncio.sleep(0.1)
+    await twilio.post(http, SMS, inbound(phone, "stop", 2))
+    status = await handle.query("status", result_type=AccountStatus)
+    await quiesce(handle)
+    await asyncio.sleep(0.5)
+    assert "sms" in status.opted_out
+    confirmations = [c for c in harness.sent(account) if c["template"] == "opt_out_confirmation"]
+    assert len(confirmations) == 1
+    assert len(await harness.carrier_log(phone)) == 1  # the carrier saw exactly one text
+
+
+async def test_plan_by_sms_puts_the_negotiation_hold_on(
+    served: Served, http: httpx.AsyncClient, twilio: Signer
+) -> None:
+    harness = served.harness
+    phone = random_phone()
+    account = await harness.open_account(due_in_days=30, phone=phone)
+    response = await twilio.post(http, SMS, inbound(phone, "协商"))
+    assert "<Message>" in response.text
+    handle = harness.handle(account)
+    status = await handle.query("status", result_type=AccountStatus)
+    await quiesce(handle)
+    assert "negotiation" in status.holds

@@ -1,0 +1,223 @@
+"""A running worker per test (own task queues), plus helpers to read what really happened."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+from sqlalchemy.orm import sessionmaker
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
+from temporalio.client import WorkflowHandle
+
+from domain.accounts import Account, AccountTerms, Debtor, Product
+from domain.gate import debtor_zones
+from runtime.intake import start_account
+from runtime.settings import Settings
+from store import repo
+from workers.setup import build_workers
+from workflows.messages import RunResult
+
+NY = ZoneInfo("America/New_York")
+# the run is waiting for a worker: a workflow task scheduled or started, an activity scheduled
+BUSY_EVENTS = {
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED,
+    EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
+    EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED,
+    EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED,
+    EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED,
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED,
+}
+
+
+class SkippingHandle(WorkflowHandle):
+    """A handle whose ``result()`` lets the test server skip time, like the one ``start_workflow`` returns.
+
+    Handles from ``get_workflow_handle`` wait in real time, so a 180-day lifecycle would never end.
+    """
+
+    def __init__(self, env: object, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._env = env
+
+    async def result(self, **kwargs: Any) -> Any:
+        async with self._env.time_skipping_unlocked():  # type: ignore[attr-defined]
+            for _ in range(2):  # each long poll lasts ~20 s of real time
+                try:
+                    return await super().result(**kwargs)
+                except RuntimeError as err:  # the test server's long poll ended before the run did
+                    if "No completion event found" not in str(err):
+                        raise
+            raise AssertionError(f"{self.id} did not finish within two minutes of real time")
+
+
+@dataclass
+class Harness:
+    env: object
+    settings: Settings
+    sessions: sessionmaker
+    simulator_url: str
+    started: list[str] = field(default_factory=list)
+
+    @property
+    def client(self):  # type: ignore[no-untyped-def]
+        return self.env.client  # type: ignore[attr-defined]
+
+    async def now(self) -> datetime:
+        return await self.env.get_current_time()  # type: ignore[attr-defined]
+
+    async def skip_to(self, target: datetime) -> None:
+        # in steps of a day: one sleep call must finish within the RPC deadline, and a busy day of
+        # many accounts takes real seconds
+        while (delta := target - await self.now()) > timedelta(0):
+            await self.env.sleep(min(delta, timedelta(days=1)))  # type: ignore[attr-defined]
+
+    async def open_account(
+        self,
+        *,
+        due_in_days: int,
+        phone: str = "+12125550142",
+        balance: int = 50_000,
+        fees: int = 2_500,
+        product: Product = Product.CREDIT_LINE,
+        zone: str | None = "America/New_York",
+        profile: str = "US",
+        currency: str = "USD",
+        start: bool = True,
+    ) -> Account:
+        """A debtor in the database and, unless ``start`` is False, its workflow running.
+
+        ``zone=None`` leaves the debtor's zone to be inferred from the number (possibly several).
+        """
+        home = zone or debtor_zones(None, phone)[0]
+        today = (await self.now()).astimezone(ZoneInfo(home)).date()
+        account = Account(
+            account_id=f"T-{uuid.uuid4().hex[:10]}",
+            debtor=Debtor(name="Jane Doe", phone=phone, timezone=zone),
+            product=product,
+            profile=profile,
+            currency=currency,
+            balance=balance,
+            fees=fees,
+            due_date=today + timedelta(days=due_in_days),
+        )
+        with self.sessions.begin() as s:
+            repo.upsert_account(s, account, await self.now())
+        if start:
+            await self.start(account)
+        return account
+
+    async def start(self, account: Account) -> None:
+        await start_account(
+            self.client,
+            AccountTerms.from_account(account),
+            task_queue=self.settings.task_queue,
+            day_seconds=86_400,
+            contact_queue=self.settings.contact_task_queue,
+        )
+        self.started.append(account.workflow_id)
+
+    def handle(self, account: Account) -> SkippingHandle:
+        return SkippingHandle(self.env, self.client, account.workflow_id, result_type=RunResult)
+
+    async def finish(self, workflow_id: str) -> None:
+        """Terminate a run once it is idle.
+
+        The time-skipping test server leaks its time lock when a run is terminated while one of
+        its tasks is in flight, and every later sleep on the shared server then hangs.
+        """
+        handle = self.client.get_workflow_handle(workflow_id)
+        quiet = 0
+        for _ in range(200):
+            # raw RPC: the test server returns an unset Datetime search attribute in a form the
+            # SDK's typed decoding rejects
+            raw = await self.client.workflow_service.describe_workflow_execution(
+                DescribeWorkflowExecutionRequest(
+                    namespace=self.client.namespace, execution=WorkflowExecution(workflow_id=workflow_id)
+                )
+            )
+            if raw.workflow_execution_info.status != 1:  # not running
+                return
+            last = (await handle.fetch_history()).events[-1].event_type
+            busy = raw.pending_activities or last in BUSY_EVENTS
+            quiet = 0 if busy else quiet + 1
+            if quiet >= 3:
+                break
+            await asyncio.sleep(0.05)
+        try:
+            await handle.terminate("test over")
+        except Exception:  # closed meanwhile
+            pass
+
+    def contacts(self, account: Account) -> list[dict]:
+        """Every contact decision the send activity recorded, oldest first (audit lines)."""
+        with self.sessions.begin() as s:
+            entries = repo.audit_entries(s, account.account_id)
+        return [
+            {"at": e.at, "decision": e.decision, "rule": e.rule, **(e.details or {})}
+            for e in entries
+            if e.action == "contact"
+        ]
+
+    def sent(self, account: Account) -> list[dict]:
+        return [
+            c
+            for c in self.contacts(account)
+            if c["decision"] not in ("denied", "deferred", "cancelled", "retry")
+        ]
+
+    async def carrier_log(self, phone: str) -> list[dict]:
+        async with httpx.AsyncClient(base_url=self.simulator_url) as http:
+            await http.post("/_sim/wait_idle", params={"timeout": 5})
+            messages = (await http.get("/_sim/messages")).json()
+            calls = (await http.get("/_sim/calls")).json()
+        items = messages if isinstance(messages, list) else messages.get("messages", [])
+        calls_items = calls if isinstance(calls, list) else calls.get("calls", [])
+        return [m for m in items + calls_items if m.get("to") == phone]
+
+
+def at_local(day: date, hour: int, zone: ZoneInfo = NY) -> datetime:
+    return datetime.combine(day, time(hour), tzinfo=zone)
+
+
+@pytest.fixture
+async def harness(env, settings: Settings, simulator) -> AsyncIterator[Harness]:  # type: ignore[no-untyped-def]
+    async with running_harness(env, settings, simulator) as h:
+        yield h
+
+
+@pytest.fixture
+async def own_harness(own_env, settings: Settings, simulator) -> AsyncIterator[Harness]:  # type: ignore[no-untyped-def]
+    """A harness on a server of the test's own (see the ``own_env`` fixture)."""
+    async with running_harness(own_env, settings, simulator) as h:
+        yield h
+
+
+@asynccontextmanager
+async def running_harness(env, settings: Settings, simulator) -> AsyncIterator[Harness]:  # type: ignore[no-untyped-def]
+    suffix = uuid.uuid4().hex[:8]
+    local = settings.model_copy(
+        update={"task_queue": f"main-{suffix}", "contact_task_queue": f"contact-{suffix}"}
+    )
+    workers, deps, executor = build_workers(env.client, local, max_cached_workflows=100)
+    tasks = [asyncio.create_task(w.run()) for w in workers]
+    harness = Harness(env=env, settings=local, sessions=deps.sessions, simulator_url=simulator.url)
+    try:
+        yield harness
+    finally:
+        # A run left open would wake on this test's dead task queues and hold the shared test
+        # server's clock still for every later test.
+        for workflow_id in harness.started:
+            await harness.finish(workflow_id)
+        await asyncio.gather(*(w.shutdown() for w in workers), return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        executor.shutdown(wait=False)

@@ -1,0 +1,287 @@
+"""The account lifecycle end to end on a real (time-skipping) Temporal server, real database, real SDK."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+
+from domain.accounts import Product
+from domain.plans import AgreedPlan, Instalment, PlanKind, PlanProposal
+from domain.timeline import AccountStatus, Timeline
+from store import repo
+from tests.workflows.conftest import NY, Harness, at_local
+from workflows.messages import PaymentIn
+
+# The default policy's cadence, written out: this is what a debtor who never pays receives.
+NEVER_PAYS = [
+    (-3, "sms", "courtesy_reminder"),
+    (1, "sms", "early_reminder"),
+    (4, "sms", "early_reminder"),
+    (5, "voice", "early_voice"),
+    (8, "sms", "early_reminder"),
+    (12, "voice", "early_voice"),
+    (15, "sms", "early_reminder"),
+    (19, "voice", "early_voice"),
+    (22, "sms", "early_reminder"),
+    (26, "voice", "early_voice"),
+    (29, "sms", "early_reminder"),
+    (31, "sms", "plan_offer"),
+    (35, "voice", "agent_call"),
+    (41, "sms", "plan_offer"),
+    (42, "voice", "agent_call"),
+    (49, "voice", "agent_call"),
+    (51, "sms", "plan_offer"),
+    (56, "voice", "agent_call"),
+    (61, "sms", "plan_offer"),
+    (63, "voice", "agent_call"),
+    (70, "voice", "agent_call"),
+    (71, "sms", "plan_offer"),
+    (77, "voice", "agent_call"),
+    (81, "sms", "plan_offer"),
+    (84, "voice", "agent_call"),
+    (91, "sms", "settlement_offer"),
+    (95, "voice", "agent_call"),
+    (105, "sms", "settlement_offer"),
+    (109, "voice", "agent_call"),
+    (119, "sms", "settlement_offer"),
+    (123, "voice", "agent_call"),
+    (133, "sms", "settlement_offer"),
+    (137, "voice", "agent_call"),
+    (147, "sms", "settlement_offer"),
+    (151, "voice", "agent_call"),
+    (161, "sms", "settlement_offer"),
+    (165, "voice", "agent_call"),
+    (175, "sms", "settlement_offer"),
+    (179, "voice", "agent_call"),
+]
+
+
+def dpd_of(contact: dict, due) -> int:  # type: ignore[no-untyped-def]
+    return (contact["at"].astimezone(NY).date() - due).days
+
+
+async def test_never_pays_gets_the_policy_cadence_then_charge_off(harness: Harness) -> None:
+    account = await harness.open_account(due_in_days=5, phone="+12125550101")
+    result = await harness.handle(account).result()
+
+    assert result.state == "charged_off"
+    sent = harness.sent(account)
+    got = [(dpd_of(c, account.due_date), c["channel"], c["template"]) for c in sent]
+    assert got == NEVER_PAYS
+    for c in sent:  # every contact at the policy's 10:00 in the debtor's own time
+        assert c["at"].astimezone(NY).hour == 10, c
+    with harness.sessions.begin() as s:
+        audit = repo.audit_entries(s, account.account_id)
+        snap = repo.account_snapshot(s, account.account_id)
+    stages = [e.details["detail"] for e in audit if e.action == "stage"]
+    assert [s.split(" at ")[0] for s in stages] == [
+        "start -> pre_due",
+        "pre_due -> early",
+        "early -> middle",
+        "middle -> late",
+        "late -> charged_off",
+    ]
+    assert any(e.action == "charged_off" for e in audit)
+    assert snap is not None and snap.mode == "closed"
+    # the carrier saw exactly those sends: nothing twice, nothing extra
+    assert len(await harness.carrier_log("+12125550101")) == len(NEVER_PAYS)
+
+
+async def test_closed_end_loan_charges_off_at_120(harness: Harness) -> None:
+    account = await harness.open_account(due_in_days=-100, phone="+12125550102", product=Product.CLOSED_END)
+    result = await harness.handle(account).result()
+    assert result.state == "charged_off"
+    end = (result.at.astimezone(NY).date() - account.due_date).days
+    assert end == 120
+
+
+async def test_full_payment_at_dpd_12_gets_one_receipt_and_nothing_after(harness: Harness) -> None:
+    account = await harness.open_account(due_in_days=-10, phone="+12125550103")
+    handle = harness.handle(account)
+    await harness.skip_to(at_local(account.due_date + timedelta(days=12), 12))
+    status = await handle.query("status", result_type=AccountStatus)
+    assert status.dpd == 12
+    paid_at = await harness.now()
+    await handle.signal(
+        "payment_received", PaymentIn(amount=account.balance, currency="USD", reference="pay-1")
+    )
+    await handle.signal(
+        "payment_received", PaymentIn(amount=account.balance, currency="USD", reference="pay-1")
+    )
+    result = await handle.result()
+    assert result.state == "closed_paid"
+    assert (
+        result.balance == 0 and result.paid_total == account.balance
+    )  # the duplicate reference counted once
+
+    after = [c for c in harness.sent(account) if c["at"] >= paid_at]
+    assert [(c["template"], c["purpose"]) for c in after] == [("payment_receipt", "receipt")]
+    before = [c for c in harness.sent(account) if c["at"] < paid_at]
+    assert [c["template"] for c in before][-1] == "early_voice"  # DPD 12's call went out before the payment
+    await harness.skip_to(paid_at + timedelta(days=60))
+    assert len(harness.sent(account)) == len(before) + 1
+
+
+async def test_negotiation_stops_dunning_before_the_update_answers(harness: Harness) -> None:
+    account = await harness.open_account(due_in_days=-18, phone="+12125550104")
+    handle = harness.handle(account)
+    await harness.skip_to(at_local(account.due_date + timedelta(days=20), 12))
+    today = (await harness.now()).astimezone(NY).date()
+    proposal = PlanProposal(
+        kind=PlanKind.REINSTALMENT, first_due=today + timedelta(days=10), periods=3, period_days=30
+    )
+
+    plan = await handle.execute_update("propose_settlement", proposal, result_type=AgreedPlan)
+    agreed_at = await harness.now()
+    # the moment it answers, the live state already says "settlement" and nothing is in flight
+    with harness.sessions.begin() as s:
+        snap = repo.account_snapshot(s, account.account_id)
+        attempts = repo.contact_attempts(s, account.account_id)
+    assert snap is not None and snap.mode == "settlement"
+    assert not [a for a in attempts if a.state == "reserved"]
+    assert sum(i.amount for i in plan.instalments) == account.balance
+    timeline = await handle.query("timeline", result_type=Timeline)
+    assert timeline.plan_end_date == plan.instalments[-1].due_date
+
+    for inst in plan.instalments:  # the debtor pays each instalment on its due date
+        await harness.skip_to(at_local(inst.due_date, 12))
+        await handle.signal(
+            "payment_received", PaymentIn(amount=inst.amount, currency="USD", reference=f"inst-{inst.seq}")
+        )
+    result = await handle.result()
+    assert result.state == "closed_settled"
+    await harness.skip_to(agreed_at + timedelta(days=365))
+
+    after = [c for c in harness.sent(account) if c["at"] >= agreed_at]
+    assert after, "plan reminders were expected"
+    assert {c["purpose"] for c in after} <= {"plan_reminder", "receipt"}, after
+    assert [c["template"] for c in after if c["purpose"] == "receipt"] == ["plan_completed"]
+    dues = {str(i.seq): i.due_date for i in plan.instalments}
+    for c in after:
+        if c["purpose"] == "plan_reminder":
+            seq = c["key"].split("/")[-2]
+            assert c["at"].astimezone(NY).date() < dues[seq], c  # only ever before the due date
+    # and the carrier confirms: nothing but those after the agreement
+    assert len(await harness.carrier_log("+12125550104")) == len(harness.sent(account))
+
+
+async def test_broken_plan_goes_back_to_dunning(harness: Harness) -> None:
+    account = await harness.open_account(due_in_days=-40, phone="+12125550105")
+    handle = harness.handle(account)
+    today = (await harness.now()).astimezone(NY).date()
+    plan = await handle.execute_update(
+        "propose_settlement",
+        PlanProposal(kind=PlanKind.PROMISE_TO_PAY, first_due=today + timedelta(days=5)),
+        result_type=AgreedPlan,
+    )
+    deadline = at_local(plan.instalments[0].due_date + timedelta(days=4), 0)
+    await harness.skip_to(deadline + timedelta(hours=12))
+    description = await handle.describe()
+    assert description.workflow_type == "DelinquencyWorkflow"
+    status = await handle.query("status", result_type=AccountStatus)
+    assert status.mode == "dunning"
+    with harness.sessions.begin() as s:
+        audit = [e.action for e in repo.audit_entries(s, account.account_id)]
+    assert "plan_broken" in audit and audit.index("plan_broken") < audit.index("dunning_resumed")
+    broke_at = deadline
+    await harness.skip_to(broke_at + timedelta(days=14))
+    resumed = [c for c in harness.sent(account) if c["at"] > broke_at]
+    assert resumed and all(c["purpose"] == "dunning" for c in resumed)
+    await handle.signal(
+        "payment_received", PaymentIn(amount=account.balance, currency="USD", reference="end")
+    )
+    assert (await handle.result()).state == "closed_paid"
+
+
+@pytest.mark.parametrize(
+    ("proposal", "rule"),
+    [
+        (
+            lambda today, due: PlanProposal(kind=PlanKind.DEFERRAL, first_due=due + timedelta(days=14 * 31)),
+            "deferral.max_months",
+        ),
+        (
+            lambda today, due: PlanProposal(
+                kind=PlanKind.FEE_WAIVER, first_due=today + timedelta(days=7), waiver=2_500, approver="sup-1"
+            ),
+            "waiver.requires_evidence",
+        ),
+        (
+            lambda today, due: PlanProposal(
+                kind=PlanKind.REINSTALMENT,
+                first_due=today + timedelta(days=7),
+                periods=2,
+                instalments=[
+                    Instalment(seq=1, due_date=today + timedelta(days=7), amount=20_000),
+                    Instalment(seq=2, due_date=today + timedelta(days=37), amount=20_000),
+                ],
+            ),
+            "plan.sum_mismatch",
+        ),
+    ],
+    ids=["deferral-14-months", "waiver-without-evidence", "instalments-not-summing"],
+)
+async def test_invalid_plans_are_rejected_with_the_rule(own_harness: Harness, proposal, rule: str) -> None:  # type: ignore[no-untyped-def]
+    harness = own_harness
+    account = await harness.open_account(due_in_days=-20, phone="+12125550106")
+    handle = harness.handle(account)
+    today = (await harness.now()).astimezone(NY).date()
+    with pytest.raises(WorkflowUpdateFailedError) as info:
+        await handle.execute_update(
+            "propose_settlement", proposal(today, account.due_date), result_type=AgreedPlan
+        )
+    cause = info.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == "PlanRejected"
+    assert rule in cause.message
+    assert rule in [v["rule"] for v in cause.details[0]]
+    status = await handle.query("status", result_type=AccountStatus)
+    assert status.mode == "dunning"  # a rejected plan changes nothing
+    await harness.finish(handle.id)
+
+
+async def test_undeliverable_sms_falls_back_to_voice_and_all_failing_means_contact_lost(
+    harness: Harness,
+) -> None:
+    # 90-94: SMS undelivered with 30003 (unreachable); calls ring out unanswered
+    account = await harness.open_account(due_in_days=-1, phone="+12125550190")
+    handle = harness.handle(account)
+    await harness.skip_to(at_local(account.due_date + timedelta(days=2), 12))
+    sent = harness.sent(account)
+    assert [(c["channel"], c["decision"]) for c in sent][:2] == [("sms", "sent"), ("voice", "sent")]
+    status = await handle.query("status", result_type=AccountStatus)
+    assert status.unreachable == ["sms"]
+    await harness.skip_to(at_local(account.due_date + timedelta(days=10), 12))
+    assert all(c["channel"] == "voice" for c in harness.sent(account)[1:])
+    await harness.finish(handle.id)
+
+    # the invalid magic number fails on every channel: the account is flagged contact lost, and nothing more goes out
+    lost = await harness.open_account(due_in_days=-1, phone="+15005550001", zone="America/New_York")
+    await harness.skip_to(at_local(lost.due_date + timedelta(days=3), 12))
+    status = await harness.handle(lost).query("status", result_type=AccountStatus)
+    assert status.contact_lost
+    assert sorted(status.unreachable) == ["sms", "voice"]
+    before = len(harness.sent(lost))
+    await harness.skip_to(at_local(lost.due_date + timedelta(days=20), 12))
+    assert len(harness.sent(lost)) == before
+    await harness.finish(lost.workflow_id)
+
+
+async def test_timeline_answers_how_long_they_will_chase(harness: Harness) -> None:
+    account = await harness.open_account(due_in_days=-3, phone="+12125550107", zone="Asia/Shanghai")
+    timeline = await harness.handle(account).query("timeline", result_type=Timeline)
+    assert timeline.chargeoff_date == account.due_date + timedelta(days=180)
+    kinds = [e.kind for e in timeline.entries]
+    assert kinds[-1] == "chargeoff"
+    assert [e.description for e in timeline.entries if e.kind == "stage"] == [
+        "Stage becomes middle",
+        "Stage becomes late",
+    ]
+    shanghai = ZoneInfo("Asia/Shanghai")
+    for e in timeline.entries:
+        if e.kind == "contact":
+            assert 8 <= e.at.astimezone(shanghai).hour < 21
+    await harness.finish(account.workflow_id)

@@ -1,0 +1,137 @@
+"""Replay: recorded histories of the main paths must replay under the current code.
+
+The committed histories in tests/histories/ were recorded from earlier code; a change that makes a
+workflow non-deterministic (a reordered activity, a new timer on an old path) fails here, in CI,
+instead of in production where thousands of open accounts would be stuck.
+Regenerate after an intentional, versioned change with ``COLLECT_RECORD_HISTORIES=1 pytest -k replay``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import timedelta
+from pathlib import Path
+
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from domain.accounts import Product
+from domain.plans import AgreedPlan, PlanKind, PlanProposal
+from tests.workflows.conftest import NY, Harness, at_local
+from workers.setup import WORKFLOWS, sandbox_runner
+from workflows.messages import PaymentIn
+
+HISTORIES = Path(__file__).resolve().parent.parent / "histories"
+
+
+async def all_runs(harness: Harness, workflow_id: str, first_run_id: str) -> list[WorkflowHistory]:
+    """Every run of an account, following continue-as-new from the first."""
+    runs = []
+    run_id: str | None = first_run_id
+    while run_id:
+        history = await harness.client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+        runs.append(history)
+        last = history.events[-1]
+        run_id = (
+            last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+            if last.HasField("workflow_execution_continued_as_new_event_attributes")
+            else None
+        )
+    return runs
+
+
+def replayer() -> Replayer:
+    return Replayer(
+        workflows=WORKFLOWS, data_converter=pydantic_data_converter, workflow_runner=sandbox_runner()
+    )
+
+
+async def test_main_paths_replay(harness: Harness) -> None:
+    scenarios: dict[str, list[WorkflowHistory]] = {}
+
+    # 1. charge-off (closed-end loan opened late, so the run is short)
+    a = await harness.open_account(due_in_days=-110, phone="+12125550120", product=Product.CLOSED_END)
+    h = harness.handle(a)
+    first = (await h.describe()).run_id
+    assert (await h.result()).state == "charged_off"
+    scenarios["chargeoff"] = await all_runs(harness, a.workflow_id, first)
+
+    # 2. paid in full
+    b = await harness.open_account(due_in_days=-3, phone="+12125550121")
+    h = harness.handle(b)
+    first = (await h.describe()).run_id
+    await harness.skip_to(at_local(b.due_date + timedelta(days=5), 12))
+    await h.signal("payment_received", PaymentIn(amount=b.balance, currency="USD", reference="r1"))
+    assert (await h.result()).state == "closed_paid"
+    scenarios["paid"] = await all_runs(harness, b.workflow_id, first)
+
+    # 3. plan agreed, one instalment paid, the next missed: broken, back to dunning, then paid
+    c = await harness.open_account(due_in_days=-25, phone="+12125550122")
+    h = harness.handle(c)
+    first = (await h.describe()).run_id
+    today = (await harness.now()).astimezone(NY).date()
+    plan = await h.execute_update(
+        "propose_settlement",
+        PlanProposal(
+            kind=PlanKind.REINSTALMENT, first_due=today + timedelta(days=7), periods=2, period_days=14
+        ),
+        result_type=AgreedPlan,
+    )
+    await harness.skip_to(at_local(plan.instalments[0].due_date, 12))
+    await h.signal(
+        "payment_received", PaymentIn(amount=plan.instalments[0].amount, currency="USD", reference="i1")
+    )
+    await harness.skip_to(at_local(plan.instalments[1].due_date + timedelta(days=6), 12))
+    await h.signal("payment_received", PaymentIn(amount=c.balance, currency="USD", reference="all"))
+    assert (await h.result()).state == "closed_paid"
+    scenarios["broken_plan"] = await all_runs(harness, c.workflow_id, first)
+    assert [
+        r.events[0].workflow_execution_started_event_attributes.workflow_type.name
+        for r in scenarios["broken_plan"]
+    ] == ["DelinquencyWorkflow", "SettlementWorkflow", "DelinquencyWorkflow"]
+
+    # 4. plan completed
+    d = await harness.open_account(due_in_days=-25, phone="+12125550123")
+    h = harness.handle(d)
+    first = (await h.describe()).run_id
+    today = (await harness.now()).astimezone(NY).date()
+    plan = await h.execute_update(
+        "propose_settlement",
+        PlanProposal(
+            kind=PlanKind.REINSTALMENT, first_due=today + timedelta(days=7), periods=2, period_days=14
+        ),
+        result_type=AgreedPlan,
+    )
+    for inst in plan.instalments:
+        await harness.skip_to(at_local(inst.due_date, 12))
+        await h.signal(
+            "payment_received", PaymentIn(amount=inst.amount, currency="USD", reference=f"p{inst.seq}")
+        )
+    assert (await h.result()).state == "closed_settled"
+    scenarios["plan_completed"] = await all_runs(harness, d.workflow_id, first)
+
+    fresh = [run for runs in scenarios.values() for run in runs]
+    r = replayer()
+    for run in fresh:
+        await r.replay_workflow(run)
+
+    if os.environ.get("COLLECT_RECORD_HISTORIES") == "1":
+        HISTORIES.mkdir(exist_ok=True)
+        for name, runs in scenarios.items():
+            for i, run in enumerate(runs):
+                (HISTORIES / f"{name}-{i}.json").write_text(run.to_json())
+
+
+async def test_committed_histories_replay() -> None:
+    files = sorted(HISTORIES.glob("*.json"))
+    assert len(files) >= 4, "recorded histories are missing from tests/histories"
+    histories = [WorkflowHistory.from_json(f.stem, json.loads(f.read_text())) for f in files]
+    r = replayer()
+    failures = {}
+    for history in histories:
+        result = await r.replay_workflow(history, raise_on_replay_failure=False)
+        if result.replay_failure is not None:
+            failures[history.workflow_id] = str(result.replay_failure)
+    assert not failures, failures

@@ -1,0 +1,1 @@
+"""Worker processes: workflows and activities, horizontally scalable by task queue."""

@@ -1,0 +1,138 @@
+"""Payloads of the signals, updates and workflow inputs, shared by workflows and their callers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from domain.accounts import AccountTerms, Carried, Channel, ContactOutcome
+from domain.clock import REAL_DAY_SECONDS
+from domain.plans import AgreedPlan
+
+
+class DelinquencyInput(BaseModel):
+    terms: AccountTerms
+    carried: Carried | None = None
+    day_seconds: float = Field(default=REAL_DAY_SECONDS, gt=0, description="Real seconds per policy day")
+    contact_queue: str = Field(default="collections-contact", description="Paced task queue for sends")
+    resumed_from: str | None = Field(
+        default=None, description="Why this run started: broken_plan, promise_kept …"
+    )
+
+
+class SettlementInput(BaseModel):
+    terms: AccountTerms
+    carried: Carried
+    plan: AgreedPlan
+    paid_in_plan: int = 0
+
+
+class PaymentIn(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    amount: int = Field(gt=0, description="Minor units")
+    currency: str
+    reference: str = Field(
+        min_length=1, max_length=128, description="Idempotency key: the same reference counts once"
+    )
+    source: str = "lender"
+
+
+class NegotiationRequest(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    channel: str = "api"
+    note: str = ""
+
+
+class HoldRequest(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    reason: str = Field(min_length=1, max_length=500)
+    actor: str = "operator"
+
+
+class OptOut(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    channel: Channel
+    source: str = "debtor"
+
+
+class ContactUpdate(BaseModel):
+    """A new number was stored in the database; the workflow learns only its masked form and zones."""
+
+    model_config = ConfigDict(frozen=True)
+
+    masked_phone: str
+    zones: list[str] = Field(min_length=1)
+    region: str | None = None
+
+
+class OutcomeReport(BaseModel):
+    """A provider callback (delivery status, call result) mapped to an outcome by the webhook service."""
+
+    model_config = ConfigDict(frozen=True)
+
+    dedupe_key: str
+    outcome: ContactOutcome
+    error_code: int | None = None
+    at: datetime | None = None
+
+
+class RunResult(BaseModel):
+    """How a workflow run ended when it did not continue as new."""
+
+    account_id: str
+    state: str  # closed_paid, closed_settled, charged_off
+    balance: int
+    paid_total: int
+    at: datetime
+
+
+class ComplaintIn(BaseModel):
+    """A complaint about how the debt is collected: contact pauses until an investigator decides."""
+
+    model_config = ConfigDict(frozen=True)
+
+    reason: str = Field(min_length=1, max_length=1000)
+    source: str = Field(default="debtor", description="debtor, agent, regulator, agency …")
+    actor: str = "debtor"
+    sla_days: int | None = Field(
+        default=None, gt=0, description="Investigation deadline; profile default if unset"
+    )
+
+
+class ComplaintDecision(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    decision: Literal["resume", "close"] = Field(description="resume collection, or close the account")
+    note: str = Field(default="", max_length=1000)
+    actor: str = "investigator"
+
+
+class DisputeIn(BaseModel):
+    """The debtor disputes the debt: no collection until it is verified."""
+
+    model_config = ConfigDict(frozen=True)
+
+    reason: str = Field(min_length=1, max_length=1000)
+    actor: str = "debtor"
+
+
+class DisputeVerified(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    note: str = Field(default="", max_length=1000)
+    actor: str = "agent"
+
+
+class CeaseRequest(BaseModel):
+    """Stop communication: on one channel (a prohibited medium) or on all of them (cease-communication)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    channel: Channel | None = Field(default=None, description="None: every channel")
+    actor: str = "debtor"
