@@ -1,17 +1,26 @@
-# One image for the worker, the starter and (later) the HTTP service.
+# One image for every process of docker-compose.yml: the worker (python -m workers), the HTTP service
+# (uvicorn service.app:create_app --factory), the migration job (alembic upgrade head), the search-attribute
+# job (python -m runtime.setup_temporal), the carrier simulator (python -m carrier) and the CLI (starter.py).
 FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /app
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+
+# The dependencies first, in a layer of their own: rebuilt only when pyproject.toml changes.
 COPY pyproject.toml README.md ./
-COPY domain domain
-COPY workflows workflows
-COPY activities activities
-COPY workers workers
-COPY runtime runtime
-COPY store store
-COPY carrier carrier
-COPY policies policies
-COPY data data
-COPY alembic.ini starter.py ./
-RUN pip install --no-cache-dir .
+RUN python -c "import subprocess, sys, tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; subprocess.check_call([sys.executable, '-m', 'pip', 'install', *deps])"
+
+# Then the project itself (what .dockerignore leaves: no .venv, var/, .git, caches or .env).
+COPY . .
+RUN pip install --no-deps -e . \
+    && useradd --create-home --uid 10001 collect \
+    && mkdir -p var \
+    && chown collect var
+
+# Never root at run time; var/ is the only place the default (SQLite) settings write to.
+USER collect
+EXPOSE 8000 9464
 CMD ["python", "-m", "workers"]

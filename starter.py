@@ -121,9 +121,10 @@ async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     table.add_row("opted out", ", ".join(status.opted_out) or "none")
     table.add_row(
         "unreachable",
-        ", ".join(status.unreachable) or "none" + (" · CONTACT LOST" if status.contact_lost else ""),
+        (", ".join(status.unreachable) or "none") + (" · CONTACT LOST" if status.contact_lost else ""),
     )
-    table.add_row("next", f"{status.next_action or '-'} at {status.next_action_at or '-'}")
+    when = f"{status.next_action_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC" if status.next_action_at else "-"
+    table.add_row("next", f"{status.next_action or '-'} at {when}")
     if status.plan:
         table.add_row(
             "plan",
@@ -257,6 +258,10 @@ async def cmd_case(args: argparse.Namespace, settings: Settings) -> int:
             m.CeaseRequest(channel=None if args.channel == "all" else Channel(args.channel), actor="cli"),
         ),
     }
+    from domain.agencies import CloseRequest, RecallRequest
+
+    payloads["recall"] = lambda: ("recall", RecallRequest(reason=args.reason, actor="cli"))
+    payloads["close"] = lambda: ("close", CloseRequest(reason=args.reason, note=args.note, actor="cli"))
     signal, payload = payloads[args.command]()
     client = await _client(settings)
     await _handle(client, args.account).signal(signal, payload)
@@ -324,6 +329,8 @@ async def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     """Everything on one machine: dev server (file-backed), simulator, migrations, worker, intake."""
     from runtime.devserver import port_open, start_dev_server
+    from runtime.local_secrets import with_demo_secrets
+    from service.app import make_server
     from workers.setup import build_workers
 
     var = ROOT / "var"
@@ -333,7 +340,8 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     server = None
     if not port_open("127.0.0.1", 7233):
         console.print("starting Temporal dev server (state in var/temporal.db) …")
-        server = start_dev_server(var / "temporal.db", log_file=var / "temporal.log")
+        codec = f"http://localhost:{settings.service_port}/codec" if settings.codec_keys else None
+        server = start_dev_server(var / "temporal.db", log_file=var / "temporal.log", codec_endpoint=codec)
     simulator = None
     if settings.using_simulator:
         from carrier import run_in_thread
@@ -342,9 +350,16 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         simulator = run_in_thread(
             settings.simulator_host, settings.simulator_port, settings.twilio_sid, settings.twilio_token
         )
+    settings, demo_tokens = with_demo_secrets(settings, var)
     client = await _client(settings)
     workers, _deps, executor = build_workers(client, settings)
     tasks = [asyncio.create_task(w.run()) for w in workers]
+    http = None
+    if port_open(settings.service_host, settings.service_port):
+        err.print(f"[yellow]port {settings.service_port} is taken: the HTTP service is not started[/]")
+    else:
+        http = make_server(settings, client)
+        tasks.append(asyncio.create_task(http.serve()))
     try:
         intake_args = argparse.Namespace(file=args.file, day_seconds=settings.day_seconds)
         await cmd_intake(intake_args, settings, client)
@@ -357,6 +372,17 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
             "  a plan:           python starter.py negotiate ACC-00001 --kind reinstalment --periods 3 "
             "--first-due <date>"
         )
+        if http is not None:
+            base = f"http://localhost:{settings.service_port}"
+            console.print(f"  agent console:    {base}/console   (API docs: {base}/docs)")
+            console.print(f"  dashboard:        {base}/dashboard")
+            for role, token in demo_tokens.items():
+                console.print(f"    {role + ' token:':<18}{token}")
+            if settings.codec_keys:
+                console.print(
+                    f"  payloads are encrypted: sign in at {base}/console/login, then in the Temporal UI's "
+                    f"codec dialog use endpoint {base}/codec with 'Include cross-origin credentials'"
+                )
         if settings.day_seconds != 86_400:
             console.print(f"  time: one policy day = {settings.day_seconds:g} s")
         console.print("Ctrl-C stops the worker and server; state is kept in var/.")
@@ -367,6 +393,8 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     except (KeyboardInterrupt, asyncio.CancelledError):
         pass
     finally:
+        if http is not None:
+            http.should_exit = True
         await asyncio.gather(*(w.shutdown() for w in workers), return_exceptions=True)
         await asyncio.gather(*tasks, return_exceptions=True)
         executor.shutdown(wait=False)
@@ -378,12 +406,39 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def cmd_service(args: argparse.Namespace, settings: Settings) -> int:
+    """The HTTP service alone: negotiation API, consoles, Twilio webhooks, codec endpoint."""
+    from service.app import make_server
+
+    client = await _client(settings)
+    server = make_server(settings, client)
+    console.print(
+        f"HTTP service on http://{settings.service_host}:{settings.service_port} "
+        "(console /console, API docs /docs, webhooks /webhooks/twilio/…)"
+    )
+    await server.serve()
+    return 0
+
+
+async def cmd_link(args: argparse.Namespace, settings: Settings) -> int:
+    """The debtor's signed self-service link, exactly what the SMS carries (for support and demos)."""
+    from service.links import self_service_link
+
+    if settings.link_secret is None:
+        from runtime.local_secrets import with_demo_secrets
+
+        settings, _ = with_demo_secrets(settings, ROOT / "var")
+    console.print(self_service_link(settings, args.account))
+    return 0
+
+
 async def cmd_server(args: argparse.Namespace, settings: Settings) -> int:
     from runtime.devserver import start_dev_server
 
     var = ROOT / "var"
     var.mkdir(exist_ok=True)
-    proc = start_dev_server(var / "temporal.db", log_file=var / "temporal.log")
+    codec = f"http://localhost:{settings.service_port}/codec" if settings.codec_keys else None
+    proc = start_dev_server(var / "temporal.db", log_file=var / "temporal.log", codec_endpoint=codec)
     console.print("Temporal dev server on localhost:7233, UI http://localhost:8233 (Ctrl-C stops)")
     try:
         await asyncio.to_thread(proc.wait)
@@ -403,6 +458,8 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--exit-after", type=float, default=None, help=argparse.SUPPRESS)
     sub.add_parser("server", help="run only the Temporal dev server (file-backed)")
     sub.add_parser("worker", help="run a worker (same as python -m workers)")
+    sub.add_parser("service", help="run the HTTP service: API, consoles, webhooks, codec endpoint")
+    sub.add_parser("link", help="print a debtor's signed self-service link").add_argument("account")
     intake = sub.add_parser("intake", help="validate a CSV and start a workflow per good row")
     intake.add_argument("file")
     intake.add_argument("--day-seconds", type=float, default=None)
@@ -450,6 +507,15 @@ def parser() -> argparse.ArgumentParser:
     c = sub.add_parser("cease", help="stop communication on one channel or all of them, for good")
     c.add_argument("account")
     c.add_argument("channel", choices=["sms", "voice", "all"])
+    c = sub.add_parser("recall", help="take a placed account back from its agency")
+    c.add_argument("account")
+    c.add_argument("--reason", required=True)
+    c = sub.add_parser(
+        "close", help="close for a reason the workflow cannot see: written off, deceased, bankrupt"
+    )
+    c.add_argument("account")
+    c.add_argument("reason", choices=["written_off", "deceased", "bankrupt"])
+    c.add_argument("--note", default="")
     purge = sub.add_parser("purge-audit", help="delete audit lines past their profile's retention")
     purge.add_argument("--dry-run", action="store_true")
     audit = sub.add_parser("audit", help="every decision about an account")
@@ -462,6 +528,8 @@ COMMANDS = {
     "demo": cmd_demo,
     "server": cmd_server,
     "worker": cmd_worker,
+    "service": cmd_service,
+    "link": cmd_link,
     "intake": cmd_intake,
     "status": cmd_status,
     "timeline": cmd_timeline,
@@ -472,6 +540,8 @@ COMMANDS = {
     "dispute": cmd_case,
     "verify-dispute": cmd_case,
     "cease": cmd_case,
+    "recall": cmd_case,
+    "close": cmd_case,
     "pause": cmd_hold,
     "resume": cmd_hold,
     "opt-out": cmd_opt_out,

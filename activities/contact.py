@@ -23,11 +23,12 @@ from twilio.twiml.voice_response import VoiceResponse
 from activities.deps import Deps
 from domain.accounts import Channel, ContactOutcome, Language
 from domain.effects import AWAIT_OUTCOME, SEND_CONTACT, OutcomeRequest, SendRequest, SendResult
-from domain.gate import Defer, Deny, PlannedContact, decide
+from domain.gate import Audience, Defer, Deny, PlannedContact, decide
 from domain.governor import rules_for_profile
 from domain.outcomes import CALL_FINAL, MESSAGE_FINAL, call_outcome, error_outcome, message_outcome
 from domain.profiles import load_profile
-from domain.templates import render
+from domain.templates import THIRD_PARTY_PLACEHOLDERS, render
+from service.links import self_service_link
 from store import repo
 from store.governor import voice_verdict
 
@@ -64,8 +65,9 @@ class ContactActivities:
                 channel=req.channel,
                 purpose=req.purpose.value,
                 template=req.template,
-                to_address=snap.phone,
+                to_address=self._to(req, snap),
                 now=now,
+                audience=req.audience,
             )
         if attempt.state in FINAL_STATES:
             return SendResult(
@@ -192,6 +194,13 @@ class ContactActivities:
                 },
             )
 
+    @staticmethod
+    def _to(req: SendRequest, snap) -> str:  # type: ignore[no-untyped-def]
+        """Whom this goes to: the debtor, or (third party) the emergency contact on file, if any."""
+        if req.audience == Audience.THIRD_PARTY:
+            return snap.emergency_phone or ""
+        return snap.phone
+
     def _governor(self, req: SendRequest, snap, now: datetime) -> SendResult | None:  # type: ignore[no-untyped-def]
         """The campaign's abandoned/silent-call governor: None when the call may be placed."""
         profile = load_profile(req.profile)
@@ -199,7 +208,9 @@ class ContactActivities:
             profile.max_abandoned_rate, profile.no_redial_after_abandoned_hours, profile.legal_jurisdiction
         )
         with self.deps.sessions.begin() as s:
-            gov = voice_verdict(s, snap.policy, snap.phone, now, rules=rules, exclude_key=req.dedupe_key)
+            gov = voice_verdict(
+                s, snap.policy, self._to(req, snap), now, rules=rules, exclude_key=req.dedupe_key
+            )
         if gov.allowed:
             return None
         if gov.until is not None:  # 72-hour redial block: the same call, later
@@ -218,8 +229,15 @@ class ContactActivities:
 
     def _live_gate(self, req: SendRequest, now: datetime):  # type: ignore[no-untyped-def]
         with self.deps.sessions.begin() as s:
-            state, ledger = repo.live_gate_inputs(s, req.account_id, since=now - timedelta(days=8), now=now)
-        contact = PlannedContact(channel=req.channel, purpose=req.purpose, template=req.template, at=now)
+            if req.audience == Audience.THIRD_PARTY:  # every message ever sent to them: the total cap
+                state, ledger = repo.third_party_gate_inputs(s, req.account_id, now=now)
+            else:
+                state, ledger = repo.live_gate_inputs(
+                    s, req.account_id, since=now - timedelta(days=8), now=now
+                )
+        contact = PlannedContact(
+            channel=req.channel, purpose=req.purpose, template=req.template, at=now, audience=req.audience
+        )
         return decide(contact, state, ledger, now, load_profile(req.profile))
 
     def _context(self, req: SendRequest, snap) -> dict[str, str]:  # type: ignore[no-untyped-def]
@@ -228,12 +246,18 @@ class ContactActivities:
             "company": st.company_name,
             "callback_number": st.callback_number,
             "agent_name": st.agent_name,
-            "self_service_url": st.self_service_url,
+            # a per-account signed, expiring link when COLLECT_LINK_SECRET is set (service/links.py)
+            "self_service_url": self_service_link(st, req.account_id),
             "name": snap.name.split()[0] if snap.name else "",
             "due_date": snap.due_date.isoformat(),
             "stage": snap.stage or "",
             **req.context,
         }
+
+    def _third_party_context(self, req: SendRequest, snap) -> dict[str, str]:  # type: ignore[no-untyped-def]
+        """Only what a third party may hear: who asks, whom they look for, how to reach us."""
+        full = self._context(req, snap)
+        return {k: v for k, v in full.items() if k in THIRD_PARTY_PLACEHOLDERS}
 
     def _callback(self, path: str) -> str | None:
         base = self.deps.settings.public_base_url
@@ -242,10 +266,21 @@ class ContactActivities:
     def _provider_call(self, req: SendRequest, snap) -> tuple[str, str]:  # type: ignore[no-untyped-def]
         st = self.deps.settings
         client = self.deps.twilio
+        if req.audience == Audience.THIRD_PARTY:
+            return self._third_party_call(req, snap)
         ctx = self._context(req, snap)
-        rendered = render(
-            req.template, req.language.value, purpose=req.purpose, channel=req.channel, context=ctx
-        )
+        try:
+            rendered = render(
+                req.template, req.language.value, purpose=req.purpose, channel=req.channel, context=ctx
+            )
+        except ValueError:
+            if ctx["self_service_url"] == st.self_service_url:
+                raise
+            # a signed link too long for this text (a very long account id): the bare address instead
+            ctx["self_service_url"] = st.self_service_url
+            rendered = render(
+                req.template, req.language.value, purpose=req.purpose, channel=req.channel, context=ctx
+            )
         if req.channel == Channel.SMS:
             kwargs: dict[str, object] = {
                 "to": snap.phone,
@@ -270,6 +305,36 @@ class ContactActivities:
             kwargs["status_callback_event"] = ["initiated", "ringing", "answered", "completed"]
             kwargs["async_amd_status_callback"] = self._callback("/webhooks/twilio/amd")
         call = client.calls.create(**kwargs)
+        return call.sid, call.status
+
+    def _third_party_call(self, req: SendRequest, snap) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+        """The locate message to the emergency contact: no amount, no link, no keypad menu."""
+        st = self.deps.settings
+        to = self._to(req, snap)
+        rendered = render(
+            req.template,
+            req.language.value,
+            purpose=req.purpose,
+            channel=req.channel,
+            context=self._third_party_context(req, snap),
+            audience=Audience.THIRD_PARTY,
+        )
+        if req.channel == Channel.SMS:
+            kwargs: dict[str, object] = {"to": to, "from_": st.twilio_from_number, "body": rendered.text}
+            if cb := self._callback("/webhooks/twilio/message-status"):
+                kwargs["status_callback"] = cb
+            msg = self.deps.twilio.messages.create(**kwargs)
+            return msg.sid, msg.status
+        twiml = VoiceResponse()
+        twiml.say(rendered.text, language=VOICE_LANG.get(req.language, "en-US"))
+        call = self.deps.twilio.calls.create(
+            to=to,
+            from_=st.twilio_from_number,
+            twiml=str(twiml),
+            timeout=25,
+            machine_detection="DetectMessageEnd",
+            async_amd="true",
+        )
         return call.sid, call.status
 
     def voice_twiml(self, req: SendRequest, text: str) -> VoiceResponse:

@@ -7,7 +7,7 @@ from datetime import date, datetime
 from enum import StrEnum
 
 import phonenumbers
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from domain.clock import PolicyClock
 
@@ -50,6 +50,22 @@ class CloseReason(StrEnum):
     WRITTEN_OFF = "written_off"
     DECEASED = "deceased"
     BANKRUPT = "bankrupt"
+    PLACED = "placed"  # charged off and placed with an agency (which may still collect)
+
+
+#: The debtor's final message per closing reason (a template name), or None where the law forbids
+#: one: a bankrupt debtor is protected by the automatic stay (11 U.S.C. 362), a deceased debtor's
+#: number may now belong to the family (only the estate's representative may be told about a debt).
+FINAL_MESSAGES: dict[CloseReason, str | None] = {
+    CloseReason.PAID: "payment_receipt",
+    CloseReason.SETTLED: "plan_completed",
+    CloseReason.CHARGED_OFF: None,
+    CloseReason.PLACED: "agency_placement",
+    CloseReason.WRITTEN_OFF: "written_off",
+    CloseReason.DECEASED: None,
+    CloseReason.BANKRUPT: None,
+    CloseReason.COMPLAINT_UPHELD: None,
+}
 
 
 class HoldKind(StrEnum):
@@ -129,6 +145,21 @@ class Debtor(BaseModel):
         return value
 
 
+class EmergencyContact(BaseModel):
+    """Someone the debtor named to reach them through. Asked only how to reach the debtor, and only
+    once the debtor is unreachable (domain.gate); never told about the debt (domain.templates)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str = Field(min_length=1, max_length=200)
+    phone: str = Field(description="E.164 number")
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, value: str) -> str:
+        return validate_e164(value)
+
+
 class Account(BaseModel):
     """What intake knows about a delinquent account; the input of its first workflow run."""
 
@@ -143,6 +174,13 @@ class Account(BaseModel):
     due_date: date
     profile: str = Field(default="US", description="Jurisdiction profile: US, CN, UK or an operator's own")
     policy: str = Field(default="default", description="Collection policy file name")
+    emergency: EmergencyContact | None = Field(default=None, description="Optional emergency contact")
+
+    @model_validator(mode="after")
+    def _emergency_is_someone_else(self) -> Account:
+        if self.emergency is not None and self.emergency.phone == self.debtor.phone:
+            raise ValueError("emergency_phone must not be the debtor's own number")
+        return self
 
     @field_validator("account_id")
     @classmethod
@@ -241,6 +279,17 @@ class Carried(BaseModel):
     contact_queue: str = Field(
         default="collections-contact", description="The paced task queue the send activity runs on"
     )
+    # field visits and placement (issue 7)
+    visits: int = Field(default=0, description="Field visits arranged so far")
+    last_visit_at: datetime | None = Field(default=None, description="When the last visit was arranged")
+    placed_with: str | None = Field(default=None, description="The agency holding the account now")
+    recalled_from: list[str] = Field(
+        default_factory=list, description="Agencies the account was recalled from"
+    )
+    # emergency contact (third party) while the debtor is unreachable
+    locate_ledger: list[LedgerEntry] = Field(
+        default_factory=list, description="Messages to the emergency contact (all: the total cap counts them)"
+    )
 
 
 class AccountTerms(BaseModel):
@@ -264,6 +313,12 @@ class AccountTerms(BaseModel):
     zones: list[str] = Field(min_length=1, description="Every time zone the debtor may be in")
     region: str | None = None
     masked_phone: str = "-"
+    emergency_masked: str | None = Field(
+        default=None, description="The emergency contact's masked number; None: there is none"
+    )
+    emergency_zones: list[str] = Field(
+        default_factory=list, description="Time zones of the emergency contact's number"
+    )
 
     @property
     def workflow_id(self) -> str:
@@ -287,4 +342,6 @@ class AccountTerms(BaseModel):
             zones=debtor_zones(account.debtor.timezone, account.debtor.phone),
             region=account.debtor.region,
             masked_phone=mask_phone(account.debtor.phone),
+            emergency_masked=mask_phone(account.emergency.phone) if account.emergency else None,
+            emergency_zones=debtor_zones(None, account.emergency.phone) if account.emergency else [],
         )

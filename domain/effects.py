@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from domain.accounts import Channel, ContactOutcome, Event, Hold, HoldKind, Language, Mode, Stage
 from domain.clock import PolicyClock
-from domain.gate import Purpose
+from domain.gate import Audience, Purpose
 from domain.plans import AgreedPlan
 
 SEND_CONTACT = "send_contact"
@@ -38,6 +38,10 @@ class SendRequest(BaseModel):
     clock: PolicyClock
     planned_at: datetime = Field(description="Policy time at which the workflow decided to send")
     context: dict[str, str] = Field(default_factory=dict, description="Non-personal text for the template")
+    audience: Audience = Field(
+        default=Audience.DEBTOR,
+        description="third_party: to the emergency contact, whose number the activity reads from the database",
+    )
 
 
 class SendResult(BaseModel):

@@ -48,6 +48,15 @@ class Purpose(StrEnum):
     ACKNOWLEDGEMENT = "acknowledgement"  # complaint / dispute received
 
 
+class Audience(StrEnum):
+    """Whom a contact is for. A third party is the debtor's emergency contact, asked only for a way
+    to reach the debtor (CN NIFA: only when the debtor is unreachable, never disclosing the debt;
+    US Reg F 12 CFR 1006.10 location communications)."""
+
+    DEBTOR = "debtor"
+    THIRD_PARTY = "third_party"
+
+
 # Answers to something the debtor did: exempt from frequency caps and most holds (never from quiet hours).
 TRANSACTIONAL = {Purpose.RECEIPT, Purpose.OPT_OUT_CONFIRMATION, Purpose.ACKNOWLEDGEMENT}
 
@@ -66,6 +75,7 @@ class PlannedContact(BaseModel):
         default=False,
         description="A live agent is guaranteed on answer (lifts the UK no-redial-after-abandoned rule only)",
     )
+    audience: Audience = Field(default=Audience.DEBTOR, description="The debtor, or their emergency contact")
 
     @field_validator("at")
     @classmethod
@@ -86,6 +96,13 @@ class GateState(BaseModel):
     unreachable: list[Channel] = Field(default_factory=list)
     zones: list[str] = Field(min_length=1, description="Every time zone the debtor may be in")
     region: str | None = None
+    third_party_zones: list[str] | None = Field(
+        default=None,
+        description="Zones of the emergency contact's number; None: the account has no emergency contact",
+    )
+    third_party_status: Literal["active", "unreachable", "opted_out"] = Field(
+        default="active", description="Whether the emergency contact's number may still be used"
+    )
     person_ledger: list[LedgerEntry] | None = Field(
         default=None,
         description=(
@@ -340,6 +357,8 @@ def decide(
     now_utc = _utc(now)
     profile = profile.for_region(state.region)
     purpose = contact.purpose
+    if contact.audience == Audience.THIRD_PARTY:
+        return _decide_third_party(contact, state, ledger, now_utc, profile)
 
     if state.mode == Mode.CLOSED and purpose not in TRANSACTIONAL:
         return Deny(rule="account.closed")
@@ -366,6 +385,71 @@ def decide(
         binding = max(blocks, key=lambda b: b.release or earliest, default=None)
         if binding is not None and binding.release is not None and binding.release > earliest:
             earliest, rule = binding.release, binding.rule
+    moment = next_convenient(earliest, zones, profile)
+    if moment is None:
+        return Deny(rule="quiet_hours.no_common_window")
+    if moment <= now_utc:
+        return Allow()
+    return Defer(until=_utc(moment), rule=rule)
+
+
+# ---- third parties (the debtor's emergency contact) ---------------------------------------------
+def debtor_unreachable(state: GateState) -> bool:
+    """Contact lost: no channel of the debtor is usable, and at least one failed for real.
+
+    A debtor who merely opted out of every channel chose not to hear from us: writing to their
+    emergency contact instead would go round that choice, so opt-outs alone never open this door.
+    """
+    usable = [c for c in Channel if c not in state.unreachable and c not in state.opted_out]
+    return not usable and any(c in state.unreachable for c in Channel)
+
+
+def _decide_third_party(
+    contact: PlannedContact,
+    state: GateState,
+    ledger: Sequence[LedgerEntry],
+    now_utc: datetime,
+    profile: Profile,
+) -> Verdict:
+    """A location message to the emergency contact: the narrowest door the gate has.
+
+    Only while the account is being collected and the debtor cannot be reached at all, only with a
+    template that cannot disclose the debt (:func:`domain.templates.third_party_safe`), never under
+    any hold (a cease, complaint, dispute or attorney hold stops asking others too), at most
+    ``max_locate_per_7_days`` and ``max_locate_total`` messages (``ledger`` is the messages to this
+    third party, all of them), and at convenient hours in *the third party's* zones.
+    """
+    from domain.templates import third_party_safe  # templates imports this module
+
+    if state.mode == Mode.CLOSED:
+        return Deny(rule="account.closed")
+    if state.mode == Mode.SETTLEMENT:
+        return Deny(rule="settlement.no_dunning")
+    if contact.purpose != Purpose.DUNNING:
+        return Deny(rule="third_party.purpose")
+    if not third_party_safe(contact.template):
+        return Deny(rule="third_party.template_discloses")
+    if state.third_party_zones is None:
+        return Deny(rule="third_party.none")
+    if state.third_party_status != "active":
+        return Deny(rule=f"third_party.{state.third_party_status}")
+    if not debtor_unreachable(state):
+        return Deny(rule="third_party.debtor_reachable")
+    for hold in state.holds:
+        if hold.until is None or _utc(hold.until) > now_utc:  # any hold, on any channel, of any kind
+            return Deny(rule=f"hold.{hold.kind.value}")
+    zones = list(dict.fromkeys(state.third_party_zones)) or ["UTC"]
+    seen = _counted(ledger, None)
+    if len(seen) >= profile.max_locate_total:
+        return Deny(rule="third_party.cap_total")
+    earliest = max(now_utc, _utc(contact.at))
+    rule = "schedule" if earliest > now_utc else "quiet_hours"
+    block = _rolling_cap(seen, profile.max_locate_per_7_days, 7, zones, "third_party.cap_7_days")
+    if block is not None:
+        if block.release is None:
+            return Deny(rule=block.rule)
+        if block.release > earliest:
+            earliest, rule = block.release, block.rule
     moment = next_convenient(earliest, zones, profile)
     if moment is None:
         return Deny(rule="quiet_hours.no_common_window")

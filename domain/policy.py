@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from domain.accounts import Channel, Product, Stage
 from domain.errors import describe
+from domain.visits import PlacementPolicy, VisitPolicy
 
 POLICY_DIR = Path(__file__).resolve().parent.parent / "policies"
 
@@ -100,6 +101,9 @@ class Policy(BaseModel):
         description="Consecutive undeliverable attempts on every channel before 'contact lost'",
     )
     settlement: SettlementRules = SettlementRules()
+    # field visits and agency placement (issue 7); a policy without the tables does neither
+    visits: VisitPolicy = VisitPolicy(enabled=False)
+    placement: PlacementPolicy = PlacementPolicy(enabled=False)
 
     @model_validator(mode="after")
     def _chargeoff(self) -> Policy:

@@ -69,6 +69,9 @@ class Floors(BaseModel):
     min_no_redial_after_abandoned_hours: int | None = None
     max_abandoned_rate: float = 0.03
     min_retention_years: int = 0
+    max_locate_total: int | None = Field(
+        default=None, description="Messages to one third party (emergency contact) in all, ever"
+    )
     region_overrides: dict[str, dict[str, int]] = Field(
         default_factory=dict, description="Subdivision limits, e.g. US-MA: 2 communications per 7 days"
     )
@@ -109,6 +112,7 @@ class Floors(BaseModel):
             ),
             max_abandoned_rate=min(self.max_abandoned_rate, other.max_abandoned_rate),
             min_retention_years=max(self.min_retention_years, other.min_retention_years),
+            max_locate_total=_stricter(self.max_locate_total, other.max_locate_total, lower=True),
             region_overrides=regions,
         )
 
@@ -119,6 +123,7 @@ BASELINE_FLOORS = Floors()
 # The law, per jurisdiction. A profile names its jurisdiction (or is named after it).
 LEGAL_FLOORS: dict[str, Floors] = {
     "US": Floors(
+        max_locate_total=1,  # FDCPA 804(3): a third party is told once, unless they ask for more
         max_call_attempts_per_7_days=7,
         min_days_after_conversation=7,
         min_retention_years=3,
@@ -147,6 +152,10 @@ FLOOR_RULES: dict[str, dict[str, str]] = {
         "max_abandoned_rate": "US FCC 47 CFR 64.1200(a)(7): abandoned calls at most 3% per campaign per 30 days",
         "min_retention_years": "US Reg F 12 CFR 1006.100: records kept 3 years",
         "max_communications_per_7_days": "US-MA 940 CMR 7.04(1)(f): at most 2 communications per 7 days",
+        "max_locate_total": (
+            "US FDCPA 804(3) / Reg F 12 CFR 1006.10: a third party is contacted about the debtor's "
+            "location only once"
+        ),
     },
     "UK": {
         "max_abandoned_rate": "UK Ofcom persistent misuse policy: abandoned calls at most 3% per 24 hours",
@@ -196,6 +205,13 @@ class Profile(BaseModel):
     max_abandoned_rate: float = Field(default=0.03, ge=0, le=1)
     no_redial_after_abandoned_hours: int = Field(default=72, ge=0)
     retention_years: int = Field(default=5, ge=1)
+    # Emergency contacts (third parties), only when the debtor is unreachable: how often they may be asked.
+    max_locate_per_7_days: int = Field(
+        default=1, ge=0, description="Messages to the debtor's emergency contact in any 7 days"
+    )
+    max_locate_total: int = Field(
+        default=1, ge=0, description="Messages to the debtor's emergency contact in all, ever"
+    )
     region_overrides: dict[str, dict[str, int | None]] = Field(
         default_factory=dict, description="Stricter numbers for subdivisions, e.g. US-MA"
     )
@@ -278,6 +294,7 @@ class Profile(BaseModel):
             "max_call_attempts_per_7_days",
             "max_connected_calls_per_day",
             "max_communications_per_7_days",
+            "max_locate_total",
         ):
             legal, mine = getattr(f, field), getattr(p, field)
             if legal is not None and mine is None:

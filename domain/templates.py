@@ -14,7 +14,11 @@ forbidden word in):
   before knowing who is calling (Ofcom/FCC: identify at once);
 - the limited-content voicemail (Reg F 12 CFR 1006.2(j)) and the third-party locate message carry
   only their allowed placeholders, and no word about debt, payment or money, nor any money figure,
-  because a voicemail or an emergency contact must not learn that the debtor owes anything.
+  because a voicemail or an emergency contact must not learn that the debtor owes anything;
+- a template may go to a third party (the debtor's emergency contact) only if it says so
+  (``audience = ["third_party"]``) in every language, and such a template is held to the same
+  limited-content rules: only :data:`THIRD_PARTY_PLACEHOLDERS`, no debt word, no figure. The
+  contact gate asks :func:`third_party_safe` before anything goes to a third party.
 
 :func:`render` is pure (the packs are read once and cached), so it may run in an activity or a
 workflow alike.
@@ -35,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from domain.accounts import Channel
 from domain.errors import describe
-from domain.gate import Purpose
+from domain.gate import Audience, Purpose
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "policies" / "templates"
 LANGUAGES = ("en", "zh-CN")
@@ -48,6 +52,9 @@ LIMITED_CONTENT: dict[str, frozenset[str]] = {
     # Emergency contact: who is asking, whom they look for, how to reach us. Never the debt.
     "third_party_locate": frozenset({"company", "agent_name", "callback_number", "name"}),
 }
+# What a message to a third party may name: who asks, whom they look for, how to reach us. No amount,
+# due date, stage or link (a link leads to the account).
+THIRD_PARTY_PLACEHOLDERS = frozenset({"company", "agent_name", "callback_number", "name"})
 # SMS sent *because* the debtor opted out: the one text without an opt-out instruction (see module doc).
 NO_OPT_OUT_FOOTER = frozenset({"opt_out_confirmation"})
 
@@ -116,6 +123,11 @@ class TemplateSpec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     purposes: list[Purpose] = Field(min_length=1, description="What it may be sent for")
+    audience: list[Audience] = Field(
+        default_factory=lambda: [Audience.DEBTOR],
+        min_length=1,
+        description="Whom it may be sent to; third_party only for texts that cannot disclose the debt",
+    )
     sms: str | None = None
     voice: str | None = None
 
@@ -154,6 +166,10 @@ class LanguagePack(BaseModel):
             if spec.sms is not None and self.opt_out in spec.sms:
                 problems.append(f"templates.{name}.sms: leave out the opt-out, it is appended automatically")
             allowed = LIMITED_CONTENT.get(name)
+            if Audience.THIRD_PARTY in spec.audience:
+                allowed = (allowed or THIRD_PARTY_PLACEHOLDERS) & THIRD_PARTY_PLACEHOLDERS
+                if spec.purposes != [Purpose.DUNNING]:
+                    problems.append(f"templates.{name}.purposes: a third-party text is for dunning only")
             if allowed is None:
                 continue
             for channel, text in (("sms", spec.sms), ("voice", spec.voice)):
@@ -212,6 +228,18 @@ def load_pack(language: str, directory: Path | None = None) -> LanguagePack:
     return pack
 
 
+@lru_cache(maxsize=256)
+def third_party_safe(template: str) -> bool:
+    """May ``template`` go to a third party? Only if every shipped language marks it so.
+
+    Marking it so is what subjects it to the limited-content rules at load (no amount or debt
+    placeholder, no debt word, no figure), so a True here means "cannot disclose the debt". An
+    unknown template is not safe.
+    """
+    specs = [load_pack(language).templates.get(template) for language in LANGUAGES]
+    return all(spec is not None and Audience.THIRD_PARTY in spec.audience for spec in specs)
+
+
 def _value(context: Mapping[str, object], key: str) -> str | None:
     """A context value as one line of text; None when absent or blank (a blank name is a missing name)."""
     raw = context.get(key)
@@ -228,13 +256,15 @@ def render(
     purpose: Purpose | str,
     channel: Channel | str,
     context: Mapping[str, object],
+    audience: Audience | str = Audience.DEBTOR,
 ) -> Rendered:
     """The text of ``template`` in ``language`` for one contact, with every rule checked.
 
     Raises ``ValueError`` for an unknown template, language, channel or purpose, a template sent for
     a purpose it is not meant for, a missing (or blank) context key (naming it), and a rendered text
     that breaks a rule (too long, forbidden word in a limited message, no identification first).
-    Extra context keys are ignored.
+    Extra context keys are ignored. A text for a third party must be marked for one (``audience``)
+    and is checked again for debt words and figures after the context is filled in.
     """
     pack = load_pack(str(language))
     spec = pack.templates.get(template)
@@ -247,6 +277,9 @@ def render(
     if purpose not in spec.purposes:
         allowed = ", ".join(p.value for p in spec.purposes)
         raise ValueError(f"template {template!r} is for {allowed}, not {purpose.value}")
+    audience = Audience(audience)
+    if audience == Audience.THIRD_PARTY and audience not in spec.audience:
+        raise ValueError(f"template {template!r} is not marked for a third party (audience)")
     text = spec.text(channel)
     if text is None:
         raise ValueError(f"template {template!r} ({language}) has no {channel.value} text")
@@ -260,7 +293,7 @@ def render(
     body = text.format_map(values).strip()
     where = f"template {template!r} ({language}, {channel.value})"
 
-    if template in LIMITED_CONTENT:
+    if template in LIMITED_CONTENT or audience == Audience.THIRD_PARTY:
         bad = forbidden_in(body)
         if bad:
             raise ValueError(f"{where}: a limited-content message may not say {', '.join(sorted(set(bad)))}")

@@ -79,13 +79,13 @@ def start_dev_server(
     ui_port: int = 8233,
     log_file: Path | None = None,
     timeout: float = 60.0,
+    codec_endpoint: str | None = None,
 ) -> subprocess.Popen[bytes]:
     if db_file is not None:
         db_file.parent.mkdir(parents=True, exist_ok=True)
     out = open(log_file, "ab") if log_file else subprocess.DEVNULL
-    proc = subprocess.Popen(
-        [temporal_cli(), *dev_server_args(db_file, port, ui_port)], stdout=out, stderr=out
-    )
+    args = dev_server_args(db_file, port, ui_port, codec_endpoint=codec_endpoint)
+    proc = subprocess.Popen([temporal_cli(), *args], stdout=out, stderr=out)
     deadline = time.monotonic() + timeout
     while not port_open("127.0.0.1", port):
         if proc.poll() is not None:

@@ -52,6 +52,34 @@ class Settings(BaseSettings):
     agent_name: str = "Sam Taylor"
     self_service_url: str = "http://localhost:8000/me"
 
+    # the HTTP service (negotiation API, consoles, webhooks, codec endpoint)
+    service_host: str = "127.0.0.1"
+    service_port: int = 8000
+    api_tokens: dict[str, str] = Field(
+        default_factory=dict,
+        description='Bearer tokens: JSON {"<token>": "<name>:<role>"}, role one of agent, supervisor, auditor',
+    )
+    link_secret: SecretStr | None = Field(
+        default=None, description="HMAC key of the debtor's self-service links (required to issue links)"
+    )
+    link_ttl_days: int = Field(default=14, gt=0, le=90)
+    codec_keys: SecretStr | None = Field(
+        default=None,
+        description="Payload encryption keys 'kid:base64(32 bytes)[,kid:…]'; the first encrypts, all decrypt",
+    )
+    ui_origin: str = Field(
+        default="http://localhost:8233",
+        description="Origin of the Temporal UI allowed to call the codec endpoint from the browser (CORS)",
+    )
+    metrics_port: int | None = Field(default=None, description="Prometheus /metrics port of the worker")
+    metrics_host: str = Field(
+        default="127.0.0.1", description="Interface of the worker's /metrics (0.0.0.0 in a container)"
+    )
+    metrics_business: bool = Field(
+        default=True,
+        description="Also serve the business figures (read from the database) on the worker's /metrics",
+    )
+
     # time: real seconds per policy day (86400 = real time; 2 = a policy day every two seconds)
     day_seconds: float = Field(default=86_400, gt=0)
 

@@ -1,18 +1,50 @@
-"""Connecting to Temporal the same way everywhere: pydantic payloads, TLS and API key from settings."""
+"""Connecting to Temporal the same way everywhere: pydantic payloads, TLS and API key from settings.
+
+``data_converter`` is the one place the payload format is decided (pydantic JSON, sealed with AES-GCM
+when ``COLLECT_CODEC_KEYS`` is set): the client, the workers, the tests and the replayer all use it,
+so nothing can write a payload the others cannot read.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+
+from pydantic import SecretStr
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 
+from runtime.codec import codec_from_spec
 from runtime.settings import Settings
+
+
+def data_converter(codec_keys: SecretStr | str | None = None, *, seal_failures: bool = True) -> DataConverter:
+    """Pydantic payloads; with keys, every payload encrypted and failure messages moved into one too.
+
+    A failure's message and stack trace are plain text in the history unless the failure converter
+    encodes them (an exception text could quote a phone number), so with encryption on they are
+    sealed like everything else. ``seal_failures=False`` keeps them readable where only developers
+    look (the replay test, whose non-determinism report would otherwise read "Encoded failure").
+    A bad key string raises here, at start-up, naming the setting.
+    """
+    spec = codec_keys.get_secret_value() if isinstance(codec_keys, SecretStr) else codec_keys
+    codec = codec_from_spec(spec)
+    if codec is None:
+        return pydantic_data_converter
+    if not seal_failures:
+        return dataclasses.replace(pydantic_data_converter, payload_codec=codec)
+    return dataclasses.replace(
+        pydantic_data_converter,
+        payload_codec=codec,
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )
 
 
 async def connect(settings: Settings) -> Client:
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(settings.codec_keys),
         tls=settings.temporal_tls,
         api_key=settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None,
     )

@@ -5,20 +5,61 @@ Run with ``python starter.py service`` (or ``uvicorn service.app:create_app --fa
 
 from __future__ import annotations
 
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
+from temporalio.client import Client
 
 from runtime.settings import Settings, get_settings
-from service import agency, api, codec, console, dashboard, selfservice, webhooks
+from service import agency, api, codec, console, dashboard, metrics, selfservice, webhooks
+
+log = logging.getLogger("humane_collect.service")
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Run as ``uvicorn --factory`` (compose), the app connects to Temporal itself at start-up.
+
+    A Temporal outage at start must not take the webhooks down: they still record what Twilio
+    tells us in the database, and the workflows catch up through the outcome poller.
+    """
+    if getattr(app.state, "temporal_client", None) is None:
+        from runtime.temporal import connect
+
+        try:
+            app.state.temporal_client = await connect(app.state.settings)
+        except Exception as exc:
+            log.warning("Temporal unreachable at start-up (%s): signals are skipped until restart", exc)
+    yield
+
+
+def create_app(settings: Settings | None = None, temporal_client: Client | None = None) -> FastAPI:
     settings = settings or get_settings()
     app = FastAPI(
         title="humane-collect",
         version="0.1.0",
         description="Negotiation API, Twilio webhooks and operator pages of the collection orchestrator.",
+        lifespan=_lifespan,
     )
     app.state.settings = settings
-    for module in (webhooks, api, console, selfservice, codec, dashboard, agency):
+    if temporal_client is not None:
+        app.state.temporal_client = temporal_client
+    for module in (webhooks, api, console, selfservice, codec, dashboard, agency, metrics):
         app.include_router(module.router)
     return app
+
+
+def make_server(settings: Settings, temporal_client: Client):  # type: ignore[no-untyped-def]
+    """A uvicorn server for the app, to run on the caller's event loop (demo, ``starter.py service``)."""
+    import uvicorn
+
+    config = uvicorn.Config(
+        create_app(settings, temporal_client),
+        host=settings.service_host,
+        port=settings.service_port,
+        log_level="warning",
+        proxy_headers=True,
+    )
+    return uvicorn.Server(config)

@@ -1,7 +1,595 @@
-"""Placeholder router; filled in by its issue."""
+"""The agent console: server-rendered pages over the same operations as the REST API.
+
+Why it is built this way:
+
+* **Same token, same rules as the API.** An agent logs in with their API token; it is kept in the
+  ``collect_token`` cookie (httponly, SameSite=Strict) and checked by :mod:`service.auth`, so a role
+  means the same on a page and on the API, and every write is audited by :mod:`service.operations`
+  under the agent's name.
+* **CSRF.** A cookie is sent by the browser on its own, so every form carries a token derived from
+  the session's token (HMAC, not guessable without it) and a POST without the right one is refused.
+  SameSite=Strict is the second fence.
+* **Preview before submit.** The plan builder posts to a preview that runs the pure
+  ``operations.preview_plan`` (the functions the workflow's validator runs) and shows the instalment
+  schedule and every broken rule by name; nothing reaches the workflow until the agent submits. A
+  few lines of JavaScript refresh the preview as the form changes; without JavaScript the Preview
+  button does the same with a full page.
+* **Masked phone only.** The pages show what the workflow's ``status`` query answers (a masked
+  number) and the contact attempts without their destination; no page reads the debtor's name or number.
+
+Shared page plumbing (templates, filters, static files, the Temporal client and database sessions)
+lives here too; :mod:`service.selfservice` uses it.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import asyncio
+import hashlib
+import hmac
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.datastructures import FormData
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from domain.accounts import HoldKind, Mode, Stage
+from domain.money import exponent, format_minor, parse_major
+from domain.plans import PlanKind, PlanProposal, Violation
+from runtime.settings import Settings, get_settings
+from service import operations as ops
+from service.auth import COOKIE, Principal, identify, parse_tokens
+from store import repo
+from store.db import make_engine, session_factory
 
 router = APIRouter()
+
+HERE = Path(__file__).resolve().parent
+STATIC_DIR = HERE / "static"
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+PREFIX = "/console"
+TIMELINE_SHOWN = 14
+
+
+# ---- page plumbing (shared with service.selfservice) -------------------------------------------------
+def _money(amount: int | None, currency: str | None) -> str:
+    if amount is None:
+        return "-"
+    return format_minor(amount, currency or "USD")
+
+
+def _when(value: datetime | date | None, fmt: str = "%Y-%m-%d %H:%M", zone: str | None = None) -> str:
+    """A date, or a time in ``zone`` (the debtor's home zone: what "10:00" means to them) with its offset."""
+    if value is None:
+        return "-"
+    if isinstance(value, datetime):
+        if zone:
+            value = value.astimezone(ZoneInfo(zone))
+        return value.strftime(fmt + " %z").strip()
+    return value.isoformat()
+
+
+def _major(amount: int | None, currency: str) -> str:
+    """Minor units as an editable major-unit number ("1234.50"), for form defaults."""
+    if amount is None:
+        return ""
+    exp = exponent(currency)
+    whole, frac = divmod(amount, 10**exp) if exp else (amount, 0)
+    return f"{whole}.{frac:0{exp}d}" if exp else str(whole)
+
+
+templates.env.filters["money"] = _money
+templates.env.filters["when"] = _when
+templates.env.filters["major"] = _major
+templates.env.filters["label"] = lambda value: str(getattr(value, "value", value) or "-").replace("_", " ")
+
+
+@router.get("/static/{name}", include_in_schema=False)
+async def static_file(name: str) -> Response:
+    """The stylesheet and the script, from this package (no CDN); only files that exist in it."""
+    allowed = {p.name: p for p in STATIC_DIR.iterdir() if p.is_file()}
+    path = allowed.get(name)
+    if path is None:
+        return Response(status_code=404)
+    return FileResponse(path, headers={"Cache-Control": "public, max-age=300"})
+
+
+def settings_of(request: Request) -> Settings:
+    return getattr(request.app.state, "settings", None) or get_settings()
+
+
+def sessions_of(request: Request) -> sessionmaker[Session]:
+    """One session factory per app, on the process-wide engine for the configured database."""
+    state = request.app.state
+    sessions = getattr(state, "sessions", None)
+    if sessions is None:
+        sessions = state.sessions = session_factory(make_engine(settings_of(request).database_url))
+    return sessions
+
+
+_connecting = asyncio.Lock()
+
+
+async def client_of(request: Request) -> Client:
+    """``app.state.temporal_client``, or a connection from the settings made once on first use."""
+    state = request.app.state
+    client = getattr(state, "temporal_client", None)
+    if client is not None:
+        return client
+    async with _connecting:
+        client = getattr(state, "temporal_client", None)
+        if client is None:
+            from runtime.temporal import connect
+
+            client = state.temporal_client = await connect(settings_of(request))
+    return client
+
+
+def page(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
+    return templates.TemplateResponse(request, name, context, status_code=status_code)
+
+
+def error_page(request: Request, status_code: int, title: str, message: str, **extra: Any) -> HTMLResponse:
+    context = {"title": title, "message": message, **extra}
+    return page(request, "console/error.html", context, status_code=status_code)
+
+
+# ---- login, CSRF ------------------------------------------------------------------------------------
+def csrf_token(request: Request) -> str:
+    """Bound to the session's token: a page of another site can neither read nor compute it."""
+    token = request.cookies.get(COOKIE, "")
+    return hmac.new(token.encode(), b"humane-collect/console/csrf", hashlib.sha256).hexdigest()[:40]
+
+
+def _csrf_ok(request: Request, form: FormData) -> bool:
+    sent = str(form.get("csrf", ""))
+    return bool(request.cookies.get(COOKIE)) and hmac.compare_digest(
+        sent.encode(), csrf_token(request).encode()
+    )
+
+
+def _login_redirect(request: Request) -> RedirectResponse:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"{PREFIX}/login?next={quote(target)}", status_code=303)
+
+
+def _who(request: Request, action: str) -> Principal | Response:
+    """The logged-in principal allowed to ``action``, or the response to send instead."""
+    principal = identify(request)
+    if principal is None:
+        return _login_redirect(request)
+    if not principal.may(action):
+        return error_page(
+            request,
+            403,
+            "Not allowed",
+            f"Your role ({principal.role.value}) may not {action} here.",
+            principal=principal,
+        )
+    return principal
+
+
+async def _posted(request: Request, action: str) -> tuple[Principal, FormData] | Response:
+    who = _who(request, action)
+    if isinstance(who, Response):
+        return who
+    form = await request.form()
+    if not _csrf_ok(request, form):
+        return error_page(
+            request,
+            403,
+            "Form expired",
+            "This form was not sent from your console session. Reload the page and try again.",
+            principal=who,
+        )
+    return who, form
+
+
+def _base(request: Request, principal: Principal | None, **context: Any) -> dict[str, Any]:
+    return {
+        "principal": principal,
+        "csrf": csrf_token(request) if principal else "",
+        "company": settings_of(request).company_name,
+        **context,
+    }
+
+
+def _safe_next(target: str | None) -> str:
+    if target and target.startswith(PREFIX) and not target.startswith("//"):
+        return target
+    return PREFIX
+
+
+@router.get(f"{PREFIX}/login", response_class=HTMLResponse, include_in_schema=False)
+async def login_form(request: Request, next: str | None = None) -> Response:
+    return page(request, "console/login.html", _base(request, None, next=_safe_next(next), error=None))
+
+
+@router.post(f"{PREFIX}/login", include_in_schema=False)
+async def login(request: Request) -> Response:
+    form = await request.form()
+    token = str(form.get("token", "")).strip()
+    target = _safe_next(str(form.get("next", "")))
+    known = parse_tokens(settings_of(request).api_tokens)
+    if not token or not any(hmac.compare_digest(k.encode(), token.encode()) for k in known):
+        context = _base(request, None, next=target, error="That token is not valid.")
+        return page(request, "console/login.html", context, status_code=401)
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(
+        COOKIE,
+        token,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/",
+        max_age=12 * 3600,
+    )
+    return response
+
+
+@router.post(f"{PREFIX}/logout", include_in_schema=False)
+async def logout(request: Request) -> Response:
+    posted = await _posted(request, "read")
+    if isinstance(posted, Response):
+        return posted
+    response = RedirectResponse(f"{PREFIX}/login", status_code=303)
+    response.delete_cookie(COOKIE, path="/")
+    return response
+
+
+# ---- search -----------------------------------------------------------------------------------------
+def _int(value: str | None, field: str, errors: list[str]) -> int | None:
+    if value is None or not value.strip():
+        return None
+    try:
+        return int(value.strip())
+    except ValueError:
+        errors.append(f"{field}: {value!r} is not a whole number")
+        return None
+
+
+def _minor(value: str | None, field: str, errors: list[str], currency: str = "USD") -> int | None:
+    if value is None or not value.strip():
+        return None
+    try:
+        return parse_major(value, currency)
+    except ValueError as exc:
+        errors.append(f"{field}: {exc}")
+        return None
+
+
+@router.get(PREFIX, response_class=HTMLResponse, include_in_schema=False)
+async def search_page(request: Request) -> Response:
+    who = _who(request, "read")
+    if isinstance(who, Response):
+        return who
+    q = request.query_params
+    errors: list[str] = []
+    stage = q.get("stage") or None
+    mode = q.get("mode") or None
+    hold = q.get("hold") or None
+    if stage is not None and stage not in Stage.__members__.values():
+        errors.append(f"stage: {stage!r} is not a stage")
+    if mode is not None and mode not in Mode.__members__.values():
+        errors.append(f"mode: {mode!r} is not a mode")
+    if hold is not None and hold not in {"none", "any", *HoldKind.__members__.values()}:
+        errors.append(f"hold: {hold!r} is not a hold kind")
+    filters = {
+        "stage": stage,
+        "mode": mode,
+        "hold": hold,
+        "dpd_min": _int(q.get("dpd_min"), "dpd_min", errors),
+        "dpd_max": _int(q.get("dpd_max"), "dpd_max", errors),
+        "balance_min": _minor(q.get("balance_min"), "balance_min", errors),
+        "balance_max": _minor(q.get("balance_max"), "balance_max", errors),
+    }
+    searched = any(
+        k in q for k in ("stage", "mode", "hold", "dpd_min", "dpd_max", "balance_min", "balance_max")
+    )
+    results: list[ops.AccountSummary] = []
+    query_text = ""
+    if searched and not errors:
+        query_text = ops.visibility_query(**filters)
+        try:
+            results = await ops.find_accounts(
+                await client_of(request), **filters, limit=100, sessions=sessions_of(request)
+            )
+        except RPCError as exc:
+            errors.append(f"search failed: {exc.message}")
+    context = _base(
+        request,
+        who,
+        q=q,
+        stages=[s.value for s in Stage],
+        modes=[m.value for m in Mode],
+        holds=["none", "any", *(h.value for h in HoldKind)],
+        results=results,
+        searched=searched,
+        errors=errors,
+        query_text=query_text,
+    )
+    return page(request, "console/search.html", context, status_code=422 if errors else 200)
+
+
+@router.get(f"{PREFIX}/open", include_in_schema=False)
+async def open_account(request: Request, account_id: str = "") -> Response:
+    who = _who(request, "read")
+    if isinstance(who, Response):
+        return who
+    account_id = account_id.strip()
+    if not ops.ACCOUNT_ID.match(account_id):
+        return error_page(
+            request, 422, "No such account", f"{account_id!r} is not an account id.", principal=who
+        )
+    return RedirectResponse(f"{PREFIX}/accounts/{quote(account_id)}", status_code=303)
+
+
+# ---- the account page and the plan builder -----------------------------------------------------------
+async def _account_context(request: Request, account_id: str) -> dict[str, Any]:
+    client = await client_of(request)
+    sessions = sessions_of(request)
+    status, timeline, history, terms = await asyncio.gather(
+        ops.account_status(client, account_id),
+        ops.account_timeline(client, account_id),
+        asyncio.to_thread(ops.contact_history, sessions, account_id),
+        asyncio.to_thread(ops.plan_terms, sessions, account_id),
+    )
+    entries = timeline.entries
+    shown = entries[:TIMELINE_SHOWN]
+    hidden = len(entries) - len(shown)
+    if hidden > 0:
+        shown = [*shown[:-1], entries[-1]] if len(shown) > 1 else shown
+    waivers = await asyncio.to_thread(ops.waiver_queue, sessions, status="pending", account_id=account_id)
+    return {
+        "status": status,
+        "timeline": timeline,
+        "timeline_entries": shown,
+        "timeline_hidden": max(hidden, 0),
+        "history": list(reversed(history)),
+        "terms": terms,
+        "waivers": waivers,
+        "kinds": [k.value for k in PlanKind],
+        "today": status.policy_now.date(),
+    }
+
+
+def _plan_form(form: FormData | None, status: Any) -> dict[str, str]:
+    """The builder's field values: what was posted, or defaults (a 3-part re-instalment from today)."""
+    if form is None:
+        return {
+            "kind": "reinstalment",
+            "first_due": status.policy_now.date().isoformat(),
+            "periods": "3",
+            "period_days": "30",
+            "amount": "",
+            "waiver": "",
+            "hardship_evidence": "",
+        }
+    keys = ("kind", "first_due", "periods", "period_days", "amount", "waiver", "hardship_evidence")
+    return {k: str(form.get(k, "")).strip() for k in keys}
+
+
+def _proposal(values: dict[str, str], currency: str) -> tuple[PlanProposal | None, list[Violation]]:
+    """The form as a proposal, or the fields that are wrong (as violations, so the page shows them alike)."""
+    problems: list[Violation] = []
+
+    def bad(field: str, message: str) -> None:
+        problems.append(Violation(rule=f"form.{field}", message=message))
+
+    data: dict[str, Any] = {"kind": values["kind"], "first_due": values["first_due"]}
+    if values["kind"] not in PlanKind.__members__.values():
+        bad("kind", f"{values['kind']!r} is not a plan kind")
+    for field in ("periods", "period_days"):
+        if values[field]:
+            try:
+                data[field] = int(values[field])
+            except ValueError:
+                bad(field, f"{values[field]!r} is not a whole number")
+    for field in ("amount", "waiver"):
+        if values[field]:
+            try:
+                data[field] = parse_major(values[field], currency)
+            except ValueError as exc:
+                bad(field, str(exc))
+    if values["hardship_evidence"]:
+        data["hardship_evidence"] = values["hardship_evidence"]
+    if data.get("kind") in (PlanKind.DEFERRAL, PlanKind.PROMISE_TO_PAY):
+        data["periods"] = 1
+    if problems:
+        return None, problems
+    try:
+        return PlanProposal.model_validate(data), []
+    except ValidationError as exc:
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"]) or "form"
+            bad(field, err["msg"])
+        return None, problems
+
+
+def _preview(status: Any, terms: ops.PlanTerms, values: dict[str, str]) -> dict[str, Any]:
+    proposal, problems = _proposal(values, status.currency)
+    if proposal is None:
+        return {"preview": None, "problems": problems, "blocking": problems}
+    preview = ops.preview_plan(status, terms, proposal)
+    blocking = [v for v in preview.violations if v.rule != ops.APPROVER_RULE]
+    return {"preview": preview, "problems": preview.violations, "blocking": blocking}
+
+
+async def _account_page(
+    request: Request,
+    who: Principal,
+    account_id: str,
+    *,
+    form: FormData | None = None,
+    with_preview: bool = False,
+    notice: str | None = None,
+    problems: list[Violation] | None = None,
+    status_code: int = 200,
+) -> Response:
+    try:
+        context = await _account_context(request, account_id)
+    except ops.AccountNotFound:
+        return error_page(
+            request, 404, "No such account", f"There is no account {account_id}.", principal=who
+        )
+    values = _plan_form(form, context["status"])
+    result: dict[str, Any] = {"preview": None, "problems": problems or [], "blocking": problems or []}
+    if with_preview or problems:
+        result = _preview(context["status"], context["terms"], values)
+        if problems:
+            result["problems"], result["blocking"] = problems, problems
+    ctx = _base(request, who, account_id=account_id, values=values, notice=notice, **context, **result)
+    return page(request, "console/account.html", ctx, status_code=status_code)
+
+
+NOTICES = {
+    "plan_agreed": "Plan agreed: dunning has stopped and the account is in settlement.",
+    "waiver_queued": "Fee waiver sent to a supervisor for approval; nothing changes until it is approved.",
+    "paused": "Account paused: no contact until it is resumed.",
+    "resumed": "Account resumed.",
+}
+
+
+@router.get(PREFIX + "/accounts/{account_id}", response_class=HTMLResponse, include_in_schema=False)
+async def account_page(request: Request, account_id: str, notice: str | None = None) -> Response:
+    who = _who(request, "read")
+    if isinstance(who, Response):
+        return who
+    return await _account_page(request, who, account_id, notice=NOTICES.get(notice or ""))
+
+
+@router.post(PREFIX + "/accounts/{account_id}/plan/preview", include_in_schema=False)
+async def plan_preview(request: Request, account_id: str, fragment: int = 0) -> Response:
+    """The schedule and the policy verdict of the builder's values; ``fragment=1`` for the script."""
+    posted = await _posted(request, "write")
+    if isinstance(posted, Response):
+        return posted
+    who, form = posted
+    if not fragment:
+        return await _account_page(request, who, account_id, form=form, with_preview=True)
+    client = await client_of(request)
+    try:
+        status = await ops.account_status(client, account_id)
+        terms = await asyncio.to_thread(ops.plan_terms, sessions_of(request), account_id)
+    except ops.AccountNotFound:
+        return Response("no such account", status_code=404)
+    ctx = _base(request, who, status=status, **_preview(status, terms, _plan_form(form, status)))
+    return page(request, "console/_plan_result.html", ctx)
+
+
+@router.post(PREFIX + "/accounts/{account_id}/plan", include_in_schema=False)
+async def plan_submit(request: Request, account_id: str) -> Response:
+    """Send the plan to the workflow (a fee waiver goes to the supervisors' queue instead)."""
+    posted = await _posted(request, "write")
+    if isinstance(posted, Response):
+        return posted
+    who, form = posted
+    client = await client_of(request)
+    sessions = sessions_of(request)
+    try:
+        status = await ops.account_status(client, account_id)
+    except ops.AccountNotFound:
+        return error_page(
+            request, 404, "No such account", f"There is no account {account_id}.", principal=who
+        )
+    proposal, problems = _proposal(_plan_form(form, status), status.currency)
+    if proposal is None:
+        return await _account_page(request, who, account_id, form=form, problems=problems, status_code=422)
+    # the same pure check as the preview first: a plan that breaks policy never reaches the workflow
+    # (whose validator runs the same functions and still has the last word)
+    terms = await asyncio.to_thread(ops.plan_terms, sessions, account_id)
+    preview = ops.preview_plan(status, terms, proposal)
+    blocking = [v for v in preview.violations if v.rule != ops.APPROVER_RULE]
+    if blocking:
+        return await _account_page(request, who, account_id, form=form, problems=blocking, status_code=422)
+    try:
+        if proposal.kind == PlanKind.FEE_WAIVER:
+            await ops.request_waiver(client, sessions, account_id, proposal, who.name)
+            notice = "waiver_queued"
+        else:
+            await ops.propose_settlement(client, account_id, proposal, who.name, sessions=sessions)
+            notice = "plan_agreed"
+    except ops.PlanRejected as exc:
+        return await _account_page(
+            request, who, account_id, form=form, problems=exc.violations, status_code=422
+        )
+    except ops.PlanConflict as exc:
+        conflict = [Violation(rule="plan.conflict", message=str(exc))]
+        return await _account_page(request, who, account_id, form=form, problems=conflict, status_code=409)
+    return RedirectResponse(f"{PREFIX}/accounts/{quote(account_id)}?notice={notice}", status_code=303)
+
+
+@router.post(PREFIX + "/accounts/{account_id}/{action}", include_in_schema=False)
+async def hold_action(request: Request, account_id: str, action: str) -> Response:
+    """Pause or resume: an operator hold with a reason, audited under the agent's name."""
+    if action not in ("pause", "resume"):
+        return Response(status_code=404)
+    posted = await _posted(request, "write")
+    if isinstance(posted, Response):
+        return posted
+    who, form = posted
+    reason = str(form.get("reason", "")).strip() or f"{action} from the console"
+    do = ops.pause if action == "pause" else ops.resume
+    try:
+        await do(await client_of(request), account_id, reason[:500], who.name, sessions=sessions_of(request))
+    except ops.AccountNotFound:
+        return error_page(
+            request, 404, "No such account", f"There is no account {account_id}.", principal=who
+        )
+    notice = "paused" if action == "pause" else "resumed"
+    return RedirectResponse(f"{PREFIX}/accounts/{quote(account_id)}?notice={notice}", status_code=303)
+
+
+# ---- the supervisors' approval queue -----------------------------------------------------------------
+def _currencies(sessions: sessionmaker[Session], account_ids: set[str]) -> dict[str, str]:
+    with sessions.begin() as s:
+        snaps = {a: repo.account_snapshot(s, a) for a in account_ids}
+    return {a: snap.currency for a, snap in snaps.items() if snap is not None}
+
+
+@router.get(f"{PREFIX}/approvals", response_class=HTMLResponse, include_in_schema=False)
+async def approvals(request: Request, notice: str | None = None, error: str | None = None) -> Response:
+    who = _who(request, "approve")
+    if isinstance(who, Response):
+        return who
+    sessions = sessions_of(request)
+    queue = await asyncio.to_thread(ops.waiver_queue, sessions, status="pending")
+    currencies = await asyncio.to_thread(_currencies, sessions, {v.account_id for v in queue})
+    items = []
+    for view in queue:
+        try:
+            proposal: PlanProposal | None = PlanProposal.model_validate(view.proposal)
+        except ValidationError:
+            proposal = None
+        items.append({"view": view, "proposal": proposal, "currency": currencies.get(view.account_id)})
+    ctx = _base(request, who, items=items, notice=notice, error=error)
+    return page(request, "console/approvals.html", ctx)
+
+
+@router.post(PREFIX + "/approvals/{request_id}/{decision}", include_in_schema=False)
+async def decide(request: Request, request_id: int, decision: str) -> Response:
+    if decision not in ("approve", "reject"):
+        return Response(status_code=404)
+    posted = await _posted(request, "approve")
+    if isinstance(posted, Response):
+        return posted
+    who, form = posted
+    sessions = sessions_of(request)
+    try:
+        if decision == "approve":
+            plan = await ops.approve_waiver(await client_of(request), sessions, request_id, who.name)
+            message = f"Approved: plan {plan.plan_id} agreed."
+        else:
+            await ops.reject_waiver(sessions, request_id, who.name, str(form.get("note", "")).strip())
+            message = f"Request {request_id} rejected."
+    except (ops.WaiverNotFound, ops.WaiverAlreadyDecided, ops.PlanRejected, ops.PlanConflict) as exc:
+        return RedirectResponse(f"{PREFIX}/approvals?error={quote(str(exc))}", status_code=303)
+    return RedirectResponse(f"{PREFIX}/approvals?notice={quote(message)}", status_code=303)

@@ -46,7 +46,7 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from activities.twilio_client import make_twilio_client
 from domain.accounts import Channel, ContactOutcome, Language, Mode, validate_e164, workflow_id_for
-from domain.gate import Purpose
+from domain.gate import Audience, Purpose
 from domain.masking import mask_phone
 from domain.money import format_minor
 from domain.outcomes import CALL_FINAL, MESSAGE_FINAL, call_outcome, message_outcome
@@ -73,7 +73,10 @@ INBOUND_SMS = f"{BASE}/sms"
 ACTOR = "twilio_webhook"
 
 #: Twilio's standard opt-out words (and the CTIA list); a message that is exactly one of these stops SMS.
-STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"})
+#: "TD"/"退订" are the opt-out replies Chinese carriers and our zh-CN texts name ("回复TD退订").
+STOP_WORDS = frozenset(
+    {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT", "TD", "退订"}
+)
 HELP_WORDS = frozenset({"HELP", "INFO"})
 PLAN_WORDS = frozenset({"1", "PLAN", "协商"})
 #: SMS error codes after which the number cannot take texts / has opted out (the issue's list).
@@ -229,7 +232,13 @@ def _apply_message_status(
             )  # fmt: skip
         # only a status the attempt actually took: a late "undelivered" after "delivered" is ignored above
         took = final and after.provider_status == status and after.error_code == code
-        if took and code in SMS_UNREACHABLE:
+        if (
+            took and after.audience == Audience.THIRD_PARTY
+        ):  # the emergency contact's number, not the debtor's
+            if code in SMS_UNREACHABLE or code in SMS_OPTED_OUT:
+                status = ContactStatus.UNREACHABLE if code in SMS_UNREACHABLE else ContactStatus.OPTED_OUT
+                repo.set_emergency_status(s, after.account_id, status, now)
+        elif took and code in SMS_UNREACHABLE:
             repo.set_contact_status(s, after.account_id, Channel.SMS, ContactStatus.UNREACHABLE, now)
         elif took and code in SMS_OPTED_OUT:
             repo.set_contact_status(s, after.account_id, Channel.SMS, ContactStatus.OPTED_OUT, now)
@@ -544,6 +553,10 @@ def _apply_inbound(
                 s, account_id, Channel.SMS, ContactStatus.OPTED_OUT, now
             ):
                 result.newly_opted_out.append(account_id)
+        if kind == "stop":  # an emergency contact who wants no more texts gets none (the gate reads it)
+            for account_id in repo.accounts_with_emergency_phone(s, phone):
+                if repo.set_emergency_status(s, account_id, ContactStatus.OPTED_OUT, now):
+                    _audit(s, account_id, "inbound_sms", "emergency_contact_opted_out", now, sid=sid)
     return result
 
 

@@ -53,6 +53,7 @@ HOLD_KINDS = (
     "deceased",
     "negotiation",
 )
+AUDIENCES = ("debtor", "third_party")
 ATTEMPT_STATES = ("reserved", "accepted", "rejected", "retryable", "indeterminate", "denied")
 PLAN_STATUSES = ("active", "completed", "broken")
 INSTALMENT_STATUSES = ("due", "paid", "missed")
@@ -192,6 +193,7 @@ class ContactAttempt(Base):
     __table_args__ = (
         CheckConstraint(one_of("channel", CHANNELS), name="channel"),
         CheckConstraint(one_of("state", ATTEMPT_STATES), name="state"),
+        CheckConstraint(one_of("audience", AUDIENCES), name="audience"),
         Index("ix_contact_attempts_account_id_created_at", "account_id", "created_at"),
     )
 
@@ -212,6 +214,8 @@ class ContactAttempt(Base):
     # When it went (or may have gone) out: what the frequency caps count, not when it was first planned,
     # which for a deferred-then-retried attempt can be days earlier.
     sent_at: Mapped[datetime | None]
+    # Whom it went to: the debtor, or their emergency contact (0004). Caps count each separately.
+    audience: Mapped[str] = mapped_column(String(16), default="debtor", server_default="debtor")
 
 
 class PlanRow(Base):
@@ -281,3 +285,99 @@ class AuditRow(Base):
     decision: Mapped[str] = mapped_column(String(64))
     rule: Mapped[str | None] = mapped_column(String(128))
     details: Mapped[dict[str, Any]]
+
+
+# ---- negotiation API (issue 5): fee waivers wait here for a supervisor -----------------------------
+WAIVER_STATUSES = ("pending", "approved", "rejected")
+
+
+class WaiverRequestRow(Base):
+    """A fee-waiver plan an agent proposed; only a supervisor's approval sends it to the workflow.
+
+    The proposal is kept as JSON (a ``PlanProposal``) so the supervisor approves exactly what the
+    agent asked for; the approver's name then goes into the plan itself.
+    """
+
+    __tablename__ = "waiver_requests"
+    __table_args__ = (CheckConstraint(one_of("status", WAIVER_STATUSES), name="status"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(String(64), index=True)
+    proposal: Mapped[dict[str, Any]]
+    requested_by: Mapped[str] = mapped_column(String(64))
+    requested_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(16))
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+    decided_at: Mapped[datetime | None]
+    plan_id: Mapped[str | None] = mapped_column(String(64))
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+# ---- field visits and agency placement (issue 7) -------------------------------------------------
+VISIT_STATUSES = ("scheduled", "announced", "cancelled", "reported", "escalated", "unassigned")
+VISIT_OUTCOMES = ("met_debtor", "not_home", "refused", "promise_to_pay", "plan_requested")
+PLACEMENT_STATUSES = ("active", "recalled", "completed", "expired")
+
+
+class VisitRow(Base):
+    """A field visit: the agency it went to, the announced window, and the agency's report.
+
+    ``visit_id`` is the child workflow's own id, so every write about a visit is idempotent on it.
+    """
+
+    __tablename__ = "visits"
+    __table_args__ = (
+        CheckConstraint(one_of("status", VISIT_STATUSES), name="status"),
+        CheckConstraint(one_of("outcome", VISIT_OUTCOMES, nullable=True), name="outcome"),
+    )
+
+    visit_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.account_id"), index=True)
+    agency_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    window_start: Mapped[datetime]
+    window_end: Mapped[datetime]
+    report_due: Mapped[datetime]
+    reschedules: Mapped[int] = mapped_column(Integer)
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    recording_ref: Mapped[str | None] = mapped_column(String(300))
+    notes: Mapped[str | None] = mapped_column(Text)
+    cancel_reason: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class PlacementRow(Base):
+    """An account placed with an agency; ``collected_minor`` is what the agency's payments brought in."""
+
+    __tablename__ = "placements"
+    __table_args__ = (CheckConstraint(one_of("status", PLACEMENT_STATUSES), name="status"),)
+
+    placement_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.account_id"), index=True)
+    agency_id: Mapped[str] = mapped_column(String(32), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    currency: Mapped[str] = mapped_column(String(3))
+    placed_balance_minor: Mapped[int] = mapped_column(BigInteger)
+    collected_minor: Mapped[int] = mapped_column(BigInteger)
+    placed_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    end_reason: Mapped[str | None] = mapped_column(String(200))
+
+
+# ---- emergency contact (0004) -------------------------------------------------------------------
+class EmergencyContactRow(Base):
+    """The third party a debtor named, one per account: asked only how to reach the debtor.
+
+    Kept apart from :class:`ContactPoint` on purpose: nothing that looks up "the debtor's number"
+    (dunning, webhooks, inbound STOP) can ever pick this number up by mistake.
+    """
+
+    __tablename__ = "emergency_contacts"
+    __table_args__ = (CheckConstraint(one_of("status", CONTACT_STATUSES), name="status"),)
+
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.account_id"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    phone: Mapped[str] = mapped_column(String(32), doc="E.164")
+    status: Mapped[str] = mapped_column(String(16))
+    updated_at: Mapped[datetime]

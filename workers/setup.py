@@ -8,6 +8,7 @@ pace ourselves instead of hammering Twilio and retrying.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -16,12 +17,14 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities.contact import ContactActivities
 from activities.deps import Deps
 from activities.records import RecordActivities
+from activities.visits import VisitActivities
 from runtime.settings import Settings
 from store.db import make_engine
 from workflows.delinquency import DelinquencyWorkflow
 from workflows.settlement import SettlementWorkflow
+from workflows.visit import FieldVisitWorkflow
 
-WORKFLOWS = [DelinquencyWorkflow, SettlementWorkflow]
+WORKFLOWS = [DelinquencyWorkflow, SettlementWorkflow, FieldVisitWorkflow]
 
 
 def sandbox_runner() -> SandboxedWorkflowRunner:
@@ -33,6 +36,10 @@ def sandbox_runner() -> SandboxedWorkflowRunner:
     )
 
 
+MAIN_ACTIVITY_SLOTS = 24
+CONTACT_ACTIVITY_SLOTS = 8
+
+
 def build_workers(
     client: Client,
     settings: Settings,
@@ -40,19 +47,37 @@ def build_workers(
     *,
     executor: ThreadPoolExecutor | None = None,
     max_cached_workflows: int = 2000,
+    graceful_shutdown: timedelta = timedelta(0),
 ) -> tuple[list[Worker], Deps, ThreadPoolExecutor]:
+    """Both workers share one thread pool; together they never take more activities than it has
+    threads, so no activity waits for a thread while its heartbeat timeout runs.
+
+    ``graceful_shutdown`` is how long in-flight activities may finish after SIGTERM (the worker
+    process gives 30 s; tests stop at once)."""
     deps = deps or Deps(settings=settings, engine=make_engine(settings.database_url))
-    executor = executor or ThreadPoolExecutor(max_workers=32, thread_name_prefix="activity")
+    executor = executor or ThreadPoolExecutor(
+        max_workers=MAIN_ACTIVITY_SLOTS + CONTACT_ACTIVITY_SLOTS, thread_name_prefix="activity"
+    )
     records = RecordActivities(deps)
     contacts = ContactActivities(deps)
+    visits = VisitActivities(deps)
     main = Worker(
         client,
         task_queue=settings.task_queue,
         workflows=WORKFLOWS,
-        activities=[records.record, contacts.await_outcome],
+        activities=[
+            records.record,
+            contacts.await_outcome,
+            visits.assign_visit,
+            visits.update_visit,
+            visits.place_account,
+            visits.end_placement,
+        ],
         activity_executor=executor,
         workflow_runner=sandbox_runner(),
         max_cached_workflows=max_cached_workflows,
+        max_concurrent_activities=MAIN_ACTIVITY_SLOTS,
+        graceful_shutdown_timeout=graceful_shutdown,
     )
     paced = Worker(
         client,
@@ -60,6 +85,7 @@ def build_workers(
         activities=[contacts.send_contact],
         activity_executor=executor,
         max_task_queue_activities_per_second=settings.sender_messages_per_second,
-        max_concurrent_activities=8,
+        max_concurrent_activities=CONTACT_ACTIVITY_SLOTS,
+        graceful_shutdown_timeout=graceful_shutdown,
     )
     return [main, paced], deps, executor

@@ -16,6 +16,7 @@ from temporalio.exceptions import ActivityError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
     from domain.accounts import (
+        FINAL_MESSAGES,
         AccountTerms,
         Carried,
         Channel,
@@ -28,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
         LedgerEntry,
         Mode,
     )
+    from domain.agencies import CloseRequest
     from domain.cadence import dpd_at, gate_state, usable_channels
     from domain.effects import (
         AWAIT_OUTCOME,
@@ -39,13 +41,14 @@ with workflow.unsafe.imports_passed_through():
         SendRequest,
         SendResult,
     )
-    from domain.gate import TRANSACTIONAL, Defer, Deny, PlannedContact, Purpose, decide
+    from domain.gate import TRANSACTIONAL, Audience, Defer, Deny, PlannedContact, Purpose, decide
     from domain.money import format_minor
     from domain.plans import AgreedPlan
     from domain.policy import Policy, load_policy
     from domain.profiles import Profile, load_profile
     from domain.timeline import AccountStatus, ContactView
     from workflows import search
+    from workflows.locate import third_party_gate_state
     from workflows.messages import (
         CeaseRequest,
         ComplaintDecision,
@@ -117,6 +120,7 @@ class AccountWorkflow:
         self.next_at: datetime | None = None
         self.pending_acks: list[tuple[str, str]] = []  # (dedupe key, template) owed to the debtor
         self.close_requested: CloseReason | None = None
+        self.close_note: str | None = None  # why an operator closed it (written off, deceased, bankrupt)
         self.contact_channel: Channel | None = None
         self.contact_purpose: Purpose | None = None
 
@@ -231,16 +235,23 @@ class AccountWorkflow:
         purpose: Purpose,
         template: str,
         context: dict[str, str] | None = None,
+        audience: Audience = Audience.DEBTOR,
     ) -> SendResult | None:
         """Plan-time gate, then the send activity (which gates again against live state).
 
         Returns None when the contact was cancelled because a plan or payment stopped contact.
+        ``audience=THIRD_PARTY``: to the emergency contact (workflows/locate.py), with its own ledger.
         """
-        contact = PlannedContact(channel=channel, purpose=purpose, template=template, at=self.now())
+        contact = PlannedContact(
+            channel=channel, purpose=purpose, template=template, at=self.now(), audience=audience
+        )
+        third_party = audience == Audience.THIRD_PARTY
         verdict = decide(
             contact,
-            gate_state(self.terms, self.carried, self.mode),
-            self.carried.ledger,
+            third_party_gate_state(self.terms, self.carried, self.mode)
+            if third_party
+            else gate_state(self.terms, self.carried, self.mode),
+            self.carried.locate_ledger if third_party else self.carried.ledger,
             self.now(),
             self.profile,
         )
@@ -270,9 +281,13 @@ class AccountWorkflow:
             profile=self.terms.profile,
             clock=self.carried.clock,
             planned_at=self.now(),
-            context={"amount": format_minor(self.carried.balance, self.terms.currency), **(context or {})},
+            context=(context or {})
+            if third_party  # nothing about the debt, not even in the request
+            else {"amount": format_minor(self.carried.balance, self.terms.currency), **(context or {})},
+            audience=audience,
         )
-        summary = f"{channel.value.upper()} {template.replace('_', ' ')}, {self.mode.value}, {self.terms.masked_phone}"
+        to = f"emergency contact {self.terms.emergency_masked}" if third_party else self.terms.masked_phone
+        summary = f"{channel.value.upper()} {template.replace('_', ' ')}, {self.mode.value}, {to}"
         self.contact_channel, self.contact_purpose = channel, purpose
         self.contact_task = asyncio.ensure_future(
             workflow.execute_activity(
@@ -410,6 +425,20 @@ class AccountWorkflow:
             )
         return applied
 
+    async def drain_payments(self) -> int:
+        """Apply every payment already received before this run hands over by continue-as-new.
+
+        A new run starts with an empty queue, so a payment signalled while the run was deciding to
+        hand over (to settlement, back to dunning, or into a fresh history) would otherwise be lost.
+        Returns the amount applied; with nothing queued it issues no command (replay-safe).
+        """
+        applied = 0
+        while True:
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            if not self.pending_payments:
+                return applied
+            applied += await self.take_payments()
+
     async def send_once(
         self,
         key: str,
@@ -526,6 +555,37 @@ class AccountWorkflow:
         await self.record(
             self.change(hold_added=hold, decision="complaint_filed", events=[ev], actor=complaint.actor)
         )
+        if complaint.source == "visit":  # a complaint about a field visit pauses the whole account
+            pause = self.add_hold(HoldKind.PAUSE, "complaint about a field visit")
+            ev = self.event("paused", "complaint about a field visit")
+            await self.record(
+                self.change(hold_added=pause, decision="paused", events=[ev], actor=complaint.actor)
+            )
+
+    @workflow.signal
+    async def close(self, request: CloseRequest) -> None:
+        """An operator closes the account: written off, or the debtor died or went bankrupt.
+
+        Deceased and bankrupt stop every contact at once (total holds), final messages included.
+        """
+        if self.close_requested is not None or (
+            self.mode == Mode.CLOSED and self.carried.placed_with is None
+        ):
+            return
+        reason = CloseReason(request.reason)
+        total = {CloseReason.DECEASED: HoldKind.DECEASED, CloseReason.BANKRUPT: HoldKind.BANKRUPTCY}.get(
+            reason
+        )
+        self.close_note = f"{reason.value}: {request.note}" if request.note else reason.value
+        self.close_requested = reason
+        self.wake = True
+        if total is not None:
+            hold = self.add_hold(total, request.note or reason.value)
+            self.cancel_contacts()
+            ev = self.event("hold", f"{total.value}: every contact stops")
+            await self.record(
+                self.change(hold_added=hold, decision=total.value, events=[ev], actor=request.actor)
+            )
 
     @workflow.signal
     async def complaint_resolved(self, decision: ComplaintDecision) -> None:
@@ -628,6 +688,9 @@ class AccountWorkflow:
         self.next_at = None
         self.upsert_common()
         self.set_details(f"closed: {detail}")
+        final = FINAL_MESSAGES.get(reason)  # none where the law forbids it (bankrupt, deceased)
+        if final is not None:
+            await self.send_once(f"closed/{reason.value}", Purpose.RECEIPT, final)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return RunResult(
             account_id=self.terms.account_id,

@@ -41,7 +41,9 @@ class SettlementWorkflow(AccountWorkflow):
         except _Closing:
             assert self.close_requested is not None
             await self.record(self.change(plan_status="cancelled", decision="plan_cancelled"))
-            return await self.close_account(self.close_requested, "complaint upheld by the investigator")
+            return await self.close_account(
+                self.close_requested, self.close_note or "complaint upheld by the investigator"
+            )
 
     async def follow_plan(self) -> RunResult:
         plan = self.plan
@@ -75,7 +77,7 @@ class SettlementWorkflow(AccountWorkflow):
             )
             if self.carried.balance <= 0:
                 break
-            self.maybe_continue_as_new()
+            await self.maybe_continue_as_new()
         return await self.complete()
 
     async def wait_paid_or(self, until, due_so_far: int, label: str) -> bool:  # type: ignore[no-untyped-def]
@@ -109,8 +111,9 @@ class SettlementWorkflow(AccountWorkflow):
             f"plan **{self.plan.kind.value}**: {paid} of {total} paid\n\nnext: {self.next_label} at {when}"
         )
 
-    def maybe_continue_as_new(self) -> None:
+    async def maybe_continue_as_new(self) -> None:
         if workflow.info().is_continue_as_new_suggested():
+            self.paid_in_plan += await self.drain_payments()
             workflow.continue_as_new(
                 SettlementInput(
                     terms=self.terms, carried=self.carried, plan=self.plan, paid_in_plan=self.paid_in_plan
@@ -131,7 +134,7 @@ class SettlementWorkflow(AccountWorkflow):
                 events=[ev],
             )
         )
-        await workflow.wait_condition(workflow.all_handlers_finished)
+        await self.drain_payments()
         workflow.continue_as_new(
             DelinquencyInput(
                 terms=self.terms, carried=self.carried, resumed_from=f"plan {self.plan.plan_id} broken"
@@ -146,7 +149,7 @@ class SettlementWorkflow(AccountWorkflow):
             await self.record(
                 self.change(mode=Mode.DUNNING, plan_status="completed", decision="promise_kept", events=[ev])
             )
-            await workflow.wait_condition(workflow.all_handlers_finished)
+            await self.drain_payments()
             workflow.continue_as_new(
                 DelinquencyInput(
                     terms=self.terms, carried=self.carried, resumed_from="promise kept, balance remains"

@@ -36,7 +36,7 @@ from runtime.settings import Settings
 from service.app import create_app
 from store import repo
 from store.db import make_engine, session_factory
-from tests.conftest import free_port
+from tests.conftest import free_port, random_phone  # noqa: F401  (re-exported for the tests)
 from tests.workflows.conftest import Harness
 from workers.setup import build_workers
 
@@ -193,11 +193,6 @@ def sent_attempt(
             s, key, state="accepted", provider_sid=sid, provider_status="queued", outcome=outcome, now=at
         )
     return sid
-
-
-def random_phone(last_two: int = 42) -> str:
-    """A fictional NYC number whose last two digits choose the simulator's outcome."""
-    return f"+1646555{uuid.uuid4().int % 100:02d}{last_two:02d}"
 
 
 @dataclass

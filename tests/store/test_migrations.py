@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,10 @@ TABLES = {
     "instalments",
     "payments",
     "plans",
+    "waiver_requests",  # 0002 (negotiation API: fee-waiver approval queue)
+    "placements",  # 0003 (field visits, placement)
+    "visits",  # 0003
+    "emergency_contacts",  # 0004 (emergency contact of an unreachable debtor)
 }
 
 
@@ -94,3 +99,152 @@ def test_operators_can_run_alembic_from_the_repository_root(tmp_path: Path, how:
     )
     assert done.returncode == 0, done.stderr
     assert tables(url) == TABLES
+
+
+# ---- upgrading a database of the previous release ------------------------------------------------------
+#: The revision the last release shipped. Bump it when a release ships with a newer head.
+PREVIOUS_RELEASE = "0001"
+
+
+def _fill_previous_release(url: str) -> None:
+    """Rows written the way the previous release wrote them: plain SQL against *its* schema (reflected),
+    never the current models, which may describe columns that release did not have."""
+    from sqlalchemy import MetaData
+
+    engine = migration_engine(url)
+    try:
+        meta = MetaData()
+        meta.reflect(engine)
+        sqlite = engine.dialect.name == "sqlite"
+
+        def at(day: int, hour: int = 12) -> datetime:
+            value = datetime(2026, 11, day, hour, tzinfo=UTC)
+            return value.replace(tzinfo=None) if sqlite else value  # SQLite: naive UTC, as the store wrote it
+
+        t = meta.tables
+        with engine.begin() as conn:
+            debtor_id = conn.execute(
+                t["debtors"].insert().values(name="Jane Doe", language="en", timezone="America/New_York")
+            ).inserted_primary_key[0]
+            conn.execute(
+                t["contact_points"].insert(),
+                [
+                    {"debtor_id": debtor_id, "channel": "sms", "address": "+12125550142",
+                     "status": "opted_out", "updated_at": at(20)},
+                    {"debtor_id": debtor_id, "channel": "voice", "address": "+12125550142",
+                     "status": "active", "updated_at": at(20)},
+                ],
+            )  # fmt: skip
+            conn.execute(
+                t["accounts"].insert().values(
+                    account_id="OLD-1", debtor_id=debtor_id, product="credit_line", currency="USD",
+                    opening_balance_minor=125_000, balance_minor=100_000, fees_minor=3_500,
+                    paid_minor=25_000, due_date=date(2026, 10, 1), profile="US", policy="default",
+                    mode="settlement", stage="middle", dpd=50, created_at=at(1), updated_at=at(21),
+                )
+            )  # fmt: skip
+            conn.execute(
+                t["holds"].insert().values(
+                    account_id="OLD-1", kind="dispute", reason="not mine", since=at(19), until=None,
+                    lifted_at=None,
+                )
+            )  # fmt: skip
+            conn.execute(
+                t["contact_attempts"].insert().values(
+                    dedupe_key="OLD-1/sms-1", account_id="OLD-1", channel="sms", purpose="dunning",
+                    template="early_reminder", to_address="+12125550142", state="accepted",
+                    provider_sid="SM-old-1", provider_status="delivered", outcome="delivered",
+                    created_at=at(10), updated_at=at(10, 13), sent_at=at(10),
+                )
+            )  # fmt: skip
+            conn.execute(
+                t["plans"].insert().values(
+                    plan_id="OLD-1-plan-1", account_id="OLD-1", kind="reinstalment", currency="USD",
+                    total_minor=100_000, waived_minor=0, status="active", agreed_at=at(21),
+                    proposed_by="sam", details={"end_date": "2027-01-15", "periods": 2}, updated_at=at(21),
+                )
+            )  # fmt: skip
+            conn.execute(
+                t["instalments"].insert(),
+                [
+                    {"plan_id": "OLD-1-plan-1", "seq": 1, "due_date": date(2026, 12, 15),
+                     "amount_minor": 50_000, "paid_minor": 0, "status": "due"},
+                    {"plan_id": "OLD-1-plan-1", "seq": 2, "due_date": date(2027, 1, 15),
+                     "amount_minor": 50_000, "paid_minor": 0, "status": "due"},
+                ],
+            )  # fmt: skip
+            conn.execute(
+                t["payments"].insert().values(
+                    account_id="OLD-1", amount_minor=25_000, currency="USD", reference="PAY-old-1",
+                    received_at=at(15), source="lender",
+                )
+            )  # fmt: skip
+            conn.execute(
+                t["audit_log"].insert().values(
+                    at=at(21), account_id="OLD-1", actor="sam", action="plan_agreed",
+                    decision="plan_agreed", rule=None, details={"detail": "reinstalment"},
+                )
+            )  # fmt: skip
+    finally:
+        engine.dispose()
+
+
+def test_a_database_of_the_previous_release_upgrades_to_head_keeping_its_data(empty_url: str) -> None:
+    """What an operator's production database goes through: the last release's schema with live data,
+    then ``alembic upgrade head``. Everything stored stays readable through the repository, the schema
+    ends exactly as the models describe it, and the application can carry on writing."""
+    from store import repo
+    from store.db import session_factory
+
+    upgrade(empty_url, PREVIOUS_RELEASE)
+    _fill_previous_release(empty_url)
+    upgrade(empty_url)
+    assert schema_diff(empty_url) == []
+
+    sessions = session_factory(make_engine(empty_url))
+    with sessions.begin() as s:
+        snap = repo.account_snapshot(s, "OLD-1")
+        assert snap is not None
+        assert (snap.name, snap.phone, snap.balance_minor, snap.paid_minor) == (
+            "Jane Doe", "+12125550142", 100_000, 25_000,
+        )  # fmt: skip
+        assert (snap.mode.value, snap.stage.value if snap.stage else None, snap.dpd) == (
+            "settlement",
+            "middle",
+            50,
+        )
+        assert [h.kind.value for h in snap.holds] == ["dispute"]
+        assert [c.value for c in snap.opted_out] == ["sms"]
+        assert snap.created_at == datetime(2026, 11, 1, 12, tzinfo=UTC)  # times come back aware, unchanged
+        [attempt] = repo.contact_attempts(s, "OLD-1")
+        assert (attempt.state.value, attempt.outcome, attempt.provider_sid) == (
+            "accepted",
+            "delivered",
+            "SM-old-1",
+        )
+        plan_id = repo.active_plan_id(s, "OLD-1")
+        assert plan_id == "OLD-1-plan-1"
+        assert [(i.seq, i.amount, status.value) for i, _, status in repo.plan_instalments(s, plan_id)] == [
+            (1, 50_000, "due"),
+            (2, 50_000, "due"),
+        ]
+        assert [e.action for e in repo.audit_entries(s, "OLD-1")] == ["plan_agreed"]
+        # the same payment delivered again after the upgrade still counts once
+        assert not repo.record_payment(
+            s, account_id="OLD-1", amount_minor=25_000, currency="USD", reference="PAY-old-1",
+            received_at=datetime(2026, 11, 24, tzinfo=UTC), source="lender",
+        )  # fmt: skip
+
+    # and the upgraded database takes new writes of every kind the old rows had
+    now = datetime(2026, 11, 24, 12, tzinfo=UTC)
+    with sessions.begin() as s:
+        repo.mark_instalment(s, "OLD-1-plan-1", 1, paid_minor=50_000, status="paid")
+        assert repo.record_payment(
+            s, account_id="OLD-1", amount_minor=50_000, currency="USD", reference="PAY-new-1",
+            received_at=now, source="lender",
+        )  # fmt: skip
+        repo.lift_hold(s, "OLD-1", "dispute", now)
+    with sessions.begin() as s:
+        snap = repo.account_snapshot(s, "OLD-1")
+        assert snap is not None and snap.holds == []
+        assert [status.value for _, _, status in repo.plan_instalments(s, "OLD-1-plan-1")] == ["paid", "due"]

@@ -40,6 +40,11 @@ LONG = {
         "agent_name": "Alexandra Montgomery-Smith",
         "callback_number": "+1 (800) 555-0199",
         "name": "Christopher",
+        # field visits and placement (issue 7)
+        "agency_name": "National Recovery Partners of America",
+        "agency_number": "+1 (800) 555-0123",
+        "visit_date": "2026-12-01",
+        "visit_window": "10:00-13:00",
     },
     "zh-CN": {
         "company": "北风消费金融股份有限公司",
@@ -50,6 +55,11 @@ LONG = {
         "agent_name": "欧阳晓明",
         "callback_number": "+86 400-800-8888",
         "name": "欧阳建国",
+        # 外访与委外（第7项）
+        "agency_name": "华东外访服务有限公司",
+        "agency_number": "+86 21-5555-0100",
+        "visit_date": "2026-12-01",
+        "visit_window": "10:00-13:00",
     },
 }
 OPT_OUT = {"en": "Reply STOP to opt out.", "zh-CN": "回复TD退订"}

@@ -285,3 +285,31 @@ async def test_timeline_answers_how_long_they_will_chase(harness: Harness) -> No
         if e.kind == "contact":
             assert 8 <= e.at.astimezone(shanghai).hour < 21
     await harness.finish(account.workflow_id)
+
+
+async def test_a_payment_during_the_switch_to_settlement_is_never_lost(harness: Harness) -> None:
+    """The payment and the plan race: whichever lands first, the money counts, once, towards the plan."""
+    import asyncio
+
+    account = await harness.open_account(due_in_days=-18, phone="+12125550107")
+    handle = harness.handle(account)
+    await harness.skip_to(at_local(account.due_date + timedelta(days=20), 12))
+    today = (await harness.now()).astimezone(NY).date()
+    proposal = PlanProposal(
+        kind=PlanKind.REINSTALMENT, first_due=today + timedelta(days=10), periods=2, period_days=30
+    )
+    payment = PaymentIn(amount=2_500, currency="USD", reference="during-the-switch")
+    plan, _ = await asyncio.gather(
+        handle.execute_update("propose_settlement", proposal, result_type=AgreedPlan),
+        handle.signal("payment_received", payment),
+    )
+    await harness.skip_to(at_local(today + timedelta(days=1), 12))
+    status = await handle.query("status", result_type=AccountStatus)
+    assert status.mode == "settlement"
+    assert status.plan is not None and status.plan.plan_id == plan.plan_id
+    assert status.paid_total == 2_500
+    assert status.balance == account.balance - 2_500
+    with harness.sessions.begin() as s:
+        snap = repo.account_snapshot(s, account.account_id)
+    assert snap is not None and snap.balance_minor == account.balance - 2_500
+    await harness.finish(account.workflow_id)

@@ -14,11 +14,12 @@ from datetime import timedelta
 from pathlib import Path
 
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from domain.accounts import Product
 from domain.plans import AgreedPlan, PlanKind, PlanProposal
+from runtime.codec import generate_key_entry
+from runtime.temporal import data_converter
 from tests.workflows.conftest import NY, Harness, at_local
 from workers.setup import WORKFLOWS, sandbox_runner
 from workflows.messages import PaymentIn
@@ -43,8 +44,11 @@ async def all_runs(harness: Harness, workflow_id: str, first_run_id: str) -> lis
 
 
 def replayer() -> Replayer:
+    """With encryption switched on: histories recorded unencrypted must still replay (pass-through)."""
     return Replayer(
-        workflows=WORKFLOWS, data_converter=pydantic_data_converter, workflow_runner=sandbox_runner()
+        workflows=WORKFLOWS,
+        data_converter=data_converter(generate_key_entry("replay"), seal_failures=False),
+        workflow_runner=sandbox_runner(),
     )
 
 

@@ -1,0 +1,134 @@
+"""Database side of field visits and agency placement: choosing the agency and recording each step.
+
+Idempotent like every activity: a visit or placement is keyed by the id the workflow gives it, so a
+retried assignment returns the agency chosen the first time instead of choosing (and loading) again.
+"""
+
+from __future__ import annotations
+
+from temporalio import activity
+
+from activities.deps import Deps
+from domain.agencies import (
+    END_PLACEMENT,
+    PLACE_ACCOUNT,
+    EndPlacement,
+    Placed,
+    PlaceRequest,
+    Work,
+    choose,
+    load_agencies,
+)
+from domain.visits import VISIT_ASSIGN, VISIT_UPDATE, Assigned, AssignRequest, VisitUpdate
+from store import repo
+
+
+class VisitActivities:
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    @activity.defn(name=VISIT_ASSIGN)
+    def assign_visit(self, req: AssignRequest) -> Assigned:
+        """Pick an agency serving the debtor's region with room for one more visit, and store the visit."""
+        book = load_agencies()
+        with self.deps.sessions.begin() as s:
+            existing = repo.visit(s, req.visit_id)
+            if existing is None:
+                visits, _ = repo.agency_load(s)
+                agency = choose(book, Work.VISIT, region=req.region, country=req.country, load=visits)
+                existing = repo.create_visit(
+                    s,
+                    visit_id=req.visit_id,
+                    account_id=req.account_id,
+                    agency_id=agency.id if agency else None,
+                    window_start=req.window_start,
+                    window_end=req.window_end,
+                    report_due=req.report_due,
+                    now=req.at,
+                )
+                repo.audit(
+                    s,
+                    at=req.at,
+                    account_id=req.account_id,
+                    actor="workflow",
+                    action="visit_assigned" if agency else "visit_unassigned",
+                    decision="visit_assigned" if agency else "visit_unassigned",
+                    rule=None if agency else "visits.no_agency_capacity",
+                    details={
+                        "visit": req.visit_id,
+                        "agency": agency.id if agency else None,
+                        "window": f"{req.window_start.isoformat()}/{req.window_end.isoformat()}",
+                    },
+                )
+        agency = book.get(existing.agency_id) if existing.agency_id else None
+        if agency is None:
+            return Assigned(agency_id=None)
+        return Assigned(agency_id=agency.id, agency_name=agency.name, agency_number=agency.callback_number)
+
+    @activity.defn(name=VISIT_UPDATE)
+    def update_visit(self, change: VisitUpdate) -> None:
+        fields = {
+            "status": change.status,
+            "outcome": change.outcome.value if change.outcome else None,
+            "recording_ref": change.recording_ref,
+            "notes": change.notes,
+            "cancel_reason": change.cancel_reason,
+            "window_start": change.window_start,
+            "window_end": change.window_end,
+            "report_due": change.report_due,
+            "reschedules": change.reschedules,
+        }
+        with self.deps.sessions.begin() as s:
+            repo.update_visit(s, change.visit_id, change.at, **fields)
+            repo.audit(
+                s,
+                at=change.at,
+                account_id=change.account_id,
+                actor=change.actor,
+                action=change.action,
+                decision=change.action,
+                rule=change.rule,
+                details={"visit": change.visit_id, "detail": change.detail},
+            )
+
+    @activity.defn(name=PLACE_ACCOUNT)
+    def place_account(self, req: PlaceRequest) -> Placed:
+        """Place a charged-off account with the agency that has room in its region (once per placement id)."""
+        book = load_agencies()
+        with self.deps.sessions.begin() as s:
+            existing = repo.placement(s, req.placement_id)
+            if existing is None:
+                _, placed = repo.agency_load(s)
+                agency = choose(
+                    book,
+                    Work.PLACEMENT,
+                    region=req.region,
+                    country=req.country,
+                    load=placed,
+                    exclude=set(req.exclude),
+                )
+                if agency is None:
+                    return Placed(agency_id=None)
+                repo.create_placement(
+                    s,
+                    placement_id=req.placement_id,
+                    account_id=req.account_id,
+                    agency_id=agency.id,
+                    currency=req.currency,
+                    balance_minor=req.balance,
+                    now=req.at,
+                )
+                agency_id = agency.id
+            else:
+                agency_id = existing.agency_id
+        agency = book.get(agency_id)
+        return Placed(
+            agency_id=agency_id,
+            agency_name=agency.name if agency else agency_id,
+            agency_number=agency.callback_number if agency else "",
+        )
+
+    @activity.defn(name=END_PLACEMENT)
+    def end_placement(self, req: EndPlacement) -> None:
+        with self.deps.sessions.begin() as s:
+            repo.end_placement(s, req.placement_id, req.status, req.reason, req.at)

@@ -1,0 +1,43 @@
+"""Secrets for the embedded demo, made once and kept in ``var/`` so links and tokens survive a restart.
+
+Production sets ``COLLECT_API_TOKENS`` and ``COLLECT_LINK_SECRET`` itself; the demo must still be
+usable with nothing configured, so it fills only the settings that are empty and says so.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from runtime.settings import Settings
+
+DEMO_ROLES = ("agent", "supervisor", "auditor")
+
+
+def with_demo_secrets(settings: Settings, var: Path) -> tuple[Settings, dict[str, str]]:
+    """Fill missing API tokens and the link secret from ``var/secrets.json`` (created on first use).
+
+    Returns the settings and the tokens made for the demo (role -> token), empty when the operator
+    configured their own.
+    """
+    path = var / "secrets.json"
+    stored: dict[str, object] = json.loads(path.read_text()) if path.exists() else {}
+    if "link_secret" not in stored:
+        stored["link_secret"] = secrets.token_urlsafe(32)
+    if "tokens" not in stored:
+        stored["tokens"] = {role: f"demo-{role}-{secrets.token_urlsafe(9)}" for role in DEMO_ROLES}
+    var.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(stored, indent=2))
+    path.chmod(0o600)
+    update: dict[str, object] = {}
+    made: dict[str, str] = {}
+    if not settings.api_tokens:
+        tokens: dict[str, str] = stored["tokens"]  # type: ignore[assignment]
+        update["api_tokens"] = {token: f"demo {role}:{role}" for role, token in tokens.items()}
+        made = dict(tokens)
+    if settings.link_secret is None:
+        update["link_secret"] = SecretStr(str(stored["link_secret"]))
+    return settings.model_copy(update=update), made

@@ -1,0 +1,171 @@
+"""What an agent and a debtor do in a real browser, checked against what the workflow then says.
+
+1. An agent logs in, finds an overdue account by stage and days past due, builds a deferral that
+   breaks policy (beyond 13 months after becoming overdue) and sees the rule's name before sending
+   anything, fixes the date, submits, and sees the account in settlement.
+2. A debtor opens the self-service link the SMS carries, sees what is owed and when contact ends in
+   their language, and asks for a plan: the workflow then holds dunning for the negotiation.
+3. An agent proposes a fee waiver; it waits in the supervisors' queue until one approves it there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from domain.accounts import HoldKind, Mode
+from domain.plans import add_months
+from service import links
+from tests.browser.conftest import AGENT_TOKEN, LINK_SECRET, SUPERVISOR_TOKEN, Stack, today_ny
+
+TIMEOUT_MS = 15_000
+
+
+async def test_agent_finds_an_account_fixes_a_rejected_plan_and_settles_it(
+    stack: Stack, chromium: Any, shots: Any
+) -> None:
+    account = await stack.overdue_account(40)
+    await stack.status(account)  # the first workflow task ran: stage and DPD are searchable
+    context = await chromium.new_context(viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+
+    # log in: the console sends us to the login form and back
+    await page.goto(f"{stack.base}/console")
+    assert "/console/login" in page.url
+    await page.fill("input[name=token]", AGENT_TOKEN)
+    await page.click("button[type=submit]")
+    await page.wait_for_url(f"{stack.base}/console")
+    cookie = next(c for c in await context.cookies() if c["name"] == "collect_token")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+
+    # find it: middle stage, 35-45 days past due, no hold (visibility may lag a moment)
+    for _ in range(40):
+        await page.select_option("select[name=stage]", "middle")
+        await page.select_option("select[name=hold]", "none")
+        await page.fill("input[name=dpd_min]", "35")
+        await page.fill("input[name=dpd_max]", "45")
+        await page.click("form[aria-label=search] button[type=submit]")
+        await page.wait_for_load_state()
+        if await page.locator(f"#results a:text-is('{account.account_id}')").count():
+            break
+        await asyncio.sleep(0.25)
+    await shots(page, "1-search")
+    await page.click(f"#results a:text-is('{account.account_id}')")
+    await page.wait_for_selector("#builder")
+    assert "USD 1,200.00" in await page.inner_text("section[aria-label=status]")
+    await shots(page, "2-account")
+
+    # a deferral beyond 13 months after becoming overdue: the preview names the rule, nothing is sent
+    too_late = add_months(account.due_date, 13) + timedelta(days=10)
+    await page.select_option("#kind", "deferral")
+    await page.fill("#first_due", too_late.isoformat())
+    await page.click("#preview-button")
+    verdict = page.locator("[data-verdict=rejected]")
+    await verdict.wait_for()
+    assert "deferral.max_months" in await verdict.inner_text()
+    await shots(page, "3-rejected")
+    assert (await stack.status(account)).mode == Mode.DUNNING
+
+    # fixed: within the limit; the preview now says policy allows it, and the agent submits
+    fixed = today_ny() + timedelta(days=30)
+    await page.fill("#first_due", fixed.isoformat())
+    await page.click("#preview-button")
+    await page.locator("[data-verdict=acceptable]").wait_for()
+    assert fixed.isoformat() in await page.inner_text("#schedule")
+    await page.click("#submit-plan")
+    await page.wait_for_selector("text=Plan agreed")
+    assert (await page.inner_text("#mode")).strip() == "settlement"
+    await shots(page, "4-settled")
+
+    status = await stack.status(account)
+    assert status.mode == Mode.SETTLEMENT
+    assert status.plan is not None and status.plan.kind == "deferral" and status.plan.proposed_by == "alice"
+
+    # the same page on a phone
+    phone = await chromium.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=1)
+    await phone.add_cookies([cookie])
+    small = await phone.new_page()
+    await small.goto(f"{stack.base}/console/accounts/{account.account_id}")
+    await shots(small, "5-account-phone")
+    await phone.close()
+    await context.close()
+
+
+async def test_debtor_opens_the_link_and_requests_a_plan(stack: Stack, chromium: Any, shots: Any) -> None:
+    account = await stack.overdue_account(50, language="zh-CN")
+    token = links.issue(account.account_id, LINK_SECRET, now=datetime.now(UTC), ttl_days=14)
+    context = await chromium.new_context(viewport={"width": 390, "height": 844})
+    page = await context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+
+    await page.goto(f"{stack.base}/me/{token}")
+    assert await page.get_attribute("html", "lang") == "zh-CN"  # the account's language
+    assert "CNY" not in await page.inner_text("#owed") and "USD 1,200.00" in await page.inner_text("#owed")
+    chargeoff = account.due_date + timedelta(days=180)
+    assert chargeoff.isoformat() in await page.inner_text("#contact-ends")
+    assert account.debtor.phone not in await page.content()
+    await shots(page, "1-zh")
+
+    await page.click("a[hreflang=en]")
+    await page.wait_for_selector("html[lang=en]")
+    await shots(page, "2-en")
+    await page.click("#request-plan")
+    await page.wait_for_selector("#done")
+    assert "An agent will contact you" in await page.inner_text("#done")
+    await shots(page, "3-requested")
+
+    status = await stack.status(account)
+    assert HoldKind.NEGOTIATION.value in status.holds
+    assert status.mode == Mode.DUNNING
+
+    # a link that was tampered with gets a friendly page, not the account
+    forged = await page.goto(f"{stack.base}/me/{token[:-3]}abc")
+    assert forged is not None and forged.status == 403
+    await shots(page, "4-forged")
+    await context.close()
+
+
+async def test_a_fee_waiver_goes_to_the_supervisors_queue_and_is_approved_there(
+    stack: Stack, chromium: Any, shots: Any
+) -> None:
+    account = await stack.overdue_account(70)
+    agent = await chromium.new_context(viewport={"width": 1280, "height": 900})
+    page = await agent.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    await page.goto(f"{stack.base}/console/accounts/{account.account_id}")
+    await page.fill("input[name=token]", AGENT_TOKEN)
+    await page.click("button[type=submit]")
+    await page.wait_for_selector("#builder")
+    await page.select_option("#kind", "fee_waiver")
+    await page.fill("#first_due", (today_ny() + timedelta(days=10)).isoformat())
+    await page.fill("#periods", "4")
+    await page.fill("#waiver", "45.00")
+    await page.fill("#hardship_evidence", "medical certificate of 2026-10-30")
+    await page.click("#preview-button")
+    await page.locator("[data-verdict=needs_approval]").wait_for()
+    await page.click("#submit-plan")
+    await page.wait_for_selector("text=sent to a supervisor")
+    await agent.close()
+    assert (await stack.status(account)).mode == Mode.DUNNING  # nothing changes before approval
+
+    boss = await chromium.new_context(viewport={"width": 1280, "height": 900})
+    page = await boss.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    await page.goto(f"{stack.base}/console/approvals")
+    await page.fill("input[name=token]", SUPERVISOR_TOKEN)
+    await page.click("button[type=submit]")
+    card = page.locator("section.card", has_text=account.account_id)
+    await card.wait_for()
+    assert "USD 45.00" in await card.inner_text()
+    await shots(page, "1-queue")
+    await card.locator("button:text-is('Approve')").click()
+    await page.wait_for_selector("text=Approved")
+    await shots(page, "2-approved")
+    await boss.close()
+
+    status = await stack.status(account)
+    assert status.mode == Mode.SETTLEMENT
+    assert status.plan is not None and status.plan.approver == "sam" and status.plan.waived == 4_500
+    assert status.plan.total == 120_000 - 4_500
