@@ -6,8 +6,11 @@ The order inside :meth:`ContactActivities.send_contact` is the whole point:
    moment ago wins over a plan made minutes ago;
 3. call Twilio; 429/5xx/network errors leave the attempt retryable (the provider did not take it),
    anything else is final.
-A retry that finds a reservation with no provider answer cannot know whether Twilio sent it, so it
-marks the attempt indeterminate and sends nothing: one missed reminder is better than two texts.
+A try that passes the gate claims the send in the same transaction (``sent_at``), so two tries of
+one send, or two sends racing for one account's cap, are decided one after the other. A retry that
+finds a claimed reservation with no provider answer asks the provider (messages or calls to that
+number from our sender that no attempt of ours owns): it adopts what it finds, and sends only if
+the provider has nothing. Only a crash we cannot reconcile leaves an attempt indeterminate.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import time as _time
 from datetime import UTC, datetime, timedelta
 
+import requests
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 from twilio.base.exceptions import TwilioRestException
@@ -23,7 +27,7 @@ from twilio.twiml.voice_response import VoiceResponse
 from activities.deps import Deps
 from domain.accounts import Channel, ContactOutcome, Language
 from domain.effects import AWAIT_OUTCOME, SEND_CONTACT, OutcomeRequest, SendRequest, SendResult
-from domain.gate import Audience, Defer, Deny, PlannedContact, decide
+from domain.gate import Allow, Audience, Defer, Deny, PlannedContact, decide
 from domain.governor import rules_for_profile
 from domain.outcomes import CALL_FINAL, MESSAGE_FINAL, call_outcome, error_outcome, message_outcome
 from domain.profiles import load_profile
@@ -76,19 +80,18 @@ class ContactActivities:
                 error_code=attempt.error_code,
                 replayed=True,
             )
-        if attempt.state == "reserved" and not created:
-            # a previous try died between reserving and hearing back from the provider
-            self._finish(
-                req,
-                now,
-                state="indeterminate",
-                outcome=ContactOutcome.INDETERMINATE,
-                rule="crash_before_provider_answer",
-            )
-            return SendResult(outcome=ContactOutcome.INDETERMINATE, replayed=True)
+        if attempt.state == "reserved" and not created and attempt.sent_at is not None:
+            # a previous try passed the gate and then died or lost the provider's answer: ask the
+            # provider before anything else, so the debtor gets it once, neither twice nor never
+            adopted = self._reconcile(req, snap, now)
+            if adopted is not None:
+                return adopted
+        # (a reservation the gate never cleared: nothing can have gone out, this try simply goes on)
 
         activity.heartbeat("gate")
         verdict = self._live_gate(req, now)
+        if verdict is None:  # another try of this same send cleared it a moment ago and is sending
+            return SendResult(outcome=ContactOutcome.INDETERMINATE, rule="in_flight", replayed=True)
         if isinstance(verdict, Deny):
             self._finish(req, now, state="denied", outcome=ContactOutcome.DENIED, rule=verdict.rule)
             return SendResult(outcome=ContactOutcome.DENIED, rule=verdict.rule)
@@ -133,11 +136,25 @@ class ContactActivities:
                 rule=f"provider.error_{exc.code}",
             )
             return SendResult(outcome=outcome, error_code=exc.code)
-        except Exception as exc:
+        except requests.exceptions.ConnectionError as exc:
+            # never reached the provider (refused, DNS, connect timeout): nothing was taken
             self._finish(
                 req,
                 now,
                 state="retryable",
+                rule="provider.unreachable",
+                decision="retry",
+                extra={"error": type(exc).__name__},
+            )
+            raise
+        except Exception as exc:
+            # the request went out but no answer came back (read timeout, broken connection): the
+            # provider may have taken it. The attempt stays reserved and cleared, so the retry asks
+            # the provider (see _reconcile) instead of sending blind.
+            self._finish(
+                req,
+                now,
+                state="reserved",
                 rule="provider.unreachable",
                 decision="retry",
                 extra={"error": type(exc).__name__},
@@ -227,18 +244,58 @@ class ContactActivities:
         self._finish(req, now, state="denied", outcome=ContactOutcome.DENIED, rule=gov.rule)
         return SendResult(outcome=ContactOutcome.DENIED, rule=gov.rule)
 
-    def _live_gate(self, req: SendRequest, now: datetime):  # type: ignore[no-untyped-def]
+    def _reconcile(self, req: SendRequest, snap, now: datetime) -> SendResult | None:  # type: ignore[no-untyped-def]
+        """Did the provider take this send after all? Adopt its record, or void the clearance.
+
+        The provider's list for this number and our sender, less what our other attempts already
+        own: what remains is the message or call a died try made. None when there is none, so the
+        caller sends (the twilio client's timeout is well inside the heartbeat timeout, so no earlier
+        try can still be in the middle of its call).
+        """
+        to = self._to(req, snap)
+        sender = self.deps.settings.twilio_from_number
+        api = self.deps.twilio.messages if req.channel == Channel.SMS else self.deps.twilio.calls
+        records = api.list(to=to, from_=sender, limit=50)  # a network error here: retried later
         with self.deps.sessions.begin() as s:
-            if req.audience == Audience.THIRD_PARTY:  # every message ever sent to them: the total cap
-                state, ledger = repo.third_party_gate_inputs(s, req.account_id, now=now)
-            else:
-                state, ledger = repo.live_gate_inputs(
-                    s, req.account_id, since=now - timedelta(days=8), now=now
-                )
+            unclaimed = [r for r in records if r.sid not in repo.claimed_sids(s, [r.sid for r in records])]
+            if not unclaimed:
+                repo.void_clearance(s, req.dedupe_key, now)
+                return None
+        found = unclaimed[-1]  # the oldest unclaimed one (lists come newest first)
+        self._finish(
+            req,
+            now,
+            state="accepted",
+            outcome=ContactOutcome.SENT,
+            provider_sid=found.sid,
+            provider_status=found.status,
+            rule="provider.reconciled",
+        )
+        return SendResult(outcome=ContactOutcome.SENT, provider_sid=found.sid, replayed=True)
+
+    def _live_gate(self, req: SendRequest, now: datetime):  # type: ignore[no-untyped-def]
+        """Decide against the live database and, if allowed, claim the send in the same transaction.
+
+        The account row stays locked from the read to the claim, so two sends racing for one
+        account (a reminder and a visit announcement, say) are decided one after the other, and the
+        second counts the first: a cap of one text a day stays one.
+        """
         contact = PlannedContact(
             channel=req.channel, purpose=req.purpose, template=req.template, at=now, audience=req.audience
         )
-        return decide(contact, state, ledger, now, load_profile(req.profile))
+        with self.deps.sessions.begin() as s:
+            if req.audience == Audience.THIRD_PARTY:  # every message ever sent to them: the total cap
+                state, ledger = repo.third_party_gate_inputs(
+                    s, req.account_id, now=now, exclude_key=req.dedupe_key
+                )
+            else:
+                state, ledger = repo.live_gate_inputs(
+                    s, req.account_id, since=now - timedelta(days=8), now=now, exclude_key=req.dedupe_key
+                )
+            verdict = decide(contact, state, ledger, now, load_profile(req.profile))
+            if isinstance(verdict, Allow) and not repo.clear_for_sending(s, req.dedupe_key, now):
+                return None
+        return verdict
 
     def _context(self, req: SendRequest, snap) -> dict[str, str]:  # type: ignore[no-untyped-def]
         st = self.deps.settings

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
-from datetime import date
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -37,7 +37,7 @@ from domain.accounts import Mode, Stage
 from domain.plans import AgreedPlan, Instalment, PlanKind, PlanProposal
 from domain.timeline import AccountStatus, Timeline
 from service import operations as ops
-from service.auth import Principal, require
+from service.auth import Principal, identify, require
 from store import repo
 from store.db import make_engine, session_factory
 from store.repo import AttemptView, AuditEntry, WaiverRequestView
@@ -62,6 +62,12 @@ class OperationsRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def route(request: Request) -> Response:
+            response = await answer(request)
+            if request.method == "GET" and response.status_code < 400:
+                await run_in_threadpool(_audit_read, request)
+            return response
+
+        async def answer(request: Request) -> Response:
             try:
                 return await handler(request)
             except ops.AccountNotFound as err:
@@ -87,6 +93,24 @@ class OperationsRoute(APIRoute):
                 return _error(503, f"the account's workflow could not answer: {err}")
 
         return route
+
+
+def _audit_read(request: Request) -> None:
+    """Reads are audited too: who looked at which debtor's account, and when (writes audit themselves)."""
+    who = identify(request)
+    if who is None:
+        return
+    query = str(request.url.query)[:500]
+    with _sessions(request).begin() as s:
+        repo.audit(
+            s,
+            at=datetime.now(UTC),
+            account_id=request.path_params.get("account_id"),
+            actor=who.name,
+            action="api_read",
+            decision="read",
+            details={"path": request.url.path, **({"query": query} if query else {})},
+        )
 
 
 #: documents the bearer scheme in the OpenAPI schema; ``service.auth.require`` does the checking

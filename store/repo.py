@@ -10,13 +10,13 @@ models, the pydantic views defined here, or plain values.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -427,20 +427,29 @@ def account_snapshot(s: Session, account_id: str) -> AccountSnapshot | None:
 
 
 def live_gate_inputs(
-    s: Session, account_id: str, since: datetime, *, now: datetime | None = None
+    s: Session,
+    account_id: str,
+    since: datetime,
+    *,
+    now: datetime | None = None,
+    exclude_key: str | None = None,
 ) -> tuple[GateState, list[LedgerEntry]]:
     """The contact gate's inputs read live from the database, for the check right before sending.
 
     Holds: not lifted (and, when ``now`` is given, not expired). Ledger: every attempt sent since
     ``since`` that may have reached the debtor (accepted or indeterminate), timed by when it went out,
     because caps count attempts, not successes, and an attempt we are unsure about must count rather
-    than be repeated.
+    than be repeated. Sends another try has cleared and is making right now count too, so two sends
+    racing for the same account (a reminder and a visit announcement) cannot both pass a cap of one:
+    the account row is locked until the caller's transaction ends (see :func:`clear_for_sending`).
     """
-    return _live_state(s, account_id, now), _ledger(s, account_id, Audience.DEBTOR, since)
+    state = _live_state(s, account_id, now, lock=True)
+    return state, _ledger(s, account_id, Audience.DEBTOR, since, exclude_key)
 
 
-def _live_state(s: Session, account_id: str, now: datetime | None) -> GateState:
-    row = s.get(AccountRow, account_id, populate_existing=True)
+def _live_state(s: Session, account_id: str, now: datetime | None, *, lock: bool = False) -> GateState:
+    # FOR UPDATE on PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises writers
+    row = s.get(AccountRow, account_id, populate_existing=True, with_for_update=lock or None)
     if row is None:
         raise UnknownAccount(f"account {account_id!r} is not in the database")
     emergency = _emergency(s, account_id)
@@ -457,20 +466,60 @@ def _live_state(s: Session, account_id: str, now: datetime | None) -> GateState:
 
 
 def third_party_gate_inputs(
-    s: Session, account_id: str, *, now: datetime | None = None
+    s: Session, account_id: str, *, now: datetime | None = None, exclude_key: str | None = None
 ) -> tuple[GateState, list[LedgerEntry]]:
     """The gate's inputs for a message to the emergency contact: the live account (is the debtor
     still unreachable? any hold?) and *every* message that person was ever sent (the total cap)."""
-    return _live_state(s, account_id, now), _ledger(s, account_id, Audience.THIRD_PARTY, None)
+    state = _live_state(s, account_id, now, lock=True)
+    return state, _ledger(s, account_id, Audience.THIRD_PARTY, None, exclude_key)
 
 
-def _ledger(s: Session, account_id: str, audience: Audience, since: datetime | None) -> list[LedgerEntry]:
-    """Attempts to ``audience`` that may have reached them, timed by when they went out."""
+def clear_for_sending(s: Session, dedupe_key: str, now: datetime) -> bool:
+    """The live gate allowed this reserved attempt: from now on it counts in every other send's caps.
+
+    Called in the same transaction as the gate's read (which locked the account), so of two sends
+    racing for one account the second always sees the first. ``sent_at`` is set while the attempt is
+    still reserved; a provider refusal or a retry clears it again (:func:`mark_attempt`).
+    """
+    row = _attempt(s, dedupe_key, lock=True)
+    if row is None or row.state != AttemptState.RESERVED.value or row.sent_at is not None:
+        return False  # another try of this very send cleared it first: only one may call the provider
+    row.sent_at = now
+    s.flush()
+    return True
+
+
+def void_clearance(s: Session, dedupe_key: str, now: datetime) -> None:
+    """The provider has no record of a cleared send whose try died: it never went out, clear again."""
+    row = _attempt(s, dedupe_key, lock=True)
+    if row is not None and row.state == AttemptState.RESERVED.value:
+        row.sent_at = None
+        row.updated_at = now
+        s.flush()
+
+
+def claimed_sids(s: Session, sids: Sequence[str]) -> set[str]:
+    """Which of these provider SIDs an attempt of ours already owns."""
+    if not sids:
+        return set()
+    found = s.scalars(select(ContactAttempt.provider_sid).where(ContactAttempt.provider_sid.in_(list(sids))))
+    return {sid for sid in found if sid}
+
+
+def _ledger(
+    s: Session, account_id: str, audience: Audience, since: datetime | None, exclude_key: str | None = None
+) -> list[LedgerEntry]:
+    """Attempts to ``audience`` that may have reached them (or are being sent), timed by when they went out."""
     stmt = select(ContactAttempt).where(
         ContactAttempt.account_id == account_id,
-        ContactAttempt.state.in_(COUNTED_ATTEMPT_STATES),
+        or_(
+            ContactAttempt.state.in_(COUNTED_ATTEMPT_STATES),
+            and_(ContactAttempt.state == AttemptState.RESERVED.value, ContactAttempt.sent_at.is_not(None)),
+        ),
         ContactAttempt.audience == audience.value,
     )
+    if exclude_key is not None:
+        stmt = stmt.where(ContactAttempt.dedupe_key != exclude_key)
     if since is not None:
         stmt = stmt.where(ContactAttempt.sent_at >= since)
     attempts = s.scalars(stmt.order_by(ContactAttempt.sent_at, ContactAttempt.id)).all()
@@ -642,12 +691,11 @@ def update_phone(s: Session, account_id: str, e164: str, now: datetime) -> bool:
 
 
 # ---- contact attempts -----------------------------------------------------------------------------
-def _attempt(s: Session, dedupe_key: str) -> ContactAttempt | None:
-    return s.scalars(
-        select(ContactAttempt)
-        .where(ContactAttempt.dedupe_key == dedupe_key)
-        .execution_options(populate_existing=True)
-    ).one_or_none()
+def _attempt(s: Session, dedupe_key: str, *, lock: bool = False) -> ContactAttempt | None:
+    stmt = select(ContactAttempt).where(ContactAttempt.dedupe_key == dedupe_key)
+    if lock:
+        stmt = stmt.with_for_update()
+    return s.scalars(stmt.execution_options(populate_existing=True)).one_or_none()
 
 
 def reserve_attempt(
@@ -731,7 +779,9 @@ def mark_attempt(
         raise LookupError(f"no contact attempt with dedupe key {dedupe_key!r}")
     if row.state in FINAL_ATTEMPT_STATES and row.state != new_state:
         return _attempt_view(row)
-    if row.sent_at is None and new_state == AttemptState.ACCEPTED:
+    if new_state in (AttemptState.RETRYABLE, AttemptState.DENIED, AttemptState.REJECTED):
+        row.sent_at = None  # it did not go out (a gate clearance is void): caps must not count it
+    elif row.sent_at is None and new_state == AttemptState.ACCEPTED:
         row.sent_at = now
     elif row.sent_at is None and new_state == AttemptState.INDETERMINATE:
         # It may have gone out when the crashed try reserved it: the last time the row was touched.

@@ -13,6 +13,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -117,14 +118,17 @@ async def time_skipping_server() -> AsyncIterator[object]:
         yield environment
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 async def env() -> AsyncIterator[object]:
-    """One time-skipping server per test module (about a second to start).
+    """One time-skipping server for the session: its clock only moves forward, so what one module left
+    in the shared database (a silent call the campaign governor counts, a ledger entry) is long past
+    for the next. A module must not leave work in flight behind it (see ``quiesce``).
 
-    Per module, not per session: a module that leaves a run with work in flight would otherwise lock
-    the shared server's clock for every module after it, and one failure would cascade into many.
+    The clock starts ten years ahead: tests against a real-time dev server write contacts at today's
+    date into the same database, and the campaign governor's 30-day window must never see them here.
     """
     async with time_skipping_server() as environment:
+        await environment.sleep(timedelta(days=3653))  # type: ignore[attr-defined]
         yield environment
 
 

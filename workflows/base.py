@@ -110,6 +110,7 @@ class AccountWorkflow:
         self.wake = False
         self.stop_contacts = False  # set the instant a plan or full payment lands; nothing new goes out
         self.contact_task: asyncio.Task[SendResult] | None = None
+        self.cancelling_contacts = False  # this workflow cancelled its own send (not the run's cancel)
         self.outcome_task: asyncio.Task[SendResult] | None = None
         self.pending_payments: list[PaymentIn] = []
         self.pending_reports: list[OutcomeReport] = []
@@ -310,8 +311,16 @@ class AccountWorkflow:
                 return None
             self.event("contact_failed", f"{template} by {channel.value}: {err.cause or err}")
             return SendResult(outcome=ContactOutcome.FAILED, rule="provider.error")
+        except asyncio.CancelledError:
+            # cancelled by this workflow (a plan, payment or hold landed) before the activity was even
+            # scheduled: nothing went out. A cancellation of the whole run still propagates.
+            if not self.cancelling_contacts:
+                raise
+            self.event("contact_cancelled", f"{template} by {channel.value}")
+            return None
         finally:
             self.contact_task = None
+            self.cancelling_contacts = False
         if result.deferred_until is not None:
             self.deferred[key] = result.deferred_until
             return result
@@ -340,8 +349,13 @@ class AccountWorkflow:
             return await self.outcome_task
         except ActivityError:
             return sent
+        except asyncio.CancelledError:
+            if not self.cancelling_contacts:
+                raise
+            return sent
         finally:
             self.outcome_task = None
+            self.cancelling_contacts = False
 
     def note_contact(self, key: str, channel: Channel, template: str, result: SendResult) -> None:
         if result.outcome == ContactOutcome.DENIED:
@@ -383,6 +397,7 @@ class AccountWorkflow:
     def cancel_contacts(self) -> None:
         for task in (self.contact_task, self.outcome_task):
             if task is not None and not task.done():
+                self.cancelling_contacts = True
                 task.cancel()
 
     def cancel_collection(self, channel: Channel | None = None) -> None:

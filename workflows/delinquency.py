@@ -185,22 +185,11 @@ class DelinquencyWorkflow(LocateMixin, AccountWorkflow):
             if placed is not None:
                 return placed
         self.stop_contacts = True
-        ev = self.event("charged_off", f"at {dpd} DPD; placement record created for agency hand-off")
-        await self.record(
-            self.change(
-                mode=Mode.CLOSED,
-                close_reason=CloseReason.CHARGED_OFF.value,
-                stage=Stage.CHARGED_OFF,
-                dpd=dpd,
-                balance=self.carried.balance,
-                decision="charged_off",
-                events=[ev],
-            )
-        )
-        self.mode = Mode.CLOSED
-        self.next_at = None
-        self.upsert_common(
-            stage=search.STAGE.value_set(Stage.CHARGED_OFF.value), dpd=search.DPD.value_set(dpd)
+        await self.close_charged_off(
+            dpd,
+            CloseReason.CHARGED_OFF,
+            "charged_off",
+            f"at {dpd} DPD; placement record created for agency hand-off",
         )
         self.set_details(f"charged off at {dpd} DPD and placed")
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -550,15 +539,22 @@ class DelinquencyWorkflow(LocateMixin, AccountWorkflow):
         placed = await self.place_with_agency()
         if placed.agency_id is None:
             return None
-        ev = self.event("charged_off", f"at {dpd} DPD; placed with {placed.agency_id}")
+        await self.close_charged_off(
+            dpd, CloseReason.PLACED, "charged_off_placed", f"at {dpd} DPD; placed with {placed.agency_id}"
+        )
+        return await self.while_placed(placed)
+
+    async def close_charged_off(self, dpd: int, reason: CloseReason, decision: str, detail: str) -> None:
+        """The charge-off record, placed with an agency or not: the account leaves collection here."""
+        ev = self.event("charged_off", detail)
         await self.record(
             self.change(
                 mode=Mode.CLOSED,
-                close_reason=CloseReason.PLACED.value,
+                close_reason=reason.value,
                 stage=Stage.CHARGED_OFF,
                 dpd=dpd,
                 balance=self.carried.balance,
-                decision="charged_off_placed",
+                decision=decision,
                 events=[ev],
             )
         )
@@ -567,7 +563,6 @@ class DelinquencyWorkflow(LocateMixin, AccountWorkflow):
         self.upsert_common(
             stage=search.STAGE.value_set(Stage.CHARGED_OFF.value), dpd=search.DPD.value_set(dpd)
         )
-        return await self.while_placed(placed)
 
     async def while_placed(self, placed: Placed) -> RunResult:
         """The agency works the account; its payments come back here, and it can be recalled."""

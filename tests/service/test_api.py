@@ -239,6 +239,10 @@ async def test_status_timeline_and_contact_history(stack: Stack, http: httpx.Asy
     # personal data stays in the database: no name or number in anything the API answers
     for answer in (status, timeline):
         assert account.debtor.phone not in answer.text and "Jane" not in answer.text
+    # and every look at the account is in its audit log with the reader's name
+    reads = [e for e in stack.audit(account) if e.action == "api_read"]
+    paths = {e.details["path"] for e in reads if e.actor == "ann"}
+    assert {f"/api/accounts/{account.account_id}", f"/api/accounts/{account.account_id}/timeline"} <= paths
 
 
 # ---- plans -----------------------------------------------------------------------------------------

