@@ -17,7 +17,9 @@ from twilio.http.response import Response
 from twilio.rest import Client
 
 #: seconds before an SDK request gives up; an activity must not hang forever on a dead carrier
-REQUEST_TIMEOUT = 10.0  # well inside the send activity's 20 s heartbeat timeout: a retry never overlaps a live call
+REQUEST_TIMEOUT = (
+    10.0  # well inside the send activity's 20 s heartbeat timeout: a retry never overlaps a live call
+)
 
 
 def _is_twilio_host(host: str) -> bool:
