@@ -17,7 +17,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -26,10 +25,9 @@ from domain.agencies import CloseRequest, RecallRequest
 from domain.gate import Defer, Deny, PlannedContact, Purpose, decide
 from domain.profiles import load_profile
 from domain.visits import RescheduleRequest, VisitCancel, VisitReport
-from runtime.settings import Settings, get_settings
 from service.auth import Principal, require
+from service.state import app_sessions
 from store import repo
-from store.db import make_engine, session_factory
 from workflows.messages import NegotiationRequest, PaymentIn
 
 router = APIRouter(tags=["agency"])
@@ -37,18 +35,6 @@ router = APIRouter(tags=["agency"])
 AgencyCaller = Annotated[Principal, Depends(require("agency_report"))]
 Agent = Annotated[Principal, Depends(require("write"))]
 Supervisor = Annotated[Principal, Depends(require("approve"))]
-
-
-def _settings(request: Request) -> Settings:
-    return getattr(request.app.state, "settings", None) or get_settings()
-
-
-def _sessions(request: Request) -> sessionmaker[Session]:
-    state = request.app.state
-    sessions = getattr(state, "sessions", None)
-    if sessions is None:
-        sessions = state.sessions = session_factory(make_engine(_settings(request).database_url))
-    return sessions
 
 
 def _now() -> datetime:
@@ -69,7 +55,7 @@ async def _signal(request: Request, workflow_id: str, name: str, arg: object) ->
 
 # ---- field visits -------------------------------------------------------------------------------
 def _own_visit(request: Request, visit_id: str, agency: str | None) -> repo.VisitView:
-    with _sessions(request).begin() as s:
+    with app_sessions(request).begin() as s:
         visit = repo.visit(s, visit_id)
     if visit is None or (agency is not None and visit.agency_id != agency):
         raise HTTPException(status_code=404, detail=f"no visit {visit_id!r}")
@@ -79,7 +65,7 @@ def _own_visit(request: Request, visit_id: str, agency: str | None) -> repo.Visi
 @router.get("/agency/visits")
 def agency_visits(request: Request, who: AgencyCaller) -> list[dict[str, Any]]:
     """The agency's visits: account, window, status (masked number only: the visit is at the door)."""
-    with _sessions(request).begin() as s:
+    with app_sessions(request).begin() as s:
         return [v.model_dump(mode="json") for v in repo.visits_for_agency(s, who.name)]
 
 
@@ -135,7 +121,7 @@ async def cancel_visit(request: Request, visit_id: str, who: Supervisor) -> dict
 
 # ---- placed accounts ----------------------------------------------------------------------------
 def _own_placement(request: Request, account_id: str, agency: str) -> repo.PlacementView:
-    with _sessions(request).begin() as s:
+    with app_sessions(request).begin() as s:
         placed = repo.active_placement(s, account_id)
     if placed is None or placed.agency_id != agency:
         raise HTTPException(status_code=404, detail=f"account {account_id!r} is not placed with {agency}")
@@ -145,7 +131,7 @@ def _own_placement(request: Request, account_id: str, agency: str) -> repo.Place
 @router.get("/agency/placements")
 def agency_placements(request: Request, who: AgencyCaller) -> list[dict[str, Any]]:
     """The agency's active accounts with the name and number it needs (under its contract)."""
-    with _sessions(request).begin() as s:
+    with app_sessions(request).begin() as s:
         return [p.model_dump(mode="json") for p in repo.placements_for_agency(s, who.name)]
 
 
@@ -170,7 +156,7 @@ def agency_call(request: Request, account_id: str, call: AgencyCall, who: Agency
     """
     _own_placement(request, account_id, who.name)
     now = _now()
-    with _sessions(request).begin() as s:
+    with app_sessions(request).begin() as s:
         snap = repo.account_snapshot(s, account_id)
         assert snap is not None
         state, ledger = repo.live_gate_inputs(s, account_id, since=now - timedelta(days=8), now=now)
@@ -249,7 +235,7 @@ async def agency_payment(
 
 @router.post("/placements/{account_id}/recall", status_code=202)
 async def recall(request: Request, account_id: str, body: RecallRequest, who: Supervisor) -> dict[str, str]:
-    with _sessions(request).begin() as s:
+    with app_sessions(request).begin() as s:
         placed = repo.active_placement(s, account_id)
     if placed is None:
         raise HTTPException(status_code=404, detail=f"account {account_id!r} is not placed")

@@ -17,7 +17,6 @@ Why it is built this way:
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Coroutine
 from datetime import UTC, date, datetime
 from enum import StrEnum
@@ -38,8 +37,8 @@ from domain.plans import AgreedPlan, Instalment, PlanKind, PlanProposal
 from domain.timeline import AccountStatus, Timeline
 from service import operations as ops
 from service.auth import Principal, identify, require
+from service.state import app_sessions, temporal_client
 from store import repo
-from store.db import make_engine, session_factory
 from store.repo import AttemptView, AuditEntry, WaiverRequestView
 
 PREFIX = "/api"
@@ -101,7 +100,7 @@ def _audit_read(request: Request) -> None:
     if who is None:
         return
     query = str(request.url.query)[:500]
-    with _sessions(request).begin() as s:
+    with app_sessions(request).begin() as s:
         repo.audit(
             s,
             at=datetime.now(UTC),
@@ -140,38 +139,16 @@ ACCOUNT_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-_connecting = asyncio.Lock()
-
-
 async def _client(request: Request) -> Client:
-    """``app.state.temporal_client``; if the app started while Temporal was down, connect now (else 503)."""
-    state = request.app.state
-    client = getattr(state, "temporal_client", None)
-    if client is not None:
-        return client  # type: ignore[no-any-return]
-    async with _connecting:
-        client = getattr(state, "temporal_client", None)
-        if client is None:
-            from runtime.temporal import connect
-
-            try:
-                client = state.temporal_client = await connect(state.settings)
-            except Exception as err:
-                raise HTTPException(status_code=503, detail=f"Temporal unreachable: {err}") from err
-    return client  # type: ignore[no-any-return]
-
-
-def _sessions(request: Request) -> sessionmaker[Session]:
-    """One session factory per app, on the engine of the configured database (as the webhooks do)."""
-    state = request.app.state
-    sessions = getattr(state, "sessions", None)
-    if sessions is None:
-        sessions = state.sessions = session_factory(make_engine(state.settings.database_url))
-    return sessions  # type: ignore[no-any-return]
+    """The app's Temporal client; Temporal out of reach is a 503, never a 500."""
+    try:
+        return await temporal_client(request)
+    except Exception as err:
+        raise HTTPException(status_code=503, detail=f"Temporal unreachable: {err}") from err
 
 
 Temporal = Annotated[Client, Depends(_client)]
-Sessions = Annotated[sessionmaker[Session], Depends(_sessions)]
+Sessions = Annotated[sessionmaker[Session], Depends(app_sessions)]
 
 
 # ---- bodies ----------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from enum import StrEnum
 
 from fastapi import HTTPException, Request
 
-from runtime.settings import Settings, get_settings
+from service.state import app_settings
 
 COOKIE = "collect_token"
 
@@ -58,10 +58,6 @@ def parse_tokens(tokens: dict[str, str]) -> dict[str, Principal]:
     return out
 
 
-def _settings(request: Request) -> Settings:
-    return getattr(request.app.state, "settings", None) or get_settings()
-
-
 def presented_token(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
@@ -75,7 +71,7 @@ def identify(request: Request) -> Principal | None:
     token = presented_token(request)
     if not token:
         return None
-    for known, principal in parse_tokens(_settings(request).api_tokens).items():
+    for known, principal in parse_tokens(app_settings(request).api_tokens).items():
         if hmac.compare_digest(known.encode(), token.encode()):
             return principal
     return None

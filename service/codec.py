@@ -25,6 +25,7 @@ from temporalio.api.common.v1 import Payload, Payloads
 from runtime.codec import CodecError, EncryptionCodec, codec_from_spec
 from runtime.settings import Settings, get_settings
 from service.auth import identify
+from service.state import app_settings
 
 ALLOWED_HEADERS = "authorization, authorization-extras, content-type, x-namespace"
 
@@ -37,10 +38,6 @@ async def _keys_checked_at_start(app: FastAPI) -> AsyncIterator[None]:
 
 
 router = APIRouter(prefix="/codec", tags=["codec"], lifespan=_keys_checked_at_start)
-
-
-def _settings(request: Request) -> Settings:
-    return getattr(request.app.state, "settings", None) or get_settings()
 
 
 def _codec(settings: Settings) -> EncryptionCodec | None:
@@ -58,7 +55,7 @@ _CACHE: dict[str, EncryptionCodec | None] = {}
 def cors_headers(request: Request) -> dict[str, str]:
     """CORS for the Temporal UI's origin only; credentials allowed so the console cookie can be sent."""
     origin = request.headers.get("origin")
-    if not origin or origin.rstrip("/") != _settings(request).ui_origin.rstrip("/"):
+    if not origin or origin.rstrip("/") != app_settings(request).ui_origin.rstrip("/"):
         return {}
     return {
         "Access-Control-Allow-Origin": origin,
@@ -86,7 +83,7 @@ async def _apply(
         return _error(401, "a valid bearer token is required", {**headers, "WWW-Authenticate": "Bearer"})
     if not principal.may(action):
         return _error(403, f"role {principal.role.value} may not {action}", headers)
-    settings = _settings(request)
+    settings = app_settings(request)
     namespace = request.headers.get("x-namespace")
     if namespace and namespace != settings.temporal_namespace:
         return _error(

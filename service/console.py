@@ -38,17 +38,15 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.datastructures import FormData
-from temporalio.client import Client
 from temporalio.service import RPCError
 
 from domain.accounts import HoldKind, Mode, Stage
 from domain.money import exponent, format_minor, parse_major
 from domain.plans import PlanKind, PlanProposal, Violation
-from runtime.settings import Settings, get_settings
 from service import operations as ops
 from service.auth import COOKIE, Principal, identify, parse_tokens
+from service.state import app_sessions, app_settings, temporal_client
 from store import repo
-from store.db import make_engine, session_factory
 
 router = APIRouter()
 
@@ -100,37 +98,6 @@ async def static_file(name: str) -> Response:
     if path is None:
         return Response(status_code=404)
     return FileResponse(path, headers={"Cache-Control": "public, max-age=300"})
-
-
-def settings_of(request: Request) -> Settings:
-    return getattr(request.app.state, "settings", None) or get_settings()
-
-
-def sessions_of(request: Request) -> sessionmaker[Session]:
-    """One session factory per app, on the process-wide engine for the configured database."""
-    state = request.app.state
-    sessions = getattr(state, "sessions", None)
-    if sessions is None:
-        sessions = state.sessions = session_factory(make_engine(settings_of(request).database_url))
-    return sessions
-
-
-_connecting = asyncio.Lock()
-
-
-async def client_of(request: Request) -> Client:
-    """``app.state.temporal_client``, or a connection from the settings made once on first use."""
-    state = request.app.state
-    client = getattr(state, "temporal_client", None)
-    if client is not None:
-        return client
-    async with _connecting:
-        client = getattr(state, "temporal_client", None)
-        if client is None:
-            from runtime.temporal import connect
-
-            client = state.temporal_client = await connect(settings_of(request))
-    return client
 
 
 def page(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
@@ -197,7 +164,7 @@ def _base(request: Request, principal: Principal | None, **context: Any) -> dict
     return {
         "principal": principal,
         "csrf": csrf_token(request) if principal else "",
-        "company": settings_of(request).company_name,
+        "company": app_settings(request).company_name,
         **context,
     }
 
@@ -218,7 +185,7 @@ async def login(request: Request) -> Response:
     form = await request.form()
     token = str(form.get("token", "")).strip()
     target = _safe_next(str(form.get("next", "")))
-    known = parse_tokens(settings_of(request).api_tokens)
+    known = parse_tokens(app_settings(request).api_tokens)
     if not token or not any(hmac.compare_digest(k.encode(), token.encode()) for k in known):
         context = _base(request, None, next=target, error="That token is not valid.")
         return page(request, "console/login.html", context, status_code=401)
@@ -300,7 +267,7 @@ async def search_page(request: Request) -> Response:
         query_text = ops.visibility_query(**filters)
         try:
             results = await ops.find_accounts(
-                await client_of(request), **filters, limit=100, sessions=sessions_of(request)
+                await temporal_client(request), **filters, limit=100, sessions=app_sessions(request)
             )
         except RPCError as exc:
             errors.append(f"search failed: {exc.message}")
@@ -334,8 +301,8 @@ async def open_account(request: Request, account_id: str = "") -> Response:
 
 # ---- the account page and the plan builder -----------------------------------------------------------
 async def _account_context(request: Request, account_id: str) -> dict[str, Any]:
-    client = await client_of(request)
-    sessions = sessions_of(request)
+    client = await temporal_client(request)
+    sessions = app_sessions(request)
     status, timeline, history, terms = await asyncio.gather(
         ops.account_status(client, account_id),
         ops.account_timeline(client, account_id),
@@ -475,10 +442,10 @@ async def plan_preview(request: Request, account_id: str, fragment: int = 0) -> 
     who, form = posted
     if not fragment:
         return await _account_page(request, who, account_id, form=form, with_preview=True)
-    client = await client_of(request)
+    client = await temporal_client(request)
     try:
         status = await ops.account_status(client, account_id)
-        terms = await asyncio.to_thread(ops.plan_terms, sessions_of(request), account_id)
+        terms = await asyncio.to_thread(ops.plan_terms, app_sessions(request), account_id)
     except ops.AccountNotFound:
         return Response("no such account", status_code=404)
     ctx = _base(request, who, status=status, **_preview(status, terms, _plan_form(form, status)))
@@ -492,8 +459,8 @@ async def plan_submit(request: Request, account_id: str) -> Response:
     if isinstance(posted, Response):
         return posted
     who, form = posted
-    client = await client_of(request)
-    sessions = sessions_of(request)
+    client = await temporal_client(request)
+    sessions = app_sessions(request)
     try:
         status = await ops.account_status(client, account_id)
     except ops.AccountNotFound:
@@ -539,7 +506,9 @@ async def hold_action(request: Request, account_id: str, action: str) -> Respons
     reason = str(form.get("reason", "")).strip() or f"{action} from the console"
     do = ops.pause if action == "pause" else ops.resume
     try:
-        await do(await client_of(request), account_id, reason[:500], who.name, sessions=sessions_of(request))
+        await do(
+            await temporal_client(request), account_id, reason[:500], who.name, sessions=app_sessions(request)
+        )
     except ops.AccountNotFound:
         return error_page(
             request, 404, "No such account", f"There is no account {account_id}.", principal=who
@@ -560,7 +529,7 @@ async def approvals(request: Request, notice: str | None = None, error: str | No
     who = _who(request, "approve")
     if isinstance(who, Response):
         return who
-    sessions = sessions_of(request)
+    sessions = app_sessions(request)
     queue = await asyncio.to_thread(ops.waiver_queue, sessions, status="pending")
     currencies = await asyncio.to_thread(_currencies, sessions, {v.account_id for v in queue})
     items = []
@@ -582,10 +551,10 @@ async def decide(request: Request, request_id: int, decision: str) -> Response:
     if isinstance(posted, Response):
         return posted
     who, form = posted
-    sessions = sessions_of(request)
+    sessions = app_sessions(request)
     try:
         if decision == "approve":
-            plan = await ops.approve_waiver(await client_of(request), sessions, request_id, who.name)
+            plan = await ops.approve_waiver(await temporal_client(request), sessions, request_id, who.name)
             message = f"Approved: plan {plan.plan_id} agreed."
         else:
             await ops.reject_waiver(sessions, request_id, who.name, str(form.get("note", "")).strip())

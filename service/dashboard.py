@@ -20,13 +20,11 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
-from sqlalchemy.orm import Session, sessionmaker
 
 from domain.money import format_minor
-from runtime.settings import Settings, get_settings
 from service.auth import Principal, require
+from service.state import app_sessions
 from store import repo
-from store.db import make_engine, session_factory
 
 router = APIRouter(tags=["dashboard"])
 TEMPLATES = Environment(
@@ -308,15 +306,6 @@ def donut_svg(parts_in: dict[str, int], colours: dict[str, str], label: str) -> 
     return _svg(width, height, "".join(parts), label)
 
 
-def _sessions(request: Request) -> sessionmaker[Session]:
-    state = request.app.state
-    sessions = getattr(state, "sessions", None)
-    if sessions is None:
-        settings: Settings = getattr(state, "settings", None) or get_settings()
-        sessions = state.sessions = session_factory(make_engine(settings.database_url))
-    return sessions
-
-
 def render_dashboard(data: repo.DashboardData, now: datetime) -> str:
     answered = sum(a for _, _, a in data.silent)
     silent = sum(s for _, s, _ in data.silent)
@@ -375,7 +364,7 @@ def render_dashboard(data: repo.DashboardData, now: datetime) -> str:
 def dashboard(request: Request, who: Reader) -> HTMLResponse:
     """The reporting dashboard (any role that may read: agent, supervisor, auditor)."""
     now = datetime.now(UTC)
-    with _sessions(request).begin() as s:
+    with app_sessions(request).begin() as s:
         now = max(now, repo.latest_event_at(s) or now)
         data = repo.dashboard_data(s, now)
     return HTMLResponse(render_dashboard(data, now))

@@ -42,7 +42,8 @@ from domain.policy import load_policy
 from domain.timeline import STOPS_CONTACT, AccountStatus, Timeline
 from service import links
 from service import operations as ops
-from service.console import HERE, client_of, page, sessions_of, settings_of
+from service.console import HERE, page
+from service.state import app_sessions, app_settings, temporal_client
 from store import repo
 from workflows.messages import NegotiationRequest
 
@@ -88,7 +89,7 @@ def _lang(requested: str | None, account_language: str | None) -> str:
 
 
 def _friendly(request: Request, status_code: int, title_key: str, body_key: str, lang: str) -> HTMLResponse:
-    st = settings_of(request)
+    st = app_settings(request)
     t = Texts(_lang(lang, None))
     body = t(body_key, phone=st.callback_number, days=st.link_ttl_days)
     context = {
@@ -107,7 +108,7 @@ def _friendly(request: Request, status_code: int, title_key: str, body_key: str,
 
 def _account_for(request: Request, token: str, lang: str | None) -> str | HTMLResponse:
     """The account the link opens, or the friendly page to answer instead (403 forged, 410 expired)."""
-    secret = settings_of(request).link_secret
+    secret = app_settings(request).link_secret
     if secret is None or not secret.get_secret_value():
         return _friendly(request, 404, "landing_title", "landing_body", lang or "en")
     try:
@@ -195,9 +196,9 @@ async def _render(
     promise: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
-    st = settings_of(request)
-    client = await client_of(request)
-    facts = await asyncio.to_thread(_snapshot_facts, sessions_of(request), account_id)
+    st = app_settings(request)
+    client = await temporal_client(request)
+    facts = await asyncio.to_thread(_snapshot_facts, app_sessions(request), account_id)
     if facts is None:
         return _friendly(request, 404, "missing_title", "missing_body", lang or "en")
     language, terms = facts
@@ -276,13 +277,13 @@ async def request_plan(request: Request, token: str) -> Response:
     account_id = _account_for(request, token, lang)
     if isinstance(account_id, Response):
         return account_id
-    client = await client_of(request)
+    client = await temporal_client(request)
     try:
         status = await ops.account_status(client, account_id)
     except ops.AccountNotFound:
         return _friendly(request, 404, "missing_title", "missing_body", lang)
     if status.mode != Mode.DUNNING:
-        problem = Texts(lang)("unavailable", phone=settings_of(request).callback_number)
+        problem = Texts(lang)("unavailable", phone=app_settings(request).callback_number)
         return await _render(request, token, account_id, lang, problems=[problem], status_code=409)
     try:
         await client.get_workflow_handle(workflow_id_for(account_id)).signal(
@@ -324,8 +325,8 @@ async def promise_to_pay(request: Request, token: str) -> Response:
         return account_id
     values = {"date": str(form.get("date", "")).strip(), "amount": str(form.get("amount", "")).strip()}
     t = Texts(lang)
-    client = await client_of(request)
-    sessions = sessions_of(request)
+    client = await temporal_client(request)
+    sessions = app_sessions(request)
     try:
         status = await ops.account_status(client, account_id)
         terms = await asyncio.to_thread(ops.plan_terms, sessions, account_id)
@@ -341,7 +342,7 @@ async def promise_to_pay(request: Request, token: str) -> Response:
         except ops.PlanRejected as exc:
             problems = [f"{v.message} ({v.rule})" for v in exc.violations]
         except ops.PlanConflict:
-            problems = [t("unavailable", phone=settings_of(request).callback_number)]
+            problems = [t("unavailable", phone=app_settings(request).callback_number)]
     if problems:
         return await _render(
             request,

@@ -51,12 +51,12 @@ from domain.masking import mask_phone
 from domain.money import format_minor
 from domain.outcomes import CALL_FINAL, MESSAGE_FINAL, call_outcome, message_outcome
 from domain.templates import render
-from runtime.settings import Settings, get_settings
+from runtime.settings import Settings
 from service import twiml
 from service.signing import request_is_valid
+from service.state import app_sessions, app_settings
 from store import governor as governor_store
 from store import repo
-from store.db import make_engine, session_factory
 from store.models import AccountRow, ContactPoint, Debtor
 from store.repo import AttemptView, ContactStatus
 from workflows.messages import NegotiationRequest, OptOut, OutcomeReport
@@ -94,19 +94,6 @@ XML = "application/xml"
 
 
 # ---- plumbing -------------------------------------------------------------------------------------
-def _settings(request: Request) -> Settings:
-    return getattr(request.app.state, "settings", None) or get_settings()
-
-
-def _sessions(request: Request) -> sessionmaker[Session]:
-    """One session factory per app, on the process-wide engine for the configured database."""
-    state = request.app.state
-    sessions = getattr(state, "sessions", None)
-    if sessions is None:
-        sessions = state.sessions = session_factory(make_engine(_settings(request).database_url))
-    return sessions
-
-
 def _client(request: Request) -> Client | None:
     return getattr(request.app.state, "temporal_client", None)
 
@@ -116,7 +103,7 @@ def _twilio(request: Request) -> TwilioClient:
     state = request.app.state
     client = getattr(state, "twilio_client", None)
     if client is None:
-        st = _settings(request)
+        st = app_settings(request)
         client = state.twilio_client = make_twilio_client(st.twilio_sid, st.twilio_token, st.twilio_base)
     return client
 
@@ -132,7 +119,7 @@ async def twilio_params(request: Request) -> ImmutableMultiDict[str, Any]:
         params = request.query_params
     else:
         params = await request.form()
-    st = _settings(request)
+    st = app_settings(request)
     if not request_is_valid(request, params, st.twilio_token, st.public_base_url):
         log.warning("refused %s %s: missing or invalid X-Twilio-Signature", request.method, request.url.path)
         raise HTTPException(status_code=403, detail="invalid Twilio signature")
@@ -251,7 +238,7 @@ async def message_status(request: Request, params: FormData = Depends(twilio_par
     sid = str(params.get("MessageSid") or params.get("SmsSid") or "")
     status = str(params.get("MessageStatus") or params.get("SmsStatus") or "").lower()
     code = _int(params.get("ErrorCode"))
-    applied = await run_in_threadpool(_apply_message_status, _sessions(request), sid, status, code, _now())
+    applied = await run_in_threadpool(_apply_message_status, app_sessions(request), sid, status, code, _now())
     if applied is None:
         _unknown("message status", sid, params.get("To"))
         return _empty()
@@ -310,7 +297,7 @@ async def call_status(request: Request, params: FormData = Depends(twilio_params
     answered_by = params.get("AnsweredBy") or None
     duration = _int(params.get("CallDuration"))
     applied = await run_in_threadpool(
-        _apply_call_status, _sessions(request), sid, status, answered_by, duration, _now()
+        _apply_call_status, app_sessions(request), sid, status, answered_by, duration, _now()
     )
     if applied is None:
         _unknown("call status", sid, params.get("To"))
@@ -404,7 +391,7 @@ async def amd(request: Request, params: FormData = Depends(twilio_params)) -> Re
     """
     sid = str(params.get("CallSid") or "")
     answered_by = str(params.get("AnsweredBy") or "unknown").lower()
-    sessions = _sessions(request)
+    sessions = app_sessions(request)
     applied = await run_in_threadpool(_apply_amd, sessions, sid, answered_by, _now())
     if applied is None:
         _unknown("amd", sid, params.get("To"))
@@ -414,7 +401,7 @@ async def amd(request: Request, params: FormData = Depends(twilio_params)) -> Re
             _leave_voicemail,
             _twilio(request),
             sessions,
-            _settings(request),
+            app_settings(request),
             applied.account_id,
             sid,
             applied.language,
@@ -461,7 +448,7 @@ def _record_key(
 
 
 def _action_url(request: Request) -> str:
-    base = _settings(request).public_base_url
+    base = app_settings(request).public_base_url
     return f"{base.rstrip('/')}{GATHER}" if base else str(request.url.replace(query=None))
 
 
@@ -471,10 +458,10 @@ async def gather(request: Request, params: FormData = Depends(twilio_params)) ->
 
     Every answer starts with ``<Say>``: the callee is on the line and must never hear silence.
     """
-    st = _settings(request)
+    st = app_settings(request)
     sid = str(params.get("CallSid") or "")
     digits = str(params.get("Digits") or "").strip()[:1]
-    sessions = _sessions(request)
+    sessions = app_sessions(request)
     ctx = await run_in_threadpool(_call_context, sessions, sid)
     if ctx is None:
         _unknown("gather", sid, params.get("To"))
@@ -576,11 +563,11 @@ async def inbound_sms(request: Request, params: FormData = Depends(twilio_params
     (it confirms only the first time). Only if no workflow could be told (none running) does this
     reply carry the confirmation itself, and only on the first STOP. A repeated STOP gets nothing.
     """
-    st = _settings(request)
+    st = app_settings(request)
     phone = _e164(str(params.get("From") or ""))
     sid = str(params.get("MessageSid") or params.get("SmsSid") or "")
     word = keyword(str(params.get("Body") or ""))
-    found = await run_in_threadpool(_apply_inbound, _sessions(request), phone, word, sid, _now())
+    found = await run_in_threadpool(_apply_inbound, app_sessions(request), phone, word, sid, _now())
     if not found.accounts:
         log.info("inbound sms from unknown number %s (%s)", mask_phone(phone), found.kind)
     client = _client(request)
@@ -627,7 +614,7 @@ async def governor_status(request: Request, campaign: str | None = None) -> Any:
     With ``?campaign=NAME``: one object ``{campaign, live_answered, abandoned, pending, rate, paused, …}``;
     without: a list, one per campaign.
     """
-    reports = await run_in_threadpool(_governor_reports, _sessions(request), campaign, _now())
+    reports = await run_in_threadpool(_governor_reports, app_sessions(request), campaign, _now())
     return reports[0] if campaign else reports
 
 
