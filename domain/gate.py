@@ -385,12 +385,7 @@ def decide(
         binding = max(blocks, key=lambda b: b.release or earliest, default=None)
         if binding is not None and binding.release is not None and binding.release > earliest:
             earliest, rule = binding.release, binding.rule
-    moment = next_convenient(earliest, zones, profile)
-    if moment is None:
-        return Deny(rule="quiet_hours.no_common_window")
-    if moment <= now_utc:
-        return Allow()
-    return Defer(until=_utc(moment), rule=rule)
+    return _first_lawful(earliest, rule, zones, profile, now_utc)
 
 
 # ---- third parties (the debtor's emergency contact) ---------------------------------------------
@@ -450,6 +445,13 @@ def _decide_third_party(
             return Deny(rule=block.rule)
         if block.release > earliest:
             earliest, rule = block.release, block.rule
+    return _first_lawful(earliest, rule, zones, profile, now_utc)
+
+
+def _first_lawful(
+    earliest: datetime, rule: str, zones: Sequence[str], profile: Profile, now_utc: datetime
+) -> Verdict:
+    """Allow now, or Defer to the first convenient moment at or after ``earliest`` (named by ``rule``)."""
     moment = next_convenient(earliest, zones, profile)
     if moment is None:
         return Deny(rule="quiet_hours.no_common_window")

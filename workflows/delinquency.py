@@ -27,7 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.clock import PolicyClock
     from domain.gate import Purpose
     from domain.money import format_minor
-    from domain.plans import AgreedPlan, PlanKind, PlanProposal, agree, validate_proposal
+    from domain.plans import AgreedPlan, PlanKind, PlanProposal, Violation, agree, validate_proposal
     from domain.timeline import AccountStatus, Timeline, project_dunning
     from domain.visits import VisitCancel, VisitOutcome, VisitResult, eligibility, visit_slot
     from workflows import search
@@ -249,6 +249,30 @@ class DelinquencyWorkflow(LocateMixin, AccountWorkflow):
     @workflow.update
     async def propose_settlement(self, proposal: PlanProposal) -> AgreedPlan:
         """Accept a plan: dunning stops, the plan is stored, and only then does this answer."""
+        plan = await self.agree_plan(
+            proposal,
+            None,
+            proposal.proposed_by,
+            f"plan agreed ({proposal.kind.value}); switching to settlement",
+        )
+        self.wake = True
+        return plan
+
+    def plan_violations(self, proposal: PlanProposal) -> list[Violation]:
+        """The policy's verdict on a plan for this account today (pure: ``domain.plans``)."""
+        return validate_proposal(
+            proposal,
+            balance=self.carried.balance,
+            fees=self.terms.fees,
+            overdue_since=self.terms.due_date,
+            today=local_date(self.now(), self.terms),
+            policy=self.policy,
+        )
+
+    async def agree_plan(
+        self, proposal: PlanProposal, detail: str | None, actor: str, details_line: str
+    ) -> AgreedPlan:
+        """Stop dunning, store the plan, wait out any send in flight: the one way a plan is agreed."""
         self.settling = True
         self.stop_contacts = True
         now = self.now()
@@ -264,17 +288,12 @@ class DelinquencyWorkflow(LocateMixin, AccountWorkflow):
             policy=self.policy,
         )
         ev = self.event(
-            "plan_agreed", f"{plan.kind.value}, {len(plan.instalments)} instalment(s), ends {plan.end_date}"
+            "plan_agreed",
+            detail or f"{plan.kind.value}, {len(plan.instalments)} instalment(s), ends {plan.end_date}",
         )
         # Live state first: from here on the send activity's own gate refuses any dunning contact.
         await self.record(
-            self.change(
-                mode=Mode.SETTLEMENT,
-                plan=plan,
-                decision="plan_agreed",
-                events=[ev],
-                actor=proposal.proposed_by,
-            )
+            self.change(mode=Mode.SETTLEMENT, plan=plan, decision="plan_agreed", events=[ev], actor=actor)
         )
         # Then make sure nothing already under way can still reach the debtor after we answer.
         await self.contacts_settled()
@@ -282,9 +301,8 @@ class DelinquencyWorkflow(LocateMixin, AccountWorkflow):
         self.mode = Mode.SETTLEMENT
         self.next_at = None
         self.upsert_common()
-        self.set_details(f"plan agreed ({plan.kind.value}); switching to settlement")
+        self.set_details(details_line)
         self.plan = plan
-        self.wake = True
         return plan
 
     @propose_settlement.validator
@@ -293,14 +311,7 @@ class DelinquencyWorkflow(LocateMixin, AccountWorkflow):
             raise ApplicationError("a plan is already being agreed", type="PlanConflict", non_retryable=True)
         if self.mode == Mode.CLOSED or self.carried.balance <= 0:
             raise ApplicationError("the account is closed", type="AccountClosed", non_retryable=True)
-        violations = validate_proposal(
-            proposal,
-            balance=self.carried.balance,
-            fees=self.terms.fees,
-            overdue_since=self.terms.due_date,
-            today=local_date(self.now(), self.terms),
-            policy=self.policy,
-        )
+        violations = self.plan_violations(proposal)
         if violations:
             raise ApplicationError(
                 "plan breaks policy: " + "; ".join(f"{v.rule}: {v.message}" for v in violations),
@@ -447,48 +458,19 @@ class DelinquencyWorkflow(LocateMixin, AccountWorkflow):
     async def accept_promise(self, amount: int, day, by: str) -> None:  # type: ignore[no-untyped-def]
         """A promise taken at the door becomes a promise-to-pay plan, if the policy allows it."""
         proposal = PlanProposal(kind=PlanKind.PROMISE_TO_PAY, first_due=day, amount=amount, proposed_by=by)
-        now = self.now()
-        today = local_date(now, self.terms)
-        violations = validate_proposal(
-            proposal,
-            balance=self.carried.balance,
-            fees=self.terms.fees,
-            overdue_since=self.terms.due_date,
-            today=today,
-            policy=self.policy,
-        )
+        violations = self.plan_violations(proposal)
         if violations:
             ev = self.event("promise_refused", "; ".join(f"{v.rule}: {v.message}" for v in violations)[:300])
             await self.record(
                 self.change(decision="promise_refused", rule=violations[0].rule, events=[ev], actor=by)
             )
             return
-        self.settling = True
-        self.stop_contacts = True
-        plan = agree(
+        await self.agree_plan(
             proposal,
-            plan_id=f"{self.terms.account_id}-plan-{self.carried.plans_agreed + 1}",
-            currency=self.terms.currency,
-            balance=self.carried.balance,
-            fees=self.terms.fees,
-            overdue_since=self.terms.due_date,
-            agreed_at=now,
-            today=today,
-            policy=self.policy,
+            f"promise to pay {format_minor(amount, self.terms.currency)} by {day} ({by})",
+            by,
+            "promise to pay taken at a field visit; switching to settlement",
         )
-        ev = self.event(
-            "plan_agreed", f"promise to pay {format_minor(amount, self.terms.currency)} by {day} ({by})"
-        )
-        await self.record(
-            self.change(mode=Mode.SETTLEMENT, plan=plan, decision="plan_agreed", events=[ev], actor=by)
-        )
-        await self.contacts_settled()
-        self.carried.plans_agreed += 1
-        self.mode = Mode.SETTLEMENT
-        self.next_at = None
-        self.upsert_common()
-        self.set_details("promise to pay taken at a field visit; switching to settlement")
-        self.plan = plan
 
     # ---- placement with an agency at charge-off ---------------------------------------------------
     def placement_due(self) -> bool:
