@@ -35,6 +35,7 @@ from domain.templates import THIRD_PARTY_PLACEHOLDERS, render
 from service.links import self_service_link
 from store import repo
 from store.governor import voice_verdict
+from store.pacing import provider_request, wait_for_slot
 
 FINAL_STATES = {"accepted", "rejected", "denied", "indeterminate"}
 VOICE_LANG = {Language.EN: "en-US", Language.ZH_CN: "cmn-CN"}
@@ -88,6 +89,19 @@ class ContactActivities:
                 return adopted
         # (a reservation the gate never cleared: nothing can have gone out, this try simply goes on)
 
+        # The sender's next send slot, shared by every worker (store/pacing.py), taken before the gate
+        # so that the gate stays the last check before the provider: what lands while we wait wins.
+        st = deps.settings
+        slot = wait_for_slot(
+            deps.sessions,
+            st.twilio_from_number,
+            st.sender_messages_per_second,
+            heartbeat=lambda: activity.heartbeat("pacing"),
+            cancelled=activity.is_cancelled,
+        )
+        if slot is None:
+            self._finish(req, now, state="retryable", rule="cancelled", decision="cancelled")
+            raise ApplicationError("cancelled before sending", type="Cancelled", non_retryable=True)
         activity.heartbeat("gate")
         verdict = self._live_gate(req, now)
         if verdict is None:  # another try of this same send cleared it a moment ago and is sending
@@ -114,7 +128,9 @@ class ContactActivities:
             raise ApplicationError("cancelled before sending", type="Cancelled", non_retryable=True)
 
         try:
-            sid, status = self._provider_call(req, snap)
+            # the exact per-second limit at the carrier, around the request itself (store/pacing.py)
+            with provider_request(deps.sessions, st.twilio_from_number, st.sender_messages_per_second):
+                sid, status = self._provider_call(req, snap)
         except TwilioRestException as exc:
             if exc.status == 429 or exc.status >= 500:
                 self._finish(

@@ -132,12 +132,55 @@ class Stack:
         return await connect(self.settings())
 
 
+PG_ADMIN_URL = os.environ.get("COLLECT_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
 @contextmanager
-def stack(database_url: str | None = None, workdir: Path | None = None) -> Iterator[Stack]:
+def app_database(database_url: str | None, workdir: Path, *, sqlite: bool = False) -> Iterator[str]:
+    """The given database; else a throwaway PostgreSQL database (what production runs) when one is
+    reachable; else a SQLite file. Upgraded to the latest migration either way."""
+    if database_url or sqlite:
+        url = database_url or f"sqlite:///{workdir / 'collect.db'}"
+        upgrade(url)
+        yield url
+        return
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 2})
+    name = f"collect_bench_{uuid.uuid4().hex[:8]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception:  # no PostgreSQL here
+        admin.dispose()
+        url = f"sqlite:///{workdir / 'collect.db'}"
+        upgrade(url)
+        yield url
+        return
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    upgrade(url)
+    try:
+        yield url
+    finally:
+        from store.db import dispose_all
+
+        dispose_all()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@contextmanager
+def stack(
+    database_url: str | None = None, workdir: Path | None = None, *, sqlite: bool = False
+) -> Iterator[Stack]:
     tmp = Path(workdir or tempfile.mkdtemp(prefix="collect-bench-"))
     tmp.mkdir(parents=True, exist_ok=True)
-    url = database_url or f"sqlite:///{tmp / 'collect.db'}"
-    upgrade(url)
+    with app_database(database_url, tmp, sqlite=sqlite) as url:
+        yield from _stack(tmp, url)
+
+
+def _stack(tmp: Path, url: str) -> Iterator[Stack]:
     port, ui_port = free_port(), free_port()
     log = open(tmp / "temporal.log", "ab")
     server = subprocess.Popen(

@@ -127,19 +127,7 @@ async def bench_intake(st: Stack, n: int, rounds: int = 2) -> dict[str, Any]:
 async def open_accounts(client: Any, settings: Any, st: Stack, n: int, tag: str) -> list[Any]:
     """``n`` accounts through the intake, due in five days: open, nothing sent during the bench."""
     accounts = make_accounts(n, due_in_days=5, tag=tag)
-    from runtime.intake import intake_accounts
-    from store.db import make_engine, session_factory
-
-    result = await intake_accounts(
-        client,
-        session_factory(make_engine(settings.database_url)),
-        accounts,
-        task_queue=settings.task_queue,
-        contact_queue=settings.contact_task_queue,
-        day_seconds=86_400,
-    )
-    if result.failed:
-        raise RuntimeError(f"intake failed: {result.failed[:3]}")
+    await _open(client, settings, accounts)
     return accounts
 
 
@@ -339,11 +327,9 @@ async def bench_pacing(st: Stack, limit: float, seconds: float) -> dict[str, Any
     first = next(t for t, c in samples if c >= 5)
     last = next(t for t, c in samples if c >= total - 5)
     steady = (total - 10) / (last - first) if last > first else float("nan")
-    peak, j = 0, 0
-    for t, c in samples:  # the most messages in any 1-second window
-        while samples[j][0] < t - 1.0:
-            j += 1
-        peak = max(peak, c - samples[j][1])
+    with store.lock:  # the carrier's own receipt times, to the microsecond
+        received = sorted(m.received_at for m in list(store.messages.values())[before:])
+    peak = max_in_window(received, 1.0)
     return {
         "limit_per_s": limit,
         "backlog": n,
@@ -352,15 +338,30 @@ async def bench_pacing(st: Stack, limit: float, seconds: float) -> dict[str, Any
         "ratio": round(steady / limit, 3),
         "max_in_any_1s": peak,
         "goal": ">= 0.95 of limit, never above",
-        "met": steady >= 0.95 * limit and peak <= limit + 1,
+        "met": steady >= 0.95 * limit and peak <= limit,
     }
 
 
+def max_in_window(times: list[float], window: float) -> int:
+    """The most of the sorted ``times`` inside any half-open interval ``[x, x + window)``.
+
+    Exact: a busiest interval can always be slid right until it starts at one of the times.
+    """
+    peak, j = 0, 0
+    for i, start in enumerate(times):
+        j = max(j, i)
+        while j < len(times) and times[j] < start + window:
+            j += 1
+        peak = max(peak, j - i)
+    return peak
+
+
 async def _open(client: Any, settings: Any, accounts: list[Any]) -> None:
+    """The accounts through the intake (as ``starter.py intake`` does); any failure stops the benchmark."""
     from runtime.intake import intake_accounts
     from store.db import make_engine, session_factory
 
-    await intake_accounts(
+    result = await intake_accounts(
         client,
         session_factory(make_engine(settings.database_url)),
         accounts,
@@ -368,6 +369,8 @@ async def _open(client: Any, settings: Any, accounts: list[Any]) -> None:
         contact_queue=settings.contact_task_queue,
         day_seconds=86_400,
     )
+    if result.failed:
+        raise RuntimeError(f"intake failed: {result.failed[:3]}")
 
 
 # ---- the command ---------------------------------------------------------------------------------
@@ -385,7 +388,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--footprint", type=int, nargs="+", default=[10_000, 100_000], help="open-account points")
     p.add_argument("--limit", type=float, default=5.0, help="sender limit (SMS/s) for the pacing benchmark")
     p.add_argument("--pacing-seconds", type=float, default=30.0, help="backlog size in seconds at the limit")
-    p.add_argument("--database-url", default=None, help="app database (default: a fresh SQLite file)")
+    p.add_argument(
+        "--database-url",
+        default=None,
+        help="app database (default: a throwaway PostgreSQL database if one is reachable, else SQLite)",
+    )
+    p.add_argument(
+        "--sqlite", action="store_true", help="use a fresh SQLite file even if PostgreSQL is there"
+    )
     p.add_argument("--out", type=Path, default=RESULTS)
     return p
 
@@ -440,7 +450,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     names = args.only or NAMES
     s = args.scale
     results: dict[str, Any] = {}
-    with stack(args.database_url) as st:
+    with stack(args.database_url, sqlite=args.sqlite) as st:
+        results_db = st.database_url.split(":", 1)[0].split("+", 1)[0]
+        console.print(f"app database: {results_db}")
         for name in names:
             console.print(f"[bold]{name}[/] …")
             began = time.perf_counter()
@@ -460,6 +472,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             except Exception as exc:  # one failed benchmark does not lose the others' numbers
                 results[name] = {"error": f"{type(exc).__name__}: {exc}"}
             results[name]["wall_seconds"] = round(time.perf_counter() - began, 1)
+            results[name]["database"] = results_db
             console.print(f"  {json.dumps(results[name])}")
     return results
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -87,6 +88,9 @@ class MessageRecord:
     error_code: int | None = None
     error_message: str | None = None
     history: list[str] = field(default_factory=list)
+    #: wall-clock epoch seconds the API took the request (``date_created`` has whole seconds only):
+    #: what a sender rate limit is measured against
+    received_at: float = field(default_factory=time.time)
 
     @property
     def uri(self) -> str:
@@ -170,6 +174,8 @@ class CallRecord:
     amd_duration_ms: int | None = None
     ended_by_api: str | None = None
     history: list[str] = field(default_factory=list)
+    #: wall-clock epoch seconds the API took the request (see :attr:`MessageRecord.received_at`)
+    received_at: float = field(default_factory=time.time)
 
     @property
     def uri(self) -> str:

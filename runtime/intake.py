@@ -74,16 +74,43 @@ async def intake_accounts(
     day_seconds: float,
     contact_queue: str = CONTACT_TASK_QUEUE,
     concurrency: int = 32,
+    batch: int = 200,
     progress: Callable[[str, str], None] | None = None,
 ) -> IntakeResult:
+    """Store, then start, every account; one account's failure is reported and the rest go on.
+
+    Accounts are written ``batch`` to a transaction (one commit instead of one per account, which on
+    a file database is the whole cost) by one writer that runs ahead of the starts: an account's
+    workflow starts only once its row is committed, so the worker never meets an account it cannot
+    read, and a crash leaves rows without workflows (which the next run starts) but never the reverse.
+    """
     result = IntakeResult()
     gate = asyncio.Semaphore(concurrency)
     now = datetime.now(UTC)
+    chunks = [list(accounts[i : i + batch]) for i in range(0, len(accounts), batch)]
+    stored: list[asyncio.Future[dict[str, str]]] = [
+        asyncio.get_running_loop().create_future() for _ in chunks
+    ]
 
-    async def one(account: Account) -> None:
+    async def writer() -> None:
+        for chunk, done in zip(chunks, stored, strict=True):
+            try:
+                done.set_result(await asyncio.to_thread(_store_chunk, sessions, chunk, now))
+            except Exception as exc:  # the database is gone: every account of the chunk fails alike
+                done.set_result({a.account_id: f"{type(exc).__name__}: {exc}" for a in chunk})
+
+    def report(account_id: str, outcome: str) -> None:
+        if progress:
+            progress(account_id, outcome)
+
+    async def one(account: Account, done: asyncio.Future[dict[str, str]]) -> None:
+        errors = await done
+        if account.account_id in errors:
+            result.failed.append((account.account_id, errors[account.account_id]))
+            report(account.account_id, "failed")
+            return
         async with gate:
             try:
-                await asyncio.to_thread(_store, sessions, account, now)
                 started = await start_account(
                     client,
                     AccountTerms.from_account(account),
@@ -93,17 +120,32 @@ async def intake_accounts(
                 )
             except Exception as exc:  # reported per account; the rest go on
                 result.failed.append((account.account_id, f"{type(exc).__name__}: {exc}"))
-                if progress:
-                    progress(account.account_id, "failed")
+                report(account.account_id, "failed")
                 return
-            (result.started if started else result.already).append(account.account_id)
-            if progress:
-                progress(account.account_id, "started" if started else "already")
+        (result.started if started else result.already).append(account.account_id)
+        report(account.account_id, "started" if started else "already")
 
-    await asyncio.gather(*(one(a) for a in accounts))
+    writing = asyncio.create_task(writer())
+    await asyncio.gather(*(one(a, done) for chunk, done in zip(chunks, stored, strict=True) for a in chunk))
+    await writing
     return result
 
 
-def _store(sessions: sessionmaker[Session], account: Account, now: datetime) -> None:
-    with sessions.begin() as s:
-        repo.upsert_account(s, account, now)
+def _store_chunk(sessions: sessionmaker[Session], chunk: list[Account], now: datetime) -> dict[str, str]:
+    """Store a chunk in one transaction; the failures by account id (empty when all went in).
+
+    If the chunk's transaction fails, each account is tried alone, so one bad row (say, a number
+    that differs from what is stored) is reported by name and does not hold back the others."""
+    try:
+        with sessions.begin() as s:
+            repo.store_accounts(s, chunk, now)
+        return {}
+    except Exception:
+        errors: dict[str, str] = {}
+        for account in chunk:
+            try:
+                with sessions.begin() as s:
+                    repo.upsert_account(s, account, now)
+            except Exception as exc:
+                errors[account.account_id] = f"{type(exc).__name__}: {exc}"
+        return errors

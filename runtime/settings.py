@@ -27,6 +27,15 @@ class Settings(BaseSettings):
     temporal_api_key: SecretStr | None = None
     task_queue: str = "collections"
     contact_task_queue: str = "collections-contact"
+    strict_sandbox: bool = Field(
+        default=True,
+        description="Re-import our workflow modules in each workflow's sandbox (false: faster, less memory)",
+    )
+    max_cached_workflows: int = Field(
+        default=2000,
+        ge=0,
+        description="Open accounts a worker keeps in memory (sticky cache); the rest replay when they wake",
+    )
 
     # application database
     database_url: str = f"sqlite:///{ROOT / 'var' / 'collect.db'}"

@@ -381,3 +381,35 @@ class EmergencyContactRow(Base):
     phone: Mapped[str] = mapped_column(String(32), doc="E.164")
     status: Mapped[str] = mapped_column(String(16))
     updated_at: Mapped[datetime]
+
+
+# ---- sender pacing (0005) ------------------------------------------------------------------------
+class SenderPacingRow(Base):
+    """The next free send slot of one sender number, shared by every worker (see ``store.pacing``).
+
+    Integer microseconds since the epoch rather than a float or a timestamp: the compare-and-set
+    that reserves a slot compares the value it read for exact equality, which must hold on every
+    backend and driver.
+    """
+
+    __tablename__ = "sender_pacing"
+
+    sender: Mapped[str] = mapped_column(String(64), primary_key=True)
+    next_at_us: Mapped[int] = mapped_column(BigInteger)
+
+
+class SenderSendRow(Base):
+    """One provider request of a sender that may still count in the carrier's rate window.
+
+    ``ends_us`` is when the request certainly reached the carrier: its answer's arrival, or, while
+    it is in flight, the start plus the client's timeout (so a worker that died mid-call blocks one
+    place in the window for a while, never forever). Rows older than the window are deleted.
+    """
+
+    __tablename__ = "sender_sends"
+    __table_args__ = (Index("ix_sender_sends_sender_ends_us", "sender", "ends_us"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    sender: Mapped[str] = mapped_column(String(64))
+    started_us: Mapped[int] = mapped_column(BigInteger)
+    ends_us: Mapped[int] = mapped_column(BigInteger)

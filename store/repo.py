@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -315,6 +315,58 @@ def _check_same(row: AccountRow, account: Account) -> None:
         )
 
 
+def _debtor_values(account: Account) -> dict[str, Any]:
+    d = account.debtor
+    return {"name": d.name, "language": d.language.value, "timezone": d.timezone, "region": d.region}
+
+
+def _contact_point_values(debtor_id: int, account: Account, now: datetime) -> list[dict[str, Any]]:
+    return [
+        {
+            "debtor_id": debtor_id,
+            "channel": channel.value,
+            "address": account.debtor.phone,
+            "status": ContactStatus.ACTIVE.value,
+            "updated_at": now,
+        }
+        for channel in Channel
+    ]
+
+
+def _account_values(debtor_id: int, account: Account, now: datetime) -> dict[str, Any]:
+    return {
+        "account_id": account.account_id,
+        "debtor_id": debtor_id,
+        "product": account.product.value,
+        "currency": account.currency,
+        "opening_balance_minor": account.balance,
+        "balance_minor": account.balance,
+        "fees_minor": account.fees,
+        "paid_minor": 0,
+        "due_date": account.due_date,
+        "profile": account.profile,
+        "policy": account.policy,
+        "mode": Mode.DUNNING.value,
+        "close_reason": None,
+        "stage": None,
+        "dpd": None,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _emergency_values(account: Account, now: datetime) -> dict[str, Any] | None:
+    if account.emergency is None:
+        return None
+    return {
+        "account_id": account.account_id,
+        "name": account.emergency.name,
+        "phone": account.emergency.phone,
+        "status": ContactStatus.ACTIVE.value,
+        "updated_at": now,
+    }
+
+
 def upsert_account(s: Session, account: Account, now: datetime) -> bool:
     """Store an account from intake: True if created, False if it was already there with the same data.
 
@@ -327,54 +379,16 @@ def upsert_account(s: Session, account: Account, now: datetime) -> bool:
     if existing is not None:
         _check_same(existing, account)
         return False
-    d = account.debtor
     try:
         with s.begin_nested():
-            debtor = Debtor(name=d.name, language=d.language.value, timezone=d.timezone, region=d.region)
+            debtor = Debtor(**_debtor_values(account))
             s.add(debtor)
             s.flush()
-            for channel in Channel:
-                s.add(
-                    ContactPoint(
-                        debtor_id=debtor.id,
-                        channel=channel.value,
-                        address=d.phone,
-                        status=ContactStatus.ACTIVE.value,
-                        updated_at=now,
-                    )
-                )
-            s.add(
-                AccountRow(
-                    account_id=account.account_id,
-                    debtor_id=debtor.id,
-                    product=account.product.value,
-                    currency=account.currency,
-                    opening_balance_minor=account.balance,
-                    balance_minor=account.balance,
-                    fees_minor=account.fees,
-                    paid_minor=0,
-                    due_date=account.due_date,
-                    profile=account.profile,
-                    policy=account.policy,
-                    mode=Mode.DUNNING.value,
-                    close_reason=None,
-                    stage=None,
-                    dpd=None,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
+            s.add_all(ContactPoint(**v) for v in _contact_point_values(debtor.id, account, now))
+            s.add(AccountRow(**_account_values(debtor.id, account, now)))
             s.flush()
-            if account.emergency is not None:
-                s.add(
-                    EmergencyContactRow(
-                        account_id=account.account_id,
-                        name=account.emergency.name,
-                        phone=account.emergency.phone,
-                        status=ContactStatus.ACTIVE.value,
-                        updated_at=now,
-                    )
-                )
+            if (emergency := _emergency_values(account, now)) is not None:
+                s.add(EmergencyContactRow(**emergency))
                 s.flush()
     except IntegrityError:
         # Another transaction stored the same account id first: compare with what it stored.
@@ -384,6 +398,38 @@ def upsert_account(s: Session, account: Account, now: datetime) -> bool:
         _check_same(existing, account)
         return False
     return True
+
+
+def store_accounts(s: Session, accounts: Sequence[Account], now: datetime) -> int:
+    """Store a batch from intake in a handful of statements; how many were new.
+
+    The same rows as :func:`upsert_account` row by row, for the intake's speed: one read of what
+    is already stored, then one multi-row insert per table. Anything unusual (an account stored
+    with other data, the same id twice, a concurrent intake) raises, the caller's transaction rolls
+    back, and the caller falls back to :func:`upsert_account` one account at a time, which names it.
+    """
+    ids = [a.account_id for a in accounts]
+    if len(set(ids)) != len(ids):
+        raise ValueError("the same account id twice in one batch")
+    stored = {
+        row.account_id: row for row in s.scalars(select(AccountRow).where(AccountRow.account_id.in_(ids)))
+    }
+    for account in accounts:
+        if account.account_id in stored:
+            _check_same(stored[account.account_id], account)
+    new = [a for a in accounts if a.account_id not in stored]
+    if not new:
+        return 0
+    debtor_ids = s.scalars(
+        insert(Debtor).returning(Debtor.id, sort_by_parameter_order=True), [_debtor_values(a) for a in new]
+    ).all()
+    pairs = list(zip(debtor_ids, new, strict=True))
+    s.execute(insert(ContactPoint), [v for d, a in pairs for v in _contact_point_values(d, a, now)])
+    s.execute(insert(AccountRow), [_account_values(d, a, now) for d, a in pairs])
+    emergencies = [v for a in new if (v := _emergency_values(a, now)) is not None]
+    if emergencies:
+        s.execute(insert(EmergencyContactRow), emergencies)
+    return len(new)
 
 
 def account_snapshot(s: Session, account_id: str) -> AccountSnapshot | None:

@@ -39,7 +39,12 @@ async def run() -> None:
         )
         log.info("metrics on http://%s:%d/metrics", settings.metrics_host, metrics.port)
     client = await connect(settings)
-    workers, _deps, executor = build_workers(client, settings, graceful_shutdown=timedelta(seconds=30))
+    workers, _deps, executor = build_workers(
+        client,
+        settings,
+        max_cached_workflows=settings.max_cached_workflows,
+        graceful_shutdown=timedelta(seconds=30),
+    )
     log.info("worker up: task queues %s, %s", settings.task_queue, settings.contact_task_queue)
     tasks = [asyncio.create_task(w.run()) for w in workers]
     stopping = asyncio.create_task(stop.wait())

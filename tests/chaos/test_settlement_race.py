@@ -41,7 +41,7 @@ from tests.chaos.conftest import (
     worker_env,
 )
 
-RACES = int(os.environ.get("CHAOS_RACES", "300"))
+RACES = int(os.environ.get("CHAOS_RACES", "1000"))
 DAY_SECONDS = 600.0  # a policy day lasts ten minutes: one reminder per debtor during the test
 HOLD = (0.0, 0.3)  # the carrier holds each create this long before taking it
 PAUSE = (0.0, 0.4)  # the plan is proposed this long after the create arrived
@@ -150,7 +150,7 @@ async def test_settlement_during_an_in_flight_reminder_silences_dunning_every_ti
     try:
         campaign = await open_campaign(dev_client, local, accounts, day_seconds=DAY_SECONDS)
         await wait_until(
-            lambda: len(answered) + len(failures) >= RACES, within=240, what="every plan answered"
+            lambda: len(answered) + len(failures) >= RACES, within=480, what="every plan answered"
         )
         assert not failures, failures[:5]
         await wait_until(lambda: not reserved(campaign), within=30, what="no reserved attempt")

@@ -29,7 +29,7 @@ from tests.chaos.conftest import (
     worker_env,
 )
 
-ACCOUNTS = int(os.environ.get("CHAOS_KILL_ACCOUNTS", "150"))
+ACCOUNTS = int(os.environ.get("CHAOS_KILL_ACCOUNTS", "500"))
 DAY_SECONDS = 8.0  # one policy day every 8 s: the next early step (DPD 1, 4, 5, 8) within half a minute
 
 
@@ -48,7 +48,7 @@ async def test_sigkill_mid_campaign_loses_nothing_and_sends_nothing_twice(
         # mid-campaign: about a third of the debtors have had their first reminder
         await wait_until(
             lambda: len(carrier_sends(simulator, campaign.phones)) >= ACCOUNTS // 3,
-            within=120,
+            within=240,
             every=0.05,
             what="a third of the first reminders",
         )
@@ -58,7 +58,7 @@ async def test_sigkill_mid_campaign_loses_nothing_and_sends_nothing_twice(
         second.start()
 
         # every account goes on: each attempts its next contact step under the new worker
-        await wait_all_continue(campaign, steps, within=180, client=dev_client)
+        await wait_all_continue(campaign, steps, within=360, client=dev_client)
         # the sends the kill interrupted have been retried (and found their reservation)
         await wait_until(lambda: not reserved(campaign), within=60, every=1.0, what="no reserved attempt")
         second.stop()

@@ -32,6 +32,8 @@ TABLES = {
     "placements",  # 0003 (field visits, placement)
     "visits",  # 0003
     "emergency_contacts",  # 0004 (emergency contact of an unreachable debtor)
+    "sender_pacing",  # 0005 (send slots of each sender number, shared by every worker)
+    "sender_sends",  # 0005 (its provider requests still inside the rate window)
 }
 
 

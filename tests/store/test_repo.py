@@ -625,3 +625,40 @@ def test_a_retried_audit_write_leaves_one_line(sessions: sessionmaker[Session]) 
         assert repo.audit(s, **line) is False  # type: ignore[arg-type]
         assert repo.audit(s, **{**line, "details": {"key": "k1", "attempt": "2"}}) is True  # type: ignore[arg-type]
     assert len(in_tx(sessions, lambda s: repo.audit_entries(s, account.account_id))) == 2
+
+
+def test_a_batch_stored_at_once_is_the_same_as_account_by_account(sessions: sessionmaker[Session]) -> None:
+    """The intake's fast path writes exactly what the one-at-a-time path writes (and the live gate reads)."""
+    from domain.accounts import EmergencyContact
+
+    now = datetime(2026, 11, 2, 12, tzinfo=UTC)
+    batch = [new_account(), new_account(), new_account()]
+    batch[1] = batch[1].model_copy(
+        update={"emergency": EmergencyContact(name="Kim Doe", phone="+12125550199")}
+    )
+    twins = [a.model_copy(update={"account_id": f"{a.account_id}-twin"}) for a in batch]
+    assert in_tx(sessions, lambda s: repo.store_accounts(s, batch, now)) == 3
+    for account in twins:
+        in_tx(sessions, lambda s, a=account: repo.upsert_account(s, a, now))
+
+    def same(a: Account, b: Account) -> None:
+        fast = in_tx(sessions, lambda s: repo.account_snapshot(s, a.account_id))
+        slow = in_tx(sessions, lambda s: repo.account_snapshot(s, b.account_id))
+        assert fast is not None and slow is not None
+        assert fast.model_dump(exclude={"account_id"}) == slow.model_dump(exclude={"account_id"})
+
+    for a, b in zip(batch, twins, strict=True):
+        same(a, b)
+    assert (
+        in_tx(sessions, lambda s: repo.account_snapshot(s, batch[1].account_id)).emergency_name == "Kim Doe"
+    )
+
+    # the same file again: nothing new; one row that differs: refused by name, nothing written
+    assert in_tx(sessions, lambda s: repo.store_accounts(s, batch, now)) == 0
+    changed = batch[2].model_copy(update={"balance": batch[2].balance + 1})
+    fresh = new_account()
+    with pytest.raises(ValueError, match="balance"):
+        in_tx(sessions, lambda s: repo.store_accounts(s, [fresh, changed], now))
+    assert in_tx(sessions, lambda s: repo.account_snapshot(s, fresh.account_id)) is None
+    with pytest.raises(ValueError, match="twice"):
+        in_tx(sessions, lambda s: repo.store_accounts(s, [fresh, fresh], now))

@@ -13,6 +13,7 @@ import os
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
@@ -43,12 +44,12 @@ async def all_runs(harness: Harness, workflow_id: str, first_run_id: str) -> lis
     return runs
 
 
-def replayer() -> Replayer:
+def replayer(*, strict: bool = True) -> Replayer:
     """With encryption switched on: histories recorded unencrypted must still replay (pass-through)."""
     return Replayer(
         workflows=WORKFLOWS,
         data_converter=data_converter(generate_key_entry("replay"), seal_failures=False),
-        workflow_runner=sandbox_runner(),
+        workflow_runner=sandbox_runner(strict=strict),
     )
 
 
@@ -128,11 +129,13 @@ async def test_main_paths_replay(harness: Harness) -> None:
                 (HISTORIES / f"{name}-{i}.json").write_text(run.to_json())
 
 
-async def test_committed_histories_replay() -> None:
+@pytest.mark.parametrize("strict", [True, False], ids=["strict-sandbox", "shared-modules"])
+async def test_committed_histories_replay(strict: bool) -> None:
+    """Both sandbox settings a worker may run (``COLLECT_STRICT_SANDBOX``) replay the same histories."""
     files = sorted(HISTORIES.glob("*.json"))
     assert len(files) >= 4, "recorded histories are missing from tests/histories"
     histories = [WorkflowHistory.from_json(f.stem, json.loads(f.read_text())) for f in files]
-    r = replayer()
+    r = replayer(strict=strict)
     failures = {}
     for history in histories:
         result = await r.replay_workflow(history, raise_on_replay_failure=False)
