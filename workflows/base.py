@@ -89,6 +89,10 @@ SEND_RETRY = RetryPolicy(
 )
 
 
+#: Part payments cancel a reminder still waiting to go out (it quotes the old balance). Runs recorded
+#: before this let it go; ``workflow.patched`` keeps their replay identical.
+STALE_REMINDER_PATCH = "payment-cancels-stale-reminder"
+
 # Investigation deadline for a complaint when the caller sets none (CFPB: companies answer within 15 days).
 COMPLAINT_SLA_DAYS = 15
 
@@ -306,7 +310,10 @@ class AccountWorkflow:
         try:
             result = await self.contact_task
         except ActivityError as err:
-            if isinstance(err.cause, CancelledError) or self.stop_contacts:
+            # withdrawn at our request: the activity reports it as cancelled, or as its own
+            # "Cancelled" error when it noticed while waiting for its send slot
+            withdrawn = self.cancelling_contacts and workflow.patched(STALE_REMINDER_PATCH)
+            if isinstance(err.cause, CancelledError) or self.stop_contacts or withdrawn:
                 self.event("contact_cancelled", f"{template} by {channel.value}")
                 return None
             self.event("contact_failed", f"{template} by {channel.value}: {err.cause or err}")
@@ -400,6 +407,24 @@ class AccountWorkflow:
                 self.cancelling_contacts = True
                 task.cancel()
 
+    def reminder_waiting(self) -> bool:
+        """A dunning send is scheduled or running and has not answered yet."""
+        task = self.contact_task
+        return task is not None and not task.done() and self.contact_purpose == Purpose.DUNNING
+
+    def cancel_stale_reminder(self) -> None:
+        """A part payment landed while a reminder waits to go out (a sender backlog, a slow gate).
+
+        The reminder quotes the balance from before the payment, and while it waits the run cannot
+        record the payment, so the account would show the old figure too. Cancel it: what has not
+        reached the provider yet is withdrawn, the step is not spent, and the loop records the payment
+        and sends the step again with the new balance. A send already at the provider finishes as
+        usual (the call's outcome wait is left alone: the governor needs it).
+        """
+        self.cancelling_contacts = True
+        assert self.contact_task is not None
+        self.contact_task.cancel()
+
     def cancel_collection(self, channel: Channel | None = None) -> None:
         """Cancel an in-flight send if it chases the debt (on ``channel``, or any); an answer to the
         debtor (receipt, acknowledgement) goes on."""
@@ -491,6 +516,8 @@ class AccountWorkflow:
             # paid in full: nothing more may go out, even a send already under way
             self.stop_contacts = True
             self.cancel_contacts()
+        elif self.reminder_waiting() and workflow.patched(STALE_REMINDER_PATCH):
+            self.cancel_stale_reminder()
         self.wake = True
 
     @workflow.signal

@@ -13,6 +13,7 @@ account's workflow is still running or closed properly (never failed, terminated
 from __future__ import annotations
 
 import asyncio
+import atexit
 import itertools
 import os
 import random
@@ -86,6 +87,9 @@ class DevServer:
             stdout=out,
             stderr=out,
         )
+        # whatever ends the session (a crash, an interrupted teardown), the server goes with it:
+        # a stray one was once found alive after pytest had exited
+        atexit.register(_kill_if_alive, self.proc)
         deadline = time.monotonic() + timeout
         while not port_open("127.0.0.1", self.port):
             if self.proc.poll() is not None:
@@ -104,6 +108,12 @@ class DevServer:
                 self.proc.kill()
                 self.proc.wait(5)
         self.proc = None
+
+
+def _kill_if_alive(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(5)
 
 
 @pytest.fixture(scope="session")
@@ -147,6 +157,7 @@ class WorkerProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "workers"], cwd=ROOT, env=self.env, stdout=out, stderr=out
         )
+        atexit.register(_kill_if_alive, self.proc)
         deadline = time.monotonic() + timeout
         while b"worker up" not in self.log_file.read_bytes()[mark:]:
             if self.proc.poll() is not None:
