@@ -80,6 +80,8 @@ FINAL_OUTCOMES = {
 RECORD_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_interval=timedelta(minutes=1)
 )
+#: The longest a send attempt may run (start-to-close); see :meth:`AccountWorkflow.contacts_quiet`.
+SEND_ATTEMPT_TIMEOUT = timedelta(seconds=60)
 SEND_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2),
     backoff_coefficient=2.0,
@@ -114,6 +116,8 @@ class AccountWorkflow:
         self.wake = False
         self.stop_contacts = False  # set the instant a plan or full payment lands; nothing new goes out
         self.contact_task: asyncio.Task[SendResult] | None = None
+        #: when this run's last send (or outcome wait) ended; None: none yet, count from the run's start
+        self.contact_ended_at: datetime | None = None
         self.cancelling_contacts = False  # this workflow cancelled its own send (not the run's cancel)
         self.outcome_task: asyncio.Task[SendResult] | None = None
         self.pending_payments: list[PaymentIn] = []
@@ -299,7 +303,7 @@ class AccountWorkflow:
                 SEND_CONTACT,
                 request,
                 task_queue=self.carried.contact_queue,
-                start_to_close_timeout=timedelta(seconds=60),
+                start_to_close_timeout=SEND_ATTEMPT_TIMEOUT,
                 heartbeat_timeout=timedelta(seconds=20),
                 retry_policy=SEND_RETRY,
                 cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
@@ -328,6 +332,7 @@ class AccountWorkflow:
         finally:
             self.contact_task = None
             self.cancelling_contacts = False
+            self.contact_ended_at = workflow.now()
         if result.deferred_until is not None:
             self.deferred[key] = result.deferred_until
             return result
@@ -363,6 +368,7 @@ class AccountWorkflow:
         finally:
             self.outcome_task = None
             self.cancelling_contacts = False
+            self.contact_ended_at = workflow.now()
 
     def note_contact(self, key: str, channel: Channel, template: str, result: SendResult) -> None:
         if result.outcome == ContactOutcome.DENIED:
@@ -406,6 +412,19 @@ class AccountWorkflow:
             if task is not None and not task.done():
                 self.cancelling_contacts = True
                 task.cancel()
+
+    def contacts_quiet(self) -> bool:
+        """Nothing this run started can still reach the debtor, not even a straggling attempt.
+
+        No send or outcome wait is open, and the last one ended longer ago than a send attempt may
+        live (its start-to-close timeout: past it the worker cancels the attempt, and the attempt
+        checks for cancellation right before the provider call). Continued runs count from their
+        start, since the previous run's last send may have ended just before.
+        """
+        if self.contact_task is not None or self.outcome_task is not None:
+            return False
+        since = self.contact_ended_at or workflow.info().start_time
+        return workflow.now() - since >= SEND_ATTEMPT_TIMEOUT  # workflow time: attempts live in real time
 
     def reminder_waiting(self) -> bool:
         """A dunning send is scheduled or running and has not answered yet."""

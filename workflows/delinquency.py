@@ -43,6 +43,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows.visit import FieldVisitWorkflow, VisitInput, visit_workflow_id
 
 NEGOTIATION_WINDOW = timedelta(days=7)
+#: A plan agreed on a quiet account answers before its record is written (``agree_plan``). Runs
+#: recorded before this wrote first; ``workflow.patched`` keeps their replay identical.
+QUIET_PLAN_PATCH = "quiet-plan-answers-first"
 
 
 @workflow.defn
@@ -58,6 +61,7 @@ class DelinquencyWorkflow(LocateMixin, AccountWorkflow):
         self.mode = Mode.DUNNING
         self.plan: AgreedPlan | None = None
         self.settling = False
+        self.plan_stored: asyncio.Future[None] | None = None  # the quiet path's plan record, under way
         self.resumed_from = start.resumed_from
         # field visit (child workflow) and agency placement, issue 7
         self.visit_handle: workflow.ChildWorkflowHandle | None = None  # type: ignore[type-arg]
@@ -203,6 +207,8 @@ class DelinquencyWorkflow(LocateMixin, AccountWorkflow):
 
     async def close_paid(self) -> RunResult:
         self.stop_contacts = True
+        if self.plan_stored is not None:
+            await self.plan_stored  # paid in full while a plan was being agreed: its record goes first
         await self.stop_visit("paid")
         await self.contacts_settled()
         ev = self.event("closed", "paid in full")
@@ -237,6 +243,8 @@ class DelinquencyWorkflow(LocateMixin, AccountWorkflow):
 
     async def switch_to_settlement(self) -> RunResult:
         assert self.plan is not None
+        if self.plan_stored is not None:
+            await self.plan_stored  # a plan agreed on a quiet account: stored before anything else
         await self.stop_visit("plan_agreed")
         # a payment that arrived while the plan was being agreed counts towards the plan
         paid = await self.drain_payments()
@@ -291,12 +299,19 @@ class DelinquencyWorkflow(LocateMixin, AccountWorkflow):
             "plan_agreed",
             detail or f"{plan.kind.value}, {len(plan.instalments)} instalment(s), ends {plan.end_date}",
         )
-        # Live state first: from here on the send activity's own gate refuses any dunning contact.
-        await self.record(
-            self.change(mode=Mode.SETTLEMENT, plan=plan, decision="plan_agreed", events=[ev], actor=actor)
+        stored = self.change(
+            mode=Mode.SETTLEMENT, plan=plan, decision="plan_agreed", events=[ev], actor=actor
         )
-        # Then make sure nothing already under way can still reach the debtor after we answer.
-        await self.contacts_settled()
+        if self.visit_task is None and self.contacts_quiet() and workflow.patched(QUIET_PLAN_PATCH):
+            # Nothing of ours is under way or can still be (see contacts_quiet), no field visit can
+            # announce itself, and this run starts no new contact now: dunning has stopped already.
+            # Answer at once; the plan is stored right after, before settlement begins.
+            self.plan_stored = asyncio.ensure_future(self.record(stored))
+        else:
+            # Live state first: from here on the send activity's own gate refuses any dunning contact.
+            await self.record(stored)
+            # Then make sure nothing already under way can still reach the debtor after we answer.
+            await self.contacts_settled()
         self.carried.plans_agreed += 1
         self.mode = Mode.SETTLEMENT
         self.next_at = None

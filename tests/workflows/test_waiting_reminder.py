@@ -1,9 +1,11 @@
-"""A part payment while a reminder is still waiting to go out (a sender backlog at the pacing limit).
+"""A payment or a plan while a reminder is still waiting to go out (a sender backlog at the pacing limit).
 
-Before, the run recorded the payment only after that send finished: with a backlog of minutes the
-account showed the old balance all that time, and the reminder then quoted it to a debtor who had
-just paid. Now the payment withdraws the waiting reminder, shows at once, and the reminder goes out
-once, with the new balance.
+* A part payment: before, the run recorded it only after that send finished, so with a backlog of
+  minutes the account showed the old balance all that time, and the reminder then quoted it to a
+  debtor who had just paid. Now the payment withdraws the waiting reminder, shows at once, and the
+  reminder goes out once, with the new balance.
+* A plan: the reminder is under way, so the update takes the careful path. The stored state says
+  "settlement" before it answers (the send's own gate would refuse), and the reminder never goes.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import httpx
 from sqlalchemy import update
 
 from domain.money import format_minor
+from domain.plans import AgreedPlan, PlanKind, PlanProposal
 from domain.timeline import AccountStatus
 from runtime.settings import Settings
 from store import repo
@@ -28,6 +31,7 @@ from workflows.messages import PaymentIn
 
 SENDER = "+15005550911"  # a sender of this test's own: its backlog holds up nobody else's sends
 PHONE = "+12125550151"
+PLAN_PHONE = "+12125550152"
 #: How long the sender's schedule is taken by others: long enough to check the payment inside it.
 BOOKED = 30.0
 
@@ -111,3 +115,36 @@ def repo_booked_until(sessions: Any) -> float:
         row = s.get(SenderPacingRow, SENDER)
     assert row is not None
     return row.next_at_us / 1_000_000
+
+
+async def test_a_plan_agreed_while_a_reminder_waits_is_stored_before_the_answer_and_the_reminder_never_goes(
+    env: object, settings: Settings, simulator: Any
+) -> None:
+    own = settings.model_copy(update={"twilio_from_number": SENDER})
+    async with running_harness(env, own, simulator) as harness:
+        today = (await harness.now()).astimezone(NY).date()
+        await harness.skip_to(at_local(today + timedelta(days=1), 10))
+        book_sender(harness.sessions, seconds=BOOKED)
+        account = await harness.open_account(due_in_days=-1, phone=PLAN_PHONE, balance=50_000)
+        handle = harness.handle(account)
+
+        async def attempts() -> list[Any]:
+            with harness.sessions.begin() as s:
+                return repo.contact_attempts(s, account.account_id)
+
+        await until(attempts, lambda rows: len(rows) == 1)  # the reminder is under way
+        proposal = PlanProposal(kind=PlanKind.PROMISE_TO_PAY, first_due=today + timedelta(days=15))
+        plan = await handle.execute_update("propose_settlement", proposal, result_type=AgreedPlan)
+        with harness.sessions.begin() as s:
+            snap = repo.account_snapshot(s, account.account_id)
+            stored = repo.contact_attempts(s, account.account_id)
+        assert snap is not None and snap.mode == "settlement"  # stored before the answer
+        assert [a.state for a in stored] != ["reserved"]  # the waiting reminder was withdrawn
+        assert plan.instalments
+
+        await asyncio.sleep(BOOKED + 5)  # past the backlog: the withdrawn reminder must not go now
+
+        async with httpx.AsyncClient(base_url=harness.simulator_url) as http:
+            items = (await http.get("/_sim/messages")).json()
+        items = items if isinstance(items, list) else items.get("messages", [])
+        assert [m for m in items if m.get("to") == PLAN_PHONE] == []
