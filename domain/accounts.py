@@ -290,6 +290,11 @@ class Carried(BaseModel):
     locate_ledger: list[LedgerEntry] = Field(
         default_factory=list, description="Messages to the emergency contact (all: the total cap counts them)"
     )
+    payment_references: list[str] = Field(
+        default_factory=list,
+        description="Every payment reference counted so far: a payment delivered again after a "
+        "continue-as-new (a switch to settlement, a fresh history) still counts once",
+    )
 
 
 class AccountTerms(BaseModel):

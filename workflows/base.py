@@ -94,6 +94,8 @@ SEND_RETRY = RetryPolicy(
 #: Part payments cancel a reminder still waiting to go out (it quotes the old balance). Runs recorded
 #: before this let it go; ``workflow.patched`` keeps their replay identical.
 STALE_REMINDER_PATCH = "payment-cancels-stale-reminder"
+#: A signal that arrived between two sleeps wakes the next one at once (``sleep_until``).
+WAKE_PATCH = "signal-between-sleeps-wakes"
 
 # Investigation deadline for a complaint when the caller sets none (CFPB: companies answer within 15 days).
 COMPLAINT_SLA_DAYS = 15
@@ -122,7 +124,7 @@ class AccountWorkflow:
         self.outcome_task: asyncio.Task[SendResult] | None = None
         self.pending_payments: list[PaymentIn] = []
         self.pending_reports: list[OutcomeReport] = []
-        self.seen_references: set[str] = set()
+        self.seen_references: set[str] = set(carried.payment_references)
         self.confirm_opt_out = False
         self.deferred: dict[str, datetime] = {}
         self.next_label: str | None = None
@@ -139,17 +141,29 @@ class AccountWorkflow:
         return self.carried.clock.policy_now(workflow.now())
 
     async def sleep_until(self, policy_at: datetime) -> None:
-        """Sleep until a policy instant, or until a signal sets ``wake``."""
+        """Sleep until a policy instant, or until a signal sets ``wake``.
+
+        A signal that landed while the loop was busy (writing a stage change, say) set ``wake``
+        before this sleep began: it returns at once, so the loop takes what came in instead of
+        sleeping through it until the next contact. Runs recorded before kept the flag cleared at
+        the start (``workflow.patched``), and replay identically.
+        """
         delay = self.carried.clock.real_delay(self.now(), policy_at)
-        self.wake = False
-        if delay <= timedelta(0):
-            return
+        if workflow.patched(WAKE_PATCH):
+            woken, self.wake = self.wake, False
+            if woken or delay <= timedelta(0):
+                return
+        else:
+            self.wake = False
+            if delay <= timedelta(0):
+                return
         # whole milliseconds, rounded up, so a wake-up never lands a hair before the target
         delay = timedelta(milliseconds=math.ceil(delay.total_seconds() * 1000) + 1)
         try:
             await workflow.wait_condition(lambda: self.wake, timeout=delay)
         except TimeoutError:
             pass
+        self.wake = False  # taken: the loop looks at whatever set it now
 
     # ---- bookkeeping ------------------------------------------------------------------------------
     def event(self, kind: str, detail: str = "") -> Event:
@@ -529,6 +543,7 @@ class AccountWorkflow:
         if payment.reference in self.seen_references:
             return
         self.seen_references.add(payment.reference)
+        self.carried.payment_references = [*self.carried.payment_references, payment.reference]
         self.pending_payments.append(payment)
         pending = sum(p.amount for p in self.pending_payments)
         if pending >= self.carried.balance:

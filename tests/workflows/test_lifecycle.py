@@ -321,4 +321,10 @@ async def test_a_payment_during_the_switch_to_settlement_is_never_lost(harness: 
     with harness.sessions.begin() as s:
         snap = repo.account_snapshot(s, account.account_id)
     assert snap is not None and snap.balance_minor == account.balance - 2_500
+
+    # the bank delivers the same payment again, now to the settlement run: it still counts once
+    await handle.signal("payment_received", payment)
+    await harness.skip_to(at_local(today + timedelta(days=2), 12))
+    again = await handle.query("status", result_type=AccountStatus)
+    assert (again.paid_total, again.balance) == (2_500, account.balance - 2_500)
     await harness.finish(account.workflow_id)
