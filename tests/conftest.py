@@ -13,7 +13,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -118,18 +118,33 @@ async def time_skipping_server() -> AsyncIterator[object]:
         yield environment
 
 
-@pytest.fixture(scope="session")
-async def env() -> AsyncIterator[object]:
-    """One time-skipping server for the session: its clock only moves forward, so what one module left
-    in the shared database (a silent call the campaign governor counts, a ledger entry) is long past
-    for the next. A module must not leave work in flight behind it (see ``quiesce``).
+#: Where the next module's time-skipping server starts its clock: after everything any earlier
+#: module's server reached, so policy time only ever moves forward across the session.
+_clock_floor: list[datetime] = []
 
-    The clock starts ten years ahead: tests against a real-time dev server write contacts at today's
-    date into the same database, and the campaign governor's 30-day window must never see them here.
+
+@pytest.fixture(scope="module")
+async def env() -> AsyncIterator[object]:
+    """A time-skipping server per test module, its clock past everything earlier modules reached.
+
+    Why per module: the test server never gives back the time lock of an activity that was still
+    outstanding when its run closed (temporalio/sdk-java#1138), and a leaked lock hangs every later
+    sleep on that server. One server per module keeps such a leak inside the module that caused it.
+
+    Why the clock floor: the modules share one database, so what one module left there (a silent
+    call the campaign governor counts, a ledger entry) must be long past for the next. The first
+    server starts ten years ahead, since tests against a real-time dev server write contacts at
+    today's date into the same database and the governor's 30-day window must never see them here.
     """
     async with time_skipping_server() as environment:
-        await environment.sleep(timedelta(days=3653))  # type: ignore[attr-defined]
-        yield environment
+        now = await environment.get_current_time()  # type: ignore[attr-defined]
+        start = max([now + timedelta(days=3653), *_clock_floor])
+        await environment.sleep(start - now)  # type: ignore[attr-defined]
+        try:
+            yield environment
+        finally:
+            reached = await environment.get_current_time()  # type: ignore[attr-defined]
+            _clock_floor[:] = [reached + timedelta(days=30)]
 
 
 @pytest.fixture

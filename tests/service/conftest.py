@@ -75,7 +75,7 @@ class SignalProbe:
         return self.got
 
 
-async def quiesce(handle: WorkflowHandle[Any, Any], within: float = 10.0) -> None:
+async def quiesce(handle: WorkflowHandle[Any, Any], within: float = 30.0) -> None:
     """Wait until the run has no activity or workflow task in flight (or is closed).
 
     Terminating a run while its activity is outstanding leaves the time-skipping test server's clock

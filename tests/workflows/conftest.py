@@ -133,11 +133,13 @@ class Harness:
         """Terminate a run once it is idle.
 
         The time-skipping test server leaks its time lock when a run is terminated while one of
-        its tasks is in flight, and every later sleep on the shared server then hangs.
+        its tasks is in flight, and every later sleep on that server then hangs. A busy 2-core
+        machine can take many seconds to finish a send, so the wait is generous (30 s).
         """
         handle = self.client.get_workflow_handle(workflow_id)
         quiet = 0
-        for _ in range(200):
+        deadline = asyncio.get_running_loop().time() + 30
+        while asyncio.get_running_loop().time() < deadline:
             # raw RPC: the test server returns an unset Datetime search attribute in a form the
             # SDK's typed decoding rejects
             raw = await self.client.workflow_service.describe_workflow_execution(
