@@ -299,6 +299,7 @@ async def bench_footprint(st: Stack, counts: list[int], window: float = 20.0) ->
                     "intake_and_first_tasks_s": round(settle, 1),
                 }
             )
+            console.print(f"  footprint point: {json.dumps(rows[-1])}")  # a long run keeps what it has
     finally:
         worker.stop()
     return {"max_cached_workflows": 2000, "rss_at_start_mb": round(base_rss, 1), "points": rows}
