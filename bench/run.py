@@ -229,6 +229,7 @@ async def bench_lifecycle(st: Stack, n: int, days: int = 180) -> dict[str, Any]:
     from runtime.devserver import test_server_binary
     from runtime.intake import intake_accounts
     from runtime.temporal import register_search_attributes
+    from runtime.timeskip import skip_clock
     from store.db import make_engine, session_factory
     from workers.setup import build_workers
 
@@ -255,7 +256,11 @@ async def bench_lifecycle(st: Stack, n: int, days: int = 180) -> dict[str, Any]:
             if result.failed:
                 raise RuntimeError(f"intake failed: {result.failed[:3]}")
             start = await env.get_current_time()
-            await skip_until(env, start + timedelta(days=days))
+            await skip_clock(
+                env,
+                start + timedelta(days=days),
+                on_day=lambda d: d % 10 or console.print(f"  day {d}: {time.perf_counter() - began:.0f} s"),
+            )
             elapsed = time.perf_counter() - began
             skipped = (await env.get_current_time()) - start
         executor.shutdown(wait=False)
@@ -269,34 +274,6 @@ async def bench_lifecycle(st: Stack, n: int, days: int = 180) -> dict[str, Any]:
         "carrier_messages": sent["messages"],
         "carrier_calls": sent["calls"],
     }
-
-
-async def skip_until(env: Any, target: datetime, step: timedelta = timedelta(days=1)) -> None:
-    """Skip the test server's clock to ``target`` in steps.
-
-    The clock only moves while no activity is outstanding, so a step in which a thousand accounts
-    send their reminders lasts minutes of wall time. The SDK's client pings the connection every
-    30 s and the Java test server answers a long-held call's pings with GOAWAY ("h2 protocol
-    error"), so the steps go through a client of their own with keep-alive off; a step that still
-    fails is asked for again, since the server goes on working regardless.
-    """
-    from temporalio.api.testservice.v1 import SleepRequest
-    from temporalio.client import Client
-    from temporalio.service import RPCError
-
-    sleeper = await Client.connect(env.client.service_client.config.target_host, keep_alive_config=None)
-    failures = 0
-    while (remaining := target - await env.get_current_time()) > timedelta(0):
-        request = SleepRequest()
-        request.duration.FromTimedelta(min(remaining, step))
-        try:
-            await sleeper.test_service.unlock_time_skipping_with_sleep(request)
-            failures = 0
-        except RPCError as err:
-            failures += 1
-            if failures > 5:
-                raise
-            console.print(f"[yellow]clock step failed ({err}); asking again[/]")
 
 
 # ---- 4. footprint --------------------------------------------------------------------------------

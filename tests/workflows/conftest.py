@@ -23,6 +23,7 @@ from domain.accounts import Account, AccountTerms, Debtor, Product
 from domain.gate import debtor_zones
 from runtime.intake import start_account
 from runtime.settings import Settings
+from runtime.timeskip import skip_clock
 from store import repo
 from workers.setup import build_workers
 from workflows.messages import RunResult
@@ -76,10 +77,7 @@ class Harness:
         return await self.env.get_current_time()  # type: ignore[attr-defined]
 
     async def skip_to(self, target: datetime) -> None:
-        # in steps of a day: one sleep call must finish within the RPC deadline, and a busy day of
-        # many accounts takes real seconds
-        while (delta := target - await self.now()) > timedelta(0):
-            await self.env.sleep(min(delta, timedelta(days=1)))  # type: ignore[attr-defined]
+        await skip_clock(self.env, target)
 
     async def open_account(
         self,

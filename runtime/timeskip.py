@@ -1,0 +1,53 @@
+"""Moving the time-skipping test server's clock forward, for the suite and the lifecycle benchmark.
+
+The clock only moves while no activity is outstanding, so a day in which hundreds of accounts
+send their reminders lasts minutes of wall time, and one sleep call is held that long. Two
+things break such a call through the SDK's own client: its keep-alive pings every 30 s, which
+the Java test server answers with GOAWAY ("h2 protocol error"), and the call's deadline
+("Timeout expired"). The steps therefore go through a client of their own with keep-alive off
+and a deadline of ten minutes, and a failed step is asked for again: the server goes on moving
+the clock regardless, and the loop reads where it got to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from temporalio.api.testservice.v1 import SleepRequest
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+STEP_DEADLINE = timedelta(minutes=10)
+RETRIES = 5
+
+
+async def skip_clock(
+    env: Any,
+    target: datetime,
+    *,
+    step: timedelta = timedelta(days=1),
+    on_day: Callable[[int], None] | None = None,
+) -> None:
+    """Skip ``env``'s clock to ``target`` in steps of at most ``step``.
+
+    ``on_day`` is told each whole day reached, counted from the clock at the call, for a long run
+    that should show where it is.
+    """
+    sleeper = await Client.connect(env.client.service_client.config.target_host, keep_alive_config=None)
+    origin = await env.get_current_time()
+    failures, last_day = 0, -1
+    while (remaining := target - (now := await env.get_current_time())) > timedelta(0):
+        if on_day is not None and (day := (now - origin).days) > last_day:
+            last_day = day
+            on_day(day)
+        request = SleepRequest()
+        request.duration.FromTimedelta(min(remaining, step))
+        try:
+            await sleeper.test_service.unlock_time_skipping_with_sleep(request, timeout=STEP_DEADLINE)
+            failures = 0
+        except RPCError:
+            failures += 1
+            if failures > RETRIES:
+                raise
