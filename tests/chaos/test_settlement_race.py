@@ -149,9 +149,15 @@ async def test_settlement_during_an_in_flight_reminder_silences_dunning_every_ti
     campaign = None
     try:
         campaign = await open_campaign(dev_client, local, accounts, day_seconds=DAY_SECONDS)
-        await wait_until(
-            lambda: len(answered) + len(failures) >= RACES, within=480, what="every plan answered"
-        )
+        try:
+            await wait_until(
+                lambda: len(answered) + len(failures) >= RACES, within=600, what="every plan answered"
+            )
+        except AssertionError as exc:  # say how far it got: stuck is not the same as slow
+            raise AssertionError(
+                f"{exc}: {len(proposed)} proposed, {len(answered)} answered, {len(failures)} failed"
+                f" of {RACES}; first failures {failures[:3]}"
+            ) from None
         assert not failures, failures[:5]
         await wait_until(lambda: not reserved(campaign), within=30, what="no reserved attempt")
         await asyncio.sleep(2.0)  # time for anything still queued to reach the carrier (it must not)
