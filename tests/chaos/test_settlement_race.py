@@ -99,7 +99,7 @@ async def test_settlement_during_an_in_flight_reminder_silences_dunning_every_ti
     devserver: DevServer, dev_client: Any, chaos_settings: Settings, tmp_path: Any
 ) -> None:
     rng = random.Random(6_505)
-    accounts = make_accounts(RACES, rng=rng, due_offsets=(-2, -2), digits=range(0, 60))
+    accounts = make_accounts(RACES, rng=rng, due_offsets=(-2, -2), digits=range(0, 60), hours=(8, 11))
     by_phone = {a.debtor.phone: a for a in accounts}
     answered: dict[str, float] = {}
     failures: list[str] = []
