@@ -233,18 +233,13 @@ async def test_history_payloads_are_ciphertext_that_only_the_codec_endpoint_open
     history = await handle.fetch_history()
     # The SDK's core writes the marker of a ``workflow.patched`` call itself, past the codec: it
     # holds the patch's name and nothing of the debtor, which the check below on raw bytes proves.
-    patch_markers = [
-        e for e in history.events if e.marker_recorded_event_attributes.marker_name == "core_patch"
-    ]
-    sealed = [
-        p
-        for e in history.events
-        if e not in patch_markers
-        for p in payloads_in(e, skip=frozenset({"search_attributes"}))
-    ]
+    sealed: list[Payload] = []
+    plain: list[Payload] = []
+    for e in history.events:
+        into = plain if e.marker_recorded_event_attributes.marker_name == "core_patch" else sealed
+        into.extend(payloads_in(e, skip=frozenset({"search_attributes"})))
     assert len(sealed) >= 3  # input, summary, details at least
     assert {p.metadata["encoding"] for p in sealed} == {ENCODING}
-    plain = [p for e in patch_markers for p in payloads_in(e)]
     raw = b"".join(p.SerializeToString() for p in sealed + plain)
     for readable in (debtor.account_id, debtor.masked, debtor.phone, debtor.name, "1250", "default"):
         assert readable.encode() not in raw, readable
