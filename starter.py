@@ -1,11 +1,11 @@
 """The operator's command line: intake, look, pay, negotiate, pause, audit, and the demo.
 
-python starter.py demo --day-seconds 2     # everything, embedded; watch weeks pass in minutes
-python starter.py intake data/sample_portfolio.csv
-python starter.py status ACC-00001
-python starter.py timeline ACC-00001
-python starter.py pay ACC-00001 120.50
-python starter.py negotiate ACC-00001 --kind reinstalment --periods 3 --first-due 2026-12-01
+./collect demo --day-seconds 2     # everything, embedded; watch weeks pass in minutes
+./collect intake data/sample_portfolio.csv
+./collect status ACC-00001
+./collect timeline ACC-00001
+./collect pay ACC-00001 120.50
+./collect negotiate ACC-00001 --kind reinstalment --periods 3 --first-due 2026-12-01
 """
 
 from __future__ import annotations
@@ -25,16 +25,20 @@ from rich.table import Table
 from runtime.settings import ROOT, Settings, get_settings
 
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # an error is one line a script can grep, never cut mid-phrase
 
 
 # ---- helpers -----------------------------------------------------------------------------------
 def _sessions(settings: Settings):  # type: ignore[no-untyped-def]
     from sqlalchemy.orm import sessionmaker
 
-    from store.db import make_engine, upgrade
+    from store.db import SchemaBehind, ensure_schema, make_engine
 
-    upgrade(settings.database_url)
+    try:
+        ensure_schema(settings.database_url, migrate=settings.migrate_on_start)
+    except SchemaBehind as exc:
+        err.print(str(exc), highlight=False, soft_wrap=True)
+        raise SystemExit(2) from None
     return sessionmaker(make_engine(settings.database_url), expire_on_commit=False)
 
 
@@ -45,7 +49,7 @@ async def _client(settings: Settings):  # type: ignore[no-untyped-def]
         return await connect(settings)
     except Exception as exc:
         err.print(f"[red]cannot reach Temporal at {settings.temporal_address}:[/] {exc}")
-        err.print("start it with: python starter.py demo   (or: python starter.py server)")
+        err.print("start it with: ./collect demo   (or: ./collect server)")
         raise SystemExit(2) from None
 
 
@@ -65,11 +69,22 @@ def _money(amount: int, currency: str) -> str:
 async def cmd_intake(args: argparse.Namespace, settings: Settings, client: Any = None) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from domain.intake import parse_portfolio
+    from domain.intake import parse_portfolio_file
+    from domain.intake_files import FileRefused
     from runtime.intake import intake_accounts
 
     path = Path(args.file)
-    report = parse_portfolio(path.read_text(encoding="utf-8-sig"))
+    try:
+        file, report = parse_portfolio_file(
+            path.read_bytes(),
+            name=path.name,
+            encoding=getattr(args, "encoding", None),
+            decimal_comma=getattr(args, "decimal_comma", False),
+        )
+    except (FileRefused, OSError) as exc:
+        err.print(f"[red]{path}[/]: {exc}", highlight=False, soft_wrap=True)
+        return 2
+    console.print(f"{path}: read as {file.describe()}", highlight=False, soft_wrap=True)
     for error in report.errors:
         who = f" ({error.account_id})" if error.account_id else ""
         err.print(f"[yellow]{path}:{error.line}[/]{who}: [bold]{error.field}[/]: {error.reason}")
@@ -96,9 +111,111 @@ async def cmd_intake(args: argparse.Namespace, settings: Settings, client: Any =
         )
     for account_id, reason in result.failed:
         err.print(f"[red]{account_id}[/]: {reason}")
+    for account_id, reason in result.closed:
+        console.print(
+            f"[yellow]{account_id}[/] is closed ({reason}): not restarted; "
+            f'`./collect reopen {account_id} --reason "…"` does it on purpose',
+            highlight=False,
+        )
     console.print(
         f"{len(result.started)} started, {len(result.already)} already known, "
+        f"{len(result.closed)} closed (not restarted), "
         f"{len(report.errors)} rows rejected, {len(result.failed)} failed"
+    )
+    return 1 if result.failed else 0
+
+
+def _operator(args: argparse.Namespace) -> str | None:
+    """Who is acting: ``--as NAME``, else ``COLLECT_OPERATOR``; None (and a message) when neither is set."""
+    import os
+
+    name = (args.actor or os.environ.get("COLLECT_OPERATOR") or "").strip()
+    if not name:
+        err.print("[red]who is acting?[/] name yourself with --as NAME (or set COLLECT_OPERATOR)")
+        return None
+    return name
+
+
+async def cmd_reopen(args: argparse.Namespace, settings: Settings) -> int:
+    """Restart collection of a closed account, on purpose and audited (intake never does)."""
+    from runtime.operator_actions import Refused, reopen_account
+
+    actor = _operator(args)
+    if actor is None:
+        return 2
+    client = await _client(settings)
+    try:
+        done = await reopen_account(
+            client,
+            _sessions(settings),
+            args.account,
+            reason=args.reason,
+            actor=actor,
+            task_queue=settings.task_queue,
+            contact_queue=settings.contact_task_queue,
+            day_seconds=args.day_seconds or settings.day_seconds,
+        )
+    except Refused as exc:
+        err.print(f"[red]not reopened:[/] {exc}")
+        return 1
+    console.print(
+        f"{done.account_id} reopened by {actor} (was closed: {done.close_reason or '-'}): dunning again from "
+        f"{_money(done.balance, done.currency)} under {done.rules.versions}",
+        highlight=False,
+    )
+    return 0
+
+
+async def cmd_policy(args: argparse.Namespace, settings: Settings) -> int:
+    """``policy list``: the versions and who runs them; ``policy upgrade``: move running accounts."""
+    from runtime.operator_actions import rule_versions, upgrade_accounts
+
+    sessions = _sessions(settings)
+    if args.policy_command == "list":
+        table = Table(title="Policy and profile versions")
+        for col in ("kind", "name", "version", "file now", "stored", "open accounts"):
+            table.add_column(col)
+        for v in rule_versions(sessions):
+            if v.problem:
+                table.add_row(v.kind, v.name, f"[red]{v.problem}[/]", "", "", "")
+                continue
+            table.add_row(
+                v.kind,
+                v.name,
+                v.version or "(taken in before versions)",
+                "yes" if v.in_file else "",
+                "yes" if v.stored else "",
+                str(v.open_accounts),
+            )
+        console.print(table)
+        return 0
+    actor = _operator(args)
+    if actor is None:
+        return 2
+    client = await _client(settings)
+    try:
+        result = await upgrade_accounts(
+            client,
+            sessions,
+            actor=actor,
+            policy_to=args.to,
+            profile_to=args.profile_to,
+            accounts=args.account or (),
+            all_open=args.all,
+            dry_run=args.dry_run,
+        )
+    except (ValueError, LookupError) as exc:
+        err.print(f"[red]nothing sent:[/] {exc}")
+        return 2
+    for account_id, reason in result.failed:
+        err.print(f"[red]{account_id}[/]: {reason}")
+    target = ", ".join(v for v in (result.policy_to, result.profile_to) if v)
+    verb = "would be signalled" if result.dry_run else "signalled"
+    console.print(
+        f"to {target}: {len(result.signalled)} {verb}, {len(result.skipped)} skipped (already there), "
+        f"{len(result.not_running)} not running, {len(result.failed)} failed"
+        + ("" if result.dry_run else "; each account moves at its next safe point (see `./collect audit`)"),
+        highlight=False,
     )
     return 1 if result.failed else 0
 
@@ -125,6 +242,8 @@ async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     )
     when = f"{status.next_action_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC" if status.next_action_at else "-"
     table.add_row("next", f"{status.next_action or '-'} at {when}")
+    if (paused := voice_paused_line(status)) is not None:
+        table.add_row("voice", paused)
     if status.plan:
         table.add_row(
             "plan",
@@ -135,6 +254,17 @@ async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         table.add_row("contact", f"{c.at:%Y-%m-%d %H:%M} {c.channel} {c.template}: {c.outcome}")
     console.print(table)
     return 0
+
+
+def voice_paused_line(status: Any) -> str | None:
+    """``paused by the call governor until …`` while the campaign's abandoned-call governor pauses voice."""
+    until = status.voice_paused_until
+    if until is None or until <= status.policy_now:
+        return None
+    return (
+        f"paused by the call governor (campaign abandoned-call rate) until about "
+        f"{until.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+    )
 
 
 async def cmd_timeline(args: argparse.Namespace, settings: Settings) -> int:
@@ -274,12 +404,12 @@ async def cmd_purge_audit(args: argparse.Namespace, settings: Settings) -> int:
     from datetime import UTC, datetime
 
     from domain.profiles import load_profile
-    from store import repo
+    from store.audit import purge_expired_audit
 
     names = [p.stem.upper() for p in sorted((ROOT / "policies" / "profiles").glob("*.toml"))]
     years = {name: load_profile(name).retention_years for name in names}
     with _sessions(settings).begin() as s:
-        counts = repo.purge_expired_audit(s, datetime.now(UTC), years, dry_run=args.dry_run)
+        counts = purge_expired_audit(s, datetime.now(UTC), years, dry_run=args.dry_run)
     verb = "would delete" if args.dry_run else "deleted"
     for name, n in counts.items():
         console.print(f"{name}: kept {years[name]} years; {verb} {n} older audit lines")
@@ -287,11 +417,11 @@ async def cmd_purge_audit(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
-    from store import repo
+    from store.audit import audit_entries
 
     sessions = _sessions(settings)
     with sessions.begin() as s:
-        entries = repo.audit_entries(s, args.account)
+        entries = audit_entries(s, args.account)
     rows = [e.model_dump(mode="json") for e in entries]
     if args.csv:
         out = open(args.csv, "w", newline="", encoding="utf-8") if args.csv != "-" else sys.stdout
@@ -326,50 +456,94 @@ async def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    """Everything on one machine: dev server (file-backed), simulator, migrations, worker, intake."""
+def _install_sigterm(task: asyncio.Task[Any] | None) -> None:
+    """SIGTERM stops like Ctrl-C: the current task is cancelled and its ``finally`` stops what it started
+    (the default SIGTERM would end the process at once and leave the dev server running)."""
+    import signal
+
+    if task is None:
+        return
+    try:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    except (NotImplementedError, RuntimeError):  # not on this platform or not the main thread
+        pass
+
+
+def _local_dev_server(settings: Settings, what: str) -> Any:
+    """Start the dev server on the settings' Temporal port and UI port, state in the state directory;
+    None if something already answers there (it is used as it is)."""
     from runtime.devserver import port_open, start_dev_server
+
+    var = settings.state_dir
+    if port_open("127.0.0.1", settings.temporal_port):
+        err.print(f"[yellow]port {settings.temporal_port} already answers: using that Temporal server[/]")
+        return None
+    console.print(f"starting Temporal dev server for {what} (state in {var / 'temporal.db'}) …")
+    codec = f"http://localhost:{settings.service_port}/codec" if settings.codec_keys else None
+    return start_dev_server(
+        var / "temporal.db",
+        port=settings.temporal_port,
+        ui_port=settings.temporal_ui_port,
+        log_file=var / "temporal.log",
+        codec_endpoint=codec,
+    )
+
+
+async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    """Everything on one machine: dev server (file-backed), simulator, migrations, worker, intake.
+
+    Ports and state come from the settings (``COLLECT_TEMPORAL_ADDRESS``, ``COLLECT_TEMPORAL_UI_PORT``,
+    ``COLLECT_SERVICE_PORT``, ``COLLECT_SIMULATOR_PORT``, ``COLLECT_STATE_DIR``), so a second demo with
+    other values runs beside the first. :func:`demo_main` is the same, as a process's entry point.
+    """
     from runtime.local_secrets import with_demo_secrets
     from service.app import make_server
     from workers.setup import build_workers
 
-    var = ROOT / "var"
-    var.mkdir(exist_ok=True)
+    var = settings.state_dir
+    var.mkdir(parents=True, exist_ok=True)
+    _install_sigterm(asyncio.current_task())
     if args.day_seconds:
         settings = settings.model_copy(update={"day_seconds": args.day_seconds})
     server = None
-    if not port_open("127.0.0.1", 7233):
-        console.print("starting Temporal dev server (state in var/temporal.db) …")
-        codec = f"http://localhost:{settings.service_port}/codec" if settings.codec_keys else None
-        server = start_dev_server(var / "temporal.db", log_file=var / "temporal.log", codec_endpoint=codec)
     simulator = None
-    if settings.using_simulator:
-        from carrier import run_in_thread
-
-        console.print(f"no Twilio credentials: carrier simulator on {settings.twilio_base}")
-        simulator = run_in_thread(
-            settings.simulator_host, settings.simulator_port, settings.twilio_sid, settings.twilio_token
-        )
-    settings, demo_tokens = with_demo_secrets(settings, var)
-    client = await _client(settings)
-    workers, _deps, executor = build_workers(client, settings)
-    tasks = [asyncio.create_task(w.run()) for w in workers]
+    workers: list[Any] = []
+    tasks: list[asyncio.Task[Any]] = []
+    executor = None
     http = None
-    if port_open(settings.service_host, settings.service_port):
-        err.print(f"[yellow]port {settings.service_port} is taken: the HTTP service is not started[/]")
-    else:
-        http = make_server(settings, client)
-        tasks.append(asyncio.create_task(http.serve()))
     try:
+        if settings.temporal_is_local:
+            server = _local_dev_server(settings, "the demo")
+        if settings.using_simulator:
+            from carrier import run_in_thread
+
+            console.print(f"no Twilio credentials: carrier simulator on {settings.twilio_base}")
+            simulator = run_in_thread(
+                settings.simulator_host, settings.simulator_port, settings.twilio_sid, settings.twilio_token
+            )
+        settings, demo_tokens = with_demo_secrets(settings, var)
+        client = await _client(settings)
+        workers, _deps, executor = build_workers(client, settings)
+        tasks = [asyncio.create_task(w.run()) for w in workers]
+        from runtime.devserver import port_open
+
+        if port_open(settings.service_host, settings.service_port):
+            err.print(f"[yellow]port {settings.service_port} is taken: the HTTP service is not started[/]")
+        else:
+            http = make_server(settings, client)
+            tasks.append(asyncio.create_task(http.serve()))
         intake_args = argparse.Namespace(file=args.file, day_seconds=settings.day_seconds)
         await cmd_intake(intake_args, settings, client)
         console.print()
         console.print("[bold green]Collection is running.[/]")
-        console.print("  Temporal UI:      http://localhost:8233  (filter: CollectionStage = 'late')")
-        console.print("  an account:       python starter.py status ACC-00001")
-        console.print("  its timeline:     python starter.py timeline ACC-00001")
+        ui = f"http://localhost:{settings.temporal_ui_port}"
+        if not settings.temporal_is_local or server is None:
+            ui = f"the UI of the Temporal server at {settings.temporal_address}"
+        console.print(f"  Temporal UI:      {ui}  (filter: CollectionStage = 'late')")
+        console.print("  an account:       ./collect status ACC-00001")
+        console.print("  its timeline:     ./collect timeline ACC-00001")
         console.print(
-            "  a plan:           python starter.py negotiate ACC-00001 --kind reinstalment --periods 3 "
+            "  a plan:           ./collect negotiate ACC-00001 --kind reinstalment --periods 3 "
             "--first-due <date>"
         )
         if http is not None:
@@ -385,7 +559,7 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
                 )
         if settings.day_seconds != 86_400:
             console.print(f"  time: one policy day = {settings.day_seconds:g} s")
-        console.print("Ctrl-C stops the worker and server; state is kept in var/.")
+        console.print(f"Ctrl-C stops the worker and server; state is kept in {var}.")
         if args.exit_after is not None:
             await asyncio.sleep(args.exit_after)
         else:
@@ -397,12 +571,48 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
             http.should_exit = True
         await asyncio.gather(*(w.shutdown() for w in workers), return_exceptions=True)
         await asyncio.gather(*tasks, return_exceptions=True)
-        executor.shutdown(wait=False)
+        if executor is not None:
+            executor.shutdown(wait=False)
         if simulator is not None:
             simulator.stop()
         if server is not None:
             server.terminate()
             server.wait(timeout=20)
+    return 0
+
+
+def demo_main(argv: list[str] | None = None) -> int:
+    """``./collect demo`` as a function: settings from the environment (``COLLECT_*``), arguments as the
+    command line's (``--day-seconds``, ``--file``). Tests start two of these in subprocesses."""
+    return main(["demo", *(argv or [])])
+
+
+async def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
+    """Check database, Temporal, search attributes, carrier and clock; say what to fix. Exit 1 if any fails."""
+    from runtime.doctor import run_checks
+
+    checks = await run_checks(settings)
+    width = max(len(c.name) for c in checks)
+    for check in checks:
+        mark = "[green]ok  [/]" if check.ok else "[red]FAIL[/]"
+        console.print(f"{mark} {check.name:<{width}}  {check.found}", highlight=False, soft_wrap=True)
+        if not check.ok:
+            console.print(f"     {'':<{width}}  fix: {check.fix}", highlight=False, soft_wrap=True)
+    failed = [c.name for c in checks if not c.ok]
+    console.print(f"{len(checks) - len(failed)} of {len(checks)} checks passed", highlight=False)
+    return 1 if failed else 0
+
+
+async def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    """Bring the application database to this release's schema (production's deliberate step)."""
+    from store.db import schema_revisions, upgrade
+
+    before, head = schema_revisions(settings.database_url)
+    if before == head:
+        console.print(f"database already at {head}: nothing to do")
+        return 0
+    await asyncio.to_thread(upgrade, settings.database_url)
+    console.print(f"database migrated from {before or '(empty)'} to {head}")
     return 0
 
 
@@ -427,29 +637,87 @@ async def cmd_link(args: argparse.Namespace, settings: Settings) -> int:
     if settings.link_secret is None:
         from runtime.local_secrets import with_demo_secrets
 
-        settings, _ = with_demo_secrets(settings, ROOT / "var")
+        settings, _ = with_demo_secrets(settings, settings.state_dir)
     console.print(self_service_link(settings, args.account))
     return 0
 
 
 async def cmd_server(args: argparse.Namespace, settings: Settings) -> int:
-    from runtime.devserver import start_dev_server
-
-    var = ROOT / "var"
-    var.mkdir(exist_ok=True)
-    codec = f"http://localhost:{settings.service_port}/codec" if settings.codec_keys else None
-    proc = start_dev_server(var / "temporal.db", log_file=var / "temporal.log", codec_endpoint=codec)
-    console.print("Temporal dev server on localhost:7233, UI http://localhost:8233 (Ctrl-C stops)")
+    """Only the dev server: on the port of ``COLLECT_TEMPORAL_ADDRESS``, UI on ``COLLECT_TEMPORAL_UI_PORT``,
+    state in ``COLLECT_STATE_DIR``."""
+    if not settings.temporal_is_local:
+        err.print(
+            f"[red]COLLECT_TEMPORAL_ADDRESS is {settings.temporal_address}:[/] `server` starts a local dev "
+            "server only (use localhost:<port>)"
+        )
+        return 2
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    _install_sigterm(asyncio.current_task())
+    proc = _local_dev_server(settings, "`server`")
+    if proc is None:
+        return 1
+    console.print(
+        f"Temporal dev server on localhost:{settings.temporal_port}, UI http://localhost:{settings.temporal_ui_port}"
+        " (Ctrl-C stops)"
+    )
     try:
         await asyncio.to_thread(proc.wait)
+    except asyncio.CancelledError:
+        pass
     finally:
         proc.terminate()
+        proc.wait(timeout=20)
     return 0
 
 
+#: one example per command: shown by ``./collect --help`` and each ``./collect COMMAND --help``
+EXAMPLES: dict[str, str] = {
+    "demo": "demo --day-seconds 2",
+    "server": "server",
+    "worker": "worker --log-format json",
+    "service": "service",
+    "migrate": "migrate",
+    "doctor": "doctor",
+    "link": "link ACC-00001",
+    "intake": "intake lender.csv --encoding cp1252 --decimal-comma",
+    "status": "status ACC-00001",
+    "timeline": "timeline ACC-00001 --json",
+    "pay": "pay ACC-00001 120.50 --reference bank-7731",
+    "negotiate": "negotiate ACC-00001 --kind reinstalment --periods 3 --first-due 2026-12-15",
+    "pause": 'pause ACC-00001 --reason "debtor in hospital"',
+    "resume": 'resume ACC-00001 --reason "back home"',
+    "opt-out": "opt-out ACC-00001 sms",
+    "complaint": 'complaint ACC-00001 --reason "called at work" --source regulator',
+    "resolve-complaint": 'resolve-complaint ACC-00001 resume --reason "not upheld"',
+    "dispute": 'dispute ACC-00001 --reason "not my loan"',
+    "verify-dispute": "verify-dispute ACC-00001",
+    "cease": "cease ACC-00001 voice",
+    "recall": 'recall ACC-00001 --reason "agency complaint"',
+    "close": 'close ACC-00001 written_off --note "small balance"',
+    "reopen": 'reopen ACC-00001 --reason "closed by mistake" --as alice',
+    "policy": "policy upgrade --to default --all --as alice --dry-run",
+    "purge-audit": "purge-audit --dry-run",
+    "audit": "audit ACC-00001 --csv audit.csv",
+}
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="starter.py", description="Operate the collection orchestrator.")
-    sub = p.add_subparsers(dest="command", required=True)
+    p = argparse.ArgumentParser(
+        prog="./collect",
+        description="Operate the collection orchestrator (./collect COMMAND = python starter.py COMMAND; "
+        "./collect test and ./collect bench run the suite and the benchmarks).",
+        epilog="examples:\n"
+        + "\n".join(f"  ./collect {line}" for line in EXAMPLES.values())
+        + "\n\n./collect COMMAND --help: that command's options.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default=None,
+        help="logs of worker and service: text, or one JSON object per line (default: COLLECT_LOG_FORMAT)",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo = sub.add_parser("demo", help="run everything embedded and load the sample portfolio")
     demo.add_argument("--file", default=str(ROOT / "data" / "sample_portfolio.csv"))
     demo.add_argument(
@@ -457,14 +725,45 @@ def parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--exit-after", type=float, default=None, help=argparse.SUPPRESS)
     sub.add_parser("server", help="run only the Temporal dev server (file-backed)")
-    sub.add_parser("worker", help="run a worker (same as python -m workers)")
-    sub.add_parser("service", help="run the HTTP service: API, consoles, webhooks, codec endpoint")
+    for name, what in (
+        ("worker", "run a worker (same as python -m workers)"),
+        ("service", "run the HTTP service: API, consoles, webhooks, codec endpoint"),
+    ):
+        sub.add_parser(name, help=what).add_argument(
+            "--log-format",
+            choices=("text", "json"),
+            default=argparse.SUPPRESS,  # not given here: the one before the command, or the setting
+            help="text, or one JSON object per line (default: COLLECT_LOG_FORMAT)",
+        )
+    sub.add_parser("migrate", help="bring the application database to this release's schema")
+    sub.add_parser(
+        "doctor", help="check database, Temporal, search attributes, carrier and clock; say what to fix"
+    )
     sub.add_parser("link", help="print a debtor's signed self-service link").add_argument("account")
-    intake = sub.add_parser("intake", help="validate a CSV and start a workflow per good row")
-    intake.add_argument("file")
+    intake = sub.add_parser(
+        "intake",
+        help="validate a portfolio file (CSV or .xlsx) and start a workflow per good row",
+        description="Read a portfolio (CSV in UTF-8, UTF-16 or GB18030, detected; or an .xlsx workbook), "
+        "report every bad row with its line, column and reason, and start collection for the good ones. "
+        "Example: ./collect intake data/sample_portfolio.csv",
+    )
+    intake.add_argument("file", help="a .csv (',', ';' or tab separated) or an .xlsx (first sheet)")
+    intake.add_argument(
+        "--encoding",
+        default=None,
+        help="the CSV's encoding when it is not UTF-8, UTF-16 or Chinese GB18030 (e.g. cp1252, shift_jis)",
+    )
+    intake.add_argument(
+        "--decimal-comma",
+        action="store_true",
+        help="amounts are written 1.234,50 (European files); without it 12,50 is refused as ambiguous",
+    )
     intake.add_argument("--day-seconds", type=float, default=None)
-    for name in ("status", "timeline"):
-        q = sub.add_parser(name)
+    for name, what in (
+        ("status", "where an account stands: mode, stage, balance, holds, next action and when"),
+        ("timeline", "everything that will happen if nothing changes, down to charge-off or the plan's end"),
+    ):
+        q = sub.add_parser(name, help=what)
         q.add_argument("account")
         q.add_argument("--json", action="store_true")
     pay = sub.add_parser("pay", help="record a payment (major units, e.g. 120.50)")
@@ -483,11 +782,14 @@ def parser() -> argparse.ArgumentParser:
     neg.add_argument("--waiver", help="fees waived (major units), fee_waiver only")
     neg.add_argument("--evidence", help="hardship evidence reference, fee_waiver only")
     neg.add_argument("--approver", help="approving supervisor, fee_waiver only")
-    for name in ("pause", "resume"):
-        h = sub.add_parser(name)
+    for name, what in (
+        ("pause", "an operator hold: no contact until resumed"),
+        ("resume", "lift an operator hold"),
+    ):
+        h = sub.add_parser(name, help=what)
         h.add_argument("account")
         h.add_argument("--reason", required=True)
-    oo = sub.add_parser("opt-out")
+    oo = sub.add_parser("opt-out", help="stop a channel for good (one confirmation text for SMS)")
     oo.add_argument("account")
     oo.add_argument("channel", choices=["sms", "voice"])
     c = sub.add_parser("complaint", help="file a complaint: contact stops until an investigator decides")
@@ -516,11 +818,35 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("account")
     c.add_argument("reason", choices=["written_off", "deceased", "bankrupt"])
     c.add_argument("--note", default="")
+    c = sub.add_parser("reopen", help="restart collection of a closed account, on purpose (audited)")
+    c.add_argument("account")
+    c.add_argument("--reason", required=True)
+    c.add_argument("--as", dest="actor", help="who reopens it (default: $COLLECT_OPERATOR)")
+    c.add_argument("--day-seconds", type=float, default=None)
+    pol = sub.add_parser("policy", help="policy and profile versions: list them, move running accounts")
+    pol_sub = pol.add_subparsers(dest="policy_command", required=True)
+    pol_sub.add_parser("list", help="each version, in the file now or stored, and the open accounts on it")
+    up = pol_sub.add_parser(
+        "upgrade", help="move running accounts to another version at their next safe point"
+    )
+    up.add_argument(
+        "--to", help="policy version: a stored name@digest, or a file's name (its current version)"
+    )
+    up.add_argument("--profile-to", help="profile version: a stored name@digest, or a profile's name")
+    who = up.add_mutually_exclusive_group(required=True)
+    who.add_argument("--account", nargs="+", help="these accounts")
+    who.add_argument("--all", action="store_true", help="every open account running that policy (profile)")
+    up.add_argument("--as", dest="actor", help="who moves them (default: $COLLECT_OPERATOR)")
+    up.add_argument("--dry-run", action="store_true", help="count, send nothing")
     purge = sub.add_parser("purge-audit", help="delete audit lines past their profile's retention")
     purge.add_argument("--dry-run", action="store_true")
     audit = sub.add_parser("audit", help="every decision about an account")
     audit.add_argument("account")
     audit.add_argument("--csv", help="write CSV to this file ('-' for stdout)")
+    for name, command in sub.choices.items():
+        command.prog = f"./collect {name}"
+        command.epilog = f"example:\n  ./collect {EXAMPLES[name]}"
+        command.formatter_class = argparse.RawDescriptionHelpFormatter
     return p
 
 
@@ -531,6 +857,8 @@ COMMANDS = {
     "service": cmd_service,
     "link": cmd_link,
     "intake": cmd_intake,
+    "migrate": cmd_migrate,
+    "doctor": cmd_doctor,
     "status": cmd_status,
     "timeline": cmd_timeline,
     "pay": cmd_pay,
@@ -546,13 +874,26 @@ COMMANDS = {
     "resume": cmd_hold,
     "opt-out": cmd_opt_out,
     "audit": cmd_audit,
+    "reopen": cmd_reopen,
+    "policy": cmd_policy,
     "purge-audit": cmd_purge_audit,
 }
+
+
+#: long-running processes that log (the other commands print their answer and exit)
+LOGGING_COMMANDS = ("worker", "service")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     settings = get_settings()
+    if args.command in LOGGING_COMMANDS:
+        from runtime.logs import setup_logging
+
+        setup_logging(args.log_format or settings.log_format)
+        from runtime.tracing import setup_tracing
+
+        setup_tracing(settings, f"collect-{args.command}")
     try:
         return asyncio.run(COMMANDS[args.command](args, settings))
     except KeyboardInterrupt:

@@ -7,14 +7,34 @@ The order inside :meth:`ContactActivities.send_contact` is the whole point:
 3. call Twilio; 429/5xx/network errors leave the attempt retryable (the provider did not take it),
    anything else is final.
 A try that passes the gate claims the send in the same transaction (``sent_at``), so two tries of
-one send, or two sends racing for one account's cap, are decided one after the other. A retry that
-finds a claimed reservation with no provider answer asks the provider (messages or calls to that
-number from our sender that no attempt of ours owns): it adopts what it finds, and sends only if
-the provider has nothing. Only a crash we cannot reconcile leaves an attempt indeterminate.
+one send, or two sends racing for one account's cap, are decided one after the other. The gate
+uses the profile version the account runs (``SendRequest.profile_version``, ``store/rules.py``),
+the same rules as its workflow, whatever the profile file says today.
+
+**Fencing.** The claim records which try holds it (``cleared_by``, the activity attempt number),
+and the try checks that it still does at the last moment, in the transaction that admits its
+provider request (``store/pacing.py``), after a heartbeat and with nothing but the request after
+it. Every wait of a try heartbeats (the send slot, the per-second window, reconciliation), so the
+server times a try out only when it is truly stuck; a try stuck after its claim (a database lock,
+say) may then be overtaken by its retry, which revokes the claim before anything else. When the
+stuck try wakes, its fence refuses it: it calls nobody, changes nothing on the attempt, and returns
+"in flight" (the server ignores it). Only the try holding the claim writes the attempt's
+non-final states after the call; an acceptance is always recorded.
+
+**Reconciliation.** A retry that finds a claim with no provider answer (the try died, or lost the
+answer) revokes it and asks the provider for its messages or calls to that number from our sender.
+It adopts only what can be this send: created by the REST API (``outbound-api``), dated at or after
+the claim, owned by no attempt of ours and, for a text, with the very body the claiming try
+rendered: the text is rendered before the gate and its SHA-256 stored with the claim
+(``body_digest``), because a re-render can differ (the signed link). So an automatic reply the
+service sent to the same number is never mistaken for the reminder. With nothing to adopt the claim
+is voided and the retry gates and sends afresh. Only a crash we cannot reconcile leaves an attempt
+indeterminate.
 """
 
 from __future__ import annotations
 
+import threading
 import time as _time
 from datetime import UTC, datetime, timedelta
 
@@ -28,17 +48,47 @@ from activities.deps import Deps
 from domain.accounts import Channel, ContactOutcome, Language
 from domain.effects import AWAIT_OUTCOME, SEND_CONTACT, OutcomeRequest, SendRequest, SendResult
 from domain.gate import Allow, Audience, Defer, Deny, PlannedContact, decide
-from domain.governor import rules_for_profile
+from domain.governor import RULE_REDIAL, rules_for_profile
 from domain.outcomes import CALL_FINAL, MESSAGE_FINAL, call_outcome, error_outcome, message_outcome
-from domain.profiles import load_profile
 from domain.templates import THIRD_PARTY_PLACEHOLDERS, render
 from service.links import self_service_link
-from store import repo
+from store.accounts import account_snapshot
+from store.audit import audit
+from store.contacts import (
+    AttemptView,
+    attempt_by_sid,
+    claimed_sids,
+    clear_for_sending,
+    holds_clearance,
+    live_gate_inputs,
+    mark_attempt,
+    reserve_attempt,
+    revoke_clearance,
+    text_digest,
+    third_party_gate_inputs,
+    update_attempt_status_by_sid,
+    void_clearance,
+)
 from store.governor import voice_verdict
-from store.pacing import provider_request, wait_for_slot
+from store.pacing import NotAdmitted, provider_request, wait_for_slot
+from store.rules import profile as pinned_profile
 
 FINAL_STATES = {"accepted", "rejected", "denied", "indeterminate"}
 VOICE_LANG = {Language.EN: "en-US", Language.ZH_CN: "cmn-CN"}
+#: Twilio's ``direction`` of what the REST API created: what our sends are (not ``outbound-reply``,
+#: a TwiML answer to an inbound text, nor ``inbound``)
+OUTBOUND_API = "outbound-api"
+#: How much earlier than our clearance a provider record of our send may be dated: the carrier's
+#: clock against ours (NTP on both sides) and a workflow's planned time a hair ahead of the
+#: worker's clock. Its ``date_created`` has whole seconds; the clearance is floored to match.
+CLEARANCE_SLACK = timedelta(seconds=2)
+#: What a send that waits for its final status leaves of its start-to-close timeout (to answer in time)
+FINAL_WAIT_MARGIN = timedelta(seconds=10)
+#: Sends of one worker that may wait for their final status at the same time: half the contact
+#: queue's slots (workers/setup.py), so the other half always sends at the old pace
+FINAL_WAITERS = 4
+#: How many of the provider's newest records to that number from our sender reconciliation reads
+RECONCILE_LIST_LIMIT = 50
 
 
 def _now() -> datetime:
@@ -46,24 +96,28 @@ def _now() -> datetime:
 
 
 class ContactActivities:
-    def __init__(self, deps: Deps) -> None:
+    def __init__(self, deps: Deps, *, final_waiters: int = FINAL_WAITERS) -> None:
         self.deps = deps
+        # sends that may wait for their final status at once: the others answer at once, so the
+        # wait never takes the slots sending needs (a slow delivery report must not slow the sender)
+        self._final_waiters = threading.BoundedSemaphore(final_waiters)
 
     @activity.defn(name=SEND_CONTACT, no_thread_cancel_exception=True)
     def send_contact(self, req: SendRequest) -> SendResult:
         deps = self.deps
+        me = activity.info().attempt  # which try this is: the clearance records it (cleared_by)
         # Policy time, never earlier than when the workflow decided (equal to real time in production;
         # ahead of the wall clock under a time-skipping test server or a sped-up demo).
         now = max(req.planned_at, req.clock.policy_now(_now()))
         with deps.sessions.begin() as s:
-            snap = repo.account_snapshot(s, req.account_id)
+            snap = account_snapshot(s, req.account_id)
             if snap is None:
                 raise ApplicationError(
                     f"account {req.account_id} is not in the database",
                     type="ConfigurationError",
                     non_retryable=True,
                 )
-            attempt, created = repo.reserve_attempt(
+            attempt, created = reserve_attempt(
                 s,
                 dedupe_key=req.dedupe_key,
                 account_id=req.account_id,
@@ -89,6 +143,10 @@ class ContactActivities:
                 return adopted
         # (a reservation the gate never cleared: nothing can have gone out, this try simply goes on)
 
+        # The text this try sends, rendered before the gate so that the clearance stores its digest:
+        # a retry that finds the clearance without a provider answer adopts only a record of it.
+        text = self._render(req, snap)
+
         # The sender's next send slot, shared by every worker (store/pacing.py), taken before the gate
         # so that the gate stays the last check before the provider: what lands while we wait wins.
         st = deps.settings
@@ -103,7 +161,7 @@ class ContactActivities:
             self._finish(req, now, state="retryable", rule="cancelled", decision="cancelled")
             raise ApplicationError("cancelled before sending", type="Cancelled", non_retryable=True)
         activity.heartbeat("gate")
-        verdict = self._live_gate(req, now)
+        verdict = self._live_gate(req, now, text_digest(text))
         if verdict is None:  # another try of this same send cleared it a moment ago and is sending
             return SendResult(outcome=ContactOutcome.INDETERMINATE, rule="in_flight", replayed=True)
         if isinstance(verdict, Deny):
@@ -124,13 +182,28 @@ class ContactActivities:
             if held is not None:
                 return held
         if activity.is_cancelled():
-            self._finish(req, now, state="retryable", rule="cancelled", decision="cancelled")
+            self._finish(req, now, state="retryable", rule="cancelled", decision="cancelled", cleared=True)
             raise ApplicationError("cancelled before sending", type="Cancelled", non_retryable=True)
 
         try:
-            # the exact per-second limit at the carrier, around the request itself (store/pacing.py)
-            with provider_request(deps.sessions, st.twilio_from_number, st.sender_messages_per_second):
-                sid, status = self._provider_call(req, snap)
+            # The exact per-second limit at the carrier, around the request itself (store/pacing.py),
+            # heartbeating while it waits. Its admission is the fence: right after a heartbeat, with
+            # nothing but the request after it, this try checks that it still holds the clearance.
+            # A try that stalled after its clearance (a long wait, a database lock) may have been
+            # timed out by the server, and its retry may have taken the send over and sent it.
+            with provider_request(
+                deps.sessions,
+                st.twilio_from_number,
+                st.sender_messages_per_second,
+                heartbeat=lambda: activity.heartbeat("provider"),
+                admit_if=lambda s: holds_clearance(s, req.dedupe_key, me),
+            ):
+                sid, status = self._provider_call(req, snap, text)
+        except NotAdmitted:
+            # a later try revoked this one's clearance: it owns the send now, this try calls nobody
+            # (the server has already timed this try out and will ignore what it returns)
+            activity.logger.warning("send %s: try %d lost its clearance, not sending", req.dedupe_key, me)
+            return SendResult(outcome=ContactOutcome.INDETERMINATE, rule="in_flight", replayed=True)
         except TwilioRestException as exc:
             if exc.status == 429 or exc.status >= 500:
                 self._finish(
@@ -140,6 +213,7 @@ class ContactActivities:
                     error_code=exc.code,
                     rule=f"provider.http_{exc.status}",
                     decision="retry",
+                    cleared=True,
                 )
                 raise  # Temporal retries with backoff; the reservation lets the retry send
             outcome = error_outcome(exc.code)
@@ -150,6 +224,7 @@ class ContactActivities:
                 outcome=outcome,
                 error_code=exc.code,
                 rule=f"provider.error_{exc.code}",
+                cleared=True,
             )
             return SendResult(outcome=outcome, error_code=exc.code)
         except requests.exceptions.ConnectionError as exc:
@@ -161,6 +236,7 @@ class ContactActivities:
                 rule="provider.unreachable",
                 decision="retry",
                 extra={"error": type(exc).__name__},
+                cleared=True,
             )
             raise
         except Exception as exc:
@@ -174,12 +250,50 @@ class ContactActivities:
                 rule="provider.unreachable",
                 decision="retry",
                 extra={"error": type(exc).__name__},
+                cleared=True,
             )
             raise
         self._finish(
-            req, now, state="accepted", outcome=ContactOutcome.SENT, provider_sid=sid, provider_status=status
+            req,
+            now,
+            state="accepted",
+            outcome=ContactOutcome.SENT,
+            provider_sid=sid,
+            provider_status=status,
+            cleared=True,
         )
-        return SendResult(outcome=ContactOutcome.SENT, provider_sid=sid)
+        return self._final_if_quick(req, SendResult(outcome=ContactOutcome.SENT, provider_sid=sid))
+
+    def _final_if_quick(self, req: SendRequest, sent: SendResult) -> SendResult:
+        """With ``req.wait_final_seconds``, wait here for the provider's final status (delivered,
+        undelivered, …) instead of returning at once: one activity per contact instead of two, and one
+        workflow task less. Bounded by what is left of this try's start-to-close timeout; a status
+        not final by then, an error while asking, or a cancellation (the message is out, so this is
+        no withdrawal) returns plain SENT, and the workflow asks again with ``await_outcome``."""
+        if req.wait_final_seconds <= 0 or sent.provider_sid is None:
+            return sent
+        info = activity.info()
+        budget = float(req.wait_final_seconds)
+        if info.start_to_close_timeout is not None:
+            deadline = info.started_time + info.start_to_close_timeout - FINAL_WAIT_MARGIN
+            budget = min(budget, (deadline - _now()).total_seconds())
+        if budget <= 0 or not self._final_waiters.acquire(blocking=False):
+            return sent
+        try:
+            final = self._poll_outcome(
+                OutcomeRequest(
+                    dedupe_key=req.dedupe_key,
+                    provider_sid=sent.provider_sid,
+                    channel=req.channel,
+                    timeout_seconds=budget,
+                )
+            )
+        except Exception as exc:  # the send itself succeeded: never retry it for a status question
+            activity.logger.warning("send %s: final status not read: %s", req.dedupe_key, type(exc).__name__)
+            return sent
+        finally:
+            self._final_waiters.release()
+        return final.model_copy(update={"replayed": sent.replayed})
 
     def _finish(
         self,
@@ -194,10 +308,16 @@ class ContactActivities:
         provider_status: str | None = None,
         decision: str | None = None,
         extra: dict[str, str] | None = None,
+        cleared: bool = False,
     ) -> None:
-        """The attempt's new state and its audit line, in one transaction."""
+        """The attempt's new state and its audit line, in one transaction.
+
+        ``cleared``: written after this try cleared the send. If a later try has taken the send over
+        meanwhile, this try's word no longer changes the attempt (but for an acceptance, a fact);
+        the audit line still records what this try saw.
+        """
         with self.deps.sessions.begin() as s:
-            repo.mark_attempt(
+            mark_attempt(
                 s,
                 req.dedupe_key,
                 state=state,
@@ -206,8 +326,9 @@ class ContactActivities:
                 outcome=outcome,
                 error_code=error_code,
                 now=now,
+                holder=activity.info().attempt if cleared else None,
             )
-            repo.audit(
+            audit(
                 s,
                 at=now,
                 account_id=req.account_id,
@@ -235,18 +356,26 @@ class ContactActivities:
         return snap.phone
 
     def _governor(self, req: SendRequest, snap, now: datetime) -> SendResult | None:  # type: ignore[no-untyped-def]
-        """The campaign's abandoned/silent-call governor: None when the call may be placed."""
-        profile = load_profile(req.profile)
-        rules = rules_for_profile(
-            profile.max_abandoned_rate, profile.no_redial_after_abandoned_hours, profile.legal_jurisdiction
-        )
+        """The campaign's abandoned/silent-call governor: None when the call may be placed.
+
+        Under the profile version the account runs (``req.profile_version``), like the live gate.
+        ``now`` is policy time, the very instant this call would be stamped with (``sent_at``), so the
+        windows are policy windows: under day scaling "24 hours" is one policy day. A rate pause
+        says when the governor expects to allow calls again (``voice_paused_until``, policy time).
+        """
         with self.deps.sessions.begin() as s:
+            profile = pinned_profile(s, req.profile_version, req.profile)
+            rules = rules_for_profile(
+                profile.max_abandoned_rate,
+                profile.no_redial_after_abandoned_hours,
+                profile.legal_jurisdiction,
+            )
             gov = voice_verdict(
                 s, snap.policy, self._to(req, snap), now, rules=rules, exclude_key=req.dedupe_key
             )
         if gov.allowed:
             return None
-        if gov.until is not None:  # 72-hour redial block: the same call, later
+        if gov.rule == RULE_REDIAL and gov.until is not None:  # 72-hour redial block: the same call, later
             self._finish(
                 req,
                 now,
@@ -254,30 +383,59 @@ class ContactActivities:
                 rule=gov.rule,
                 decision="deferred",
                 extra={"until": gov.until.isoformat()},
+                cleared=True,
             )
             return SendResult(outcome=ContactOutcome.DENIED, rule=gov.rule, deferred_until=gov.until)
         # the campaign is at its abandoned-call limit: voice paused, the workflow falls back to SMS
-        self._finish(req, now, state="denied", outcome=ContactOutcome.DENIED, rule=gov.rule)
-        return SendResult(outcome=ContactOutcome.DENIED, rule=gov.rule)
+        until = gov.paused_until
+        self._finish(
+            req,
+            now,
+            state="denied",
+            outcome=ContactOutcome.DENIED,
+            rule=gov.rule,
+            extra={"paused_until": until.isoformat()} if until is not None else None,
+            cleared=True,
+        )
+        return SendResult(outcome=ContactOutcome.DENIED, rule=gov.rule, voice_paused_until=until)
 
     def _reconcile(self, req: SendRequest, snap, now: datetime) -> SendResult | None:  # type: ignore[no-untyped-def]
         """Did the provider take this send after all? Adopt its record, or void the clearance.
 
-        The provider's list for this number and our sender, less what our other attempts already
-        own: what remains is the message or call a died try made. None when there is none, so the
-        caller sends (the twilio client's timeout is well inside the heartbeat timeout, so no earlier
-        try can still be in the middle of its call).
+        First the clearance is revoked, so the try that held it, if it only stalled, is refused at
+        its fence from now on (or passed it before this, and its request is already on its way).
+        Then the provider's list for this number from our sender: a record is this send's only if
+        it is an ``outbound-api`` one (what the REST API created, as our sends are), dated at or
+        after the clearance (:meth:`_cleared_since`), owned by no attempt of ours, and, for a text,
+        of the very body the clearing try rendered (its SHA-256 is stored with the clearance; a
+        re-render here could differ, e.g. in the signed link). So the service's automatic replies
+        to the same number (HELP, STOP confirmation, plan answers, which own no attempt) and older
+        sends are never taken for it. Calls have no body in the list: direction, time, sender,
+        number and ownership decide. The oldest such record is adopted; with none, the clearance is
+        voided and None returned, so the caller gates and sends afresh.
+
+        Twilio's own list filters are not used for the time: ``DateSent``/``StartTime`` filter on
+        when a message was sent or a call started, empty while it is still queued, which is exactly
+        what a send lost a moment ago may be.
         """
+        with self.deps.sessions.begin() as s:
+            held = revoke_clearance(s, req.dedupe_key, now)
+        if held is None or held.state != "reserved" or held.sent_at is None:
+            return self._replayed(held)  # another try recorded the answer, or voided, meanwhile
         to = self._to(req, snap)
         sender = self.deps.settings.twilio_from_number
         api = self.deps.twilio.messages if req.channel == Channel.SMS else self.deps.twilio.calls
-        records = api.list(to=to, from_=sender, limit=50)  # a network error here: retried later
+        since = self._cleared_since(req, held.sent_at)
+        activity.heartbeat("reconcile")
+        # newest first; a network error here: the clearance stays revoked, the next try asks again
+        records = api.list(to=to, from_=sender, limit=RECONCILE_LIST_LIMIT)
+        ours = [r for r in records if self._is_this_send(req, r, held, to=to, sender=sender, since=since)]
         with self.deps.sessions.begin() as s:
-            unclaimed = [r for r in records if r.sid not in repo.claimed_sids(s, [r.sid for r in records])]
+            owned = claimed_sids(s, [r.sid for r in ours])
+            unclaimed = [r for r in ours if r.sid not in owned]
             if not unclaimed:
-                repo.void_clearance(s, req.dedupe_key, now)
-                return None
-        found = unclaimed[-1]  # the oldest unclaimed one (lists come newest first)
+                return self._replayed(void_clearance(s, req.dedupe_key, now))
+        found = unclaimed[-1]  # the oldest
         self._finish(
             req,
             now,
@@ -289,27 +447,83 @@ class ContactActivities:
         )
         return SendResult(outcome=ContactOutcome.SENT, provider_sid=found.sid, replayed=True)
 
-    def _live_gate(self, req: SendRequest, now: datetime):  # type: ignore[no-untyped-def]
+    @staticmethod
+    def _replayed(view: AttemptView | None) -> SendResult | None:
+        """The result an attempt already settled stands for (None: not settled, go on)."""
+        if view is None or view.state not in FINAL_STATES:
+            return None
+        return SendResult(
+            outcome=view.outcome or ContactOutcome.SENT,
+            provider_sid=view.provider_sid,
+            error_code=view.error_code,
+            replayed=True,
+        )
+
+    @staticmethod
+    def _cleared_since(req: SendRequest, sent_at: datetime) -> datetime | None:
+        """The earliest date the provider can have given a record of a send cleared at ``sent_at``.
+
+        ``sent_at`` is policy time: ``max(planned_at, clock.policy_now(real))`` at the clearance. Mapped
+        back to real time it is the real clearance (production, where the clocks are one, and the
+        sped-up demo), less :data:`CLEARANCE_SLACK` for clock skew and whole seconds. None (no time
+        bound) when it maps to a real instant still to come: the policy time was the workflow's
+        planned time, ahead of the wall clock (a time-skipping test server), and says nothing of
+        when the clearance really was.
+        """
+        real = req.clock.real_at(sent_at)
+        if real > _now():
+            return None
+        return real.replace(microsecond=0) - CLEARANCE_SLACK
+
+    @staticmethod
+    def _is_this_send(
+        req: SendRequest,
+        record,  # type: ignore[no-untyped-def]
+        held: AttemptView,
+        *,
+        to: str,
+        sender: str,
+        since: datetime | None,
+    ) -> bool:
+        """May this provider record (a message or call instance) be the send ``held`` cleared?"""
+        # the SDK names ``from`` ``from_`` on a message and ``_from`` on a call
+        record_from = getattr(record, "from_", None) or getattr(record, "_from", None)
+        if str(record.direction or "") != OUTBOUND_API or record.to != to or record_from != sender:
+            return False
+        if since is not None and (record.date_created is None or record.date_created < since):
+            return False
+        if req.channel == Channel.SMS and held.body_digest is not None:
+            # (a clearance from before digests were stored has none: ownership, time and sender decide)
+            return text_digest(record.body or "") == held.body_digest
+        return True
+
+    def _live_gate(self, req: SendRequest, now: datetime, digest: str):  # type: ignore[no-untyped-def]
         """Decide against the live database and, if allowed, claim the send in the same transaction.
 
         The account row stays locked from the read to the claim, so two sends racing for one
         account (a reminder and a visit announcement, say) are decided one after the other, and the
-        second counts the first: a cap of one text a day stays one.
+        second counts the first: a cap of one text a day stays one. The rules are those of the
+        profile version the account runs (``req.profile_version``; the file's current one for an
+        account from before versions). The claim records this try (``cleared_by``) and ``digest``,
+        the SHA-256 of the text it is about to send.
         """
         contact = PlannedContact(
             channel=req.channel, purpose=req.purpose, template=req.template, at=now, audience=req.audience
         )
         with self.deps.sessions.begin() as s:
             if req.audience == Audience.THIRD_PARTY:  # every message ever sent to them: the total cap
-                state, ledger = repo.third_party_gate_inputs(
+                state, ledger = third_party_gate_inputs(
                     s, req.account_id, now=now, exclude_key=req.dedupe_key
                 )
             else:
-                state, ledger = repo.live_gate_inputs(
+                state, ledger = live_gate_inputs(
                     s, req.account_id, since=now - timedelta(days=8), now=now, exclude_key=req.dedupe_key
                 )
-            verdict = decide(contact, state, ledger, now, load_profile(req.profile))
-            if isinstance(verdict, Allow) and not repo.clear_for_sending(s, req.dedupe_key, now):
+            profile = pinned_profile(s, req.profile_version, req.profile)
+            verdict = decide(contact, state, ledger, now, profile)
+            if isinstance(verdict, Allow) and not clear_for_sending(
+                s, req.dedupe_key, now, attempt=activity.info().attempt, body_digest=digest
+            ):
                 return None
         return verdict
 
@@ -336,11 +550,22 @@ class ContactActivities:
         base = self.deps.settings.public_base_url
         return f"{base.rstrip('/')}{path}" if base else None
 
-    def _provider_call(self, req: SendRequest, snap) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    def _render(self, req: SendRequest, snap) -> str:  # type: ignore[no-untyped-def]
+        """The text of this try's SMS or call, rendered once, before the gate clears the send.
+
+        Before the gate because the clearance stores its digest (reconciliation compares it); once
+        because the signed link in it can differ from one rendering to the next.
+        """
         st = self.deps.settings
-        client = self.deps.twilio
-        if req.audience == Audience.THIRD_PARTY:
-            return self._third_party_call(req, snap)
+        if req.audience == Audience.THIRD_PARTY:  # no amount, no link: only what a third party may hear
+            return render(
+                req.template,
+                req.language.value,
+                purpose=req.purpose,
+                channel=req.channel,
+                context=self._third_party_context(req, snap),
+                audience=Audience.THIRD_PARTY,
+            ).text
         ctx = self._context(req, snap)
         try:
             rendered = render(
@@ -354,17 +579,24 @@ class ContactActivities:
             rendered = render(
                 req.template, req.language.value, purpose=req.purpose, channel=req.channel, context=ctx
             )
+        return rendered.text
+
+    def _provider_call(self, req: SendRequest, snap, text: str) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+        st = self.deps.settings
+        client = self.deps.twilio
+        if req.audience == Audience.THIRD_PARTY:
+            return self._third_party_call(req, snap, text)
         if req.channel == Channel.SMS:
             kwargs: dict[str, object] = {
                 "to": snap.phone,
                 "from_": st.twilio_from_number,
-                "body": rendered.text,
+                "body": text,
             }
             if cb := self._callback("/webhooks/twilio/message-status"):
                 kwargs["status_callback"] = cb
             msg = client.messages.create(**kwargs)
             return msg.sid, msg.status
-        twiml = self.voice_twiml(req, rendered.text)
+        twiml = self.voice_twiml(req, text)
         kwargs = {
             "to": snap.phone,
             "from_": st.twilio_from_number,
@@ -380,26 +612,19 @@ class ContactActivities:
         call = client.calls.create(**kwargs)
         return call.sid, call.status
 
-    def _third_party_call(self, req: SendRequest, snap) -> tuple[str, str]:  # type: ignore[no-untyped-def]
-        """The locate message to the emergency contact: no amount, no link, no keypad menu."""
+    def _third_party_call(self, req: SendRequest, snap, text: str) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+        """The locate message to the emergency contact (``text``: :meth:`_render`'s, no amount, no
+        link), and no keypad menu."""
         st = self.deps.settings
         to = self._to(req, snap)
-        rendered = render(
-            req.template,
-            req.language.value,
-            purpose=req.purpose,
-            channel=req.channel,
-            context=self._third_party_context(req, snap),
-            audience=Audience.THIRD_PARTY,
-        )
         if req.channel == Channel.SMS:
-            kwargs: dict[str, object] = {"to": to, "from_": st.twilio_from_number, "body": rendered.text}
+            kwargs: dict[str, object] = {"to": to, "from_": st.twilio_from_number, "body": text}
             if cb := self._callback("/webhooks/twilio/message-status"):
                 kwargs["status_callback"] = cb
             msg = self.deps.twilio.messages.create(**kwargs)
             return msg.sid, msg.status
         twiml = VoiceResponse()
-        twiml.say(rendered.text, language=VOICE_LANG.get(req.language, "en-US"))
+        twiml.say(text, language=VOICE_LANG.get(req.language, "en-US"))
         call = self.deps.twilio.calls.create(
             to=to,
             from_=st.twilio_from_number,
@@ -428,12 +653,17 @@ class ContactActivities:
     @activity.defn(name=AWAIT_OUTCOME, no_thread_cancel_exception=True)
     def await_outcome(self, req: OutcomeRequest) -> SendResult:
         """Poll the provider (and the database, which webhooks update) until the outcome is final."""
+        return self._poll_outcome(req)
+
+    def _poll_outcome(self, req: OutcomeRequest) -> SendResult:
+        """The database (webhooks land there first), then the provider, until final, cancelled or
+        ``req.timeout_seconds`` passed (then SENT), heartbeating all along."""
         deadline = _time.monotonic() + req.timeout_seconds
         pause = 0.2
         while True:
             activity.heartbeat()
             with self.deps.sessions.begin() as s:
-                view = repo.attempt_by_sid(s, req.provider_sid)
+                view = attempt_by_sid(s, req.provider_sid)
             if view is not None and view.outcome not in (None, ContactOutcome.SENT):
                 return SendResult(
                     outcome=view.outcome, provider_sid=req.provider_sid, error_code=view.error_code
@@ -441,7 +671,7 @@ class ContactActivities:
             outcome, status, code = self._fetch(req)
             if outcome is not None:
                 with self.deps.sessions.begin() as s:
-                    repo.update_attempt_status_by_sid(
+                    update_attempt_status_by_sid(
                         s,
                         req.provider_sid,
                         provider_status=status,

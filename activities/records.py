@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+import logging
+from datetime import UTC, datetime
+
+from sqlalchemy.exc import IntegrityError
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.deps import Deps
 from domain.effects import RECORD, Change
-from store import repo
+from store.accounts import account_snapshot, set_mode, update_progress
+from store.audit import audit
+from store.contacts import set_contact_status
+from store.holds import add_hold, lift_hold
+from store.ledger import active_plan_id, mark_instalment, record_payment, save_plan, set_plan_status
+from store.refunds import queue_refund
+from store.rules import set_account_rules
+
+log = logging.getLogger(__name__)
+
+#: What a write can never get past by being retried: the input itself is refused by the store.
+REFUSED = (ValueError, LookupError, IntegrityError)
 
 
 class RecordActivities:
@@ -15,20 +31,43 @@ class RecordActivities:
 
     @activity.defn(name=RECORD)
     def record(self, change: Change) -> None:
-        """Apply a :class:`Change` in one transaction; every part is idempotent, so a retry is harmless."""
-        with self.deps.sessions.begin() as s:
-            apply_change(s, change)
+        """Apply a :class:`Change` in one transaction; every part is idempotent, so a retry is harmless.
+
+        A change the database refuses for good (an unknown account, a reference already used by
+        another payment of the account, a value a check forbids) is not retried for ever, which
+        would freeze the account's workflow on this one write: an operator alert goes into the audit
+        log (with the whole change, so nothing is lost) and the workflow is told, non-retryably.
+        A database that is down or busy is retried as before.
+        """
+        try:
+            with self.deps.sessions.begin() as s:
+                apply_change(s, change)
+        except REFUSED as exc:
+            reason = f"{type(exc).__name__}: {exc}"[:500]
+            log.error("record refused for account %s (%s): %s", change.account_id, change.decision, reason)
+            with self.deps.sessions.begin() as s:
+                audit(
+                    s,
+                    at=datetime.now(UTC),
+                    account_id=change.account_id if _known(s, change.account_id) else None,
+                    actor="record",
+                    action="operator_alert",
+                    decision="record_refused",
+                    rule=change.decision,
+                    details={"reason": reason, "change": change.model_dump_json()[:4000]},
+                )
+            raise ApplicationError(reason, type="RecordRefused", non_retryable=True) from None
 
 
 def apply_change(s, change: Change) -> None:  # type: ignore[no-untyped-def]
     acct, at = change.account_id, change.at
     if change.plan is not None:
-        repo.save_plan(s, acct, change.plan)
+        save_plan(s, acct, change.plan)
     if change.mode is not None:
-        repo.set_mode(s, acct, change.mode, close_reason=change.close_reason, now=at)
+        set_mode(s, acct, change.mode, close_reason=change.close_reason, now=at)
     if change.stage is not None or change.balance is not None or change.paid_total is not None:
-        snap = repo.account_snapshot(s, acct)
-        repo.update_progress(
+        snap = account_snapshot(s, acct)
+        update_progress(
             s,
             acct,
             stage=change.stage or (snap.stage if snap else None),
@@ -43,7 +82,7 @@ def apply_change(s, change: Change) -> None:  # type: ignore[no-untyped-def]
         )
     if change.payment is not None:
         p = change.payment
-        repo.record_payment(
+        record_payment(
             s,
             account_id=acct,
             amount_minor=p.amount,
@@ -54,25 +93,40 @@ def apply_change(s, change: Change) -> None:  # type: ignore[no-untyped-def]
         )
     # Instalments first: once the plan's status leaves "active" it is no longer found by active_plan_id.
     if change.instalment_paid is not None or change.instalment_missed is not None:
-        plan_id = repo.active_plan_id(s, acct)
+        plan_id = active_plan_id(s, acct)
         if plan_id and change.instalment_paid is not None:
             seq, amount = change.instalment_paid
-            repo.mark_instalment(s, plan_id, seq, paid_minor=amount, status="paid")
+            mark_instalment(s, plan_id, seq, paid_minor=amount, status="paid")
         if plan_id and change.instalment_missed is not None:
-            repo.mark_instalment(s, plan_id, change.instalment_missed, paid_minor=0, status="missed")
+            mark_instalment(s, plan_id, change.instalment_missed, paid_minor=0, status="missed")
     if change.plan_status is not None:
-        plan_id = change.plan.plan_id if change.plan else repo.active_plan_id(s, acct)
+        plan_id = change.plan.plan_id if change.plan else active_plan_id(s, acct)
         if plan_id:
-            repo.set_plan_status(s, plan_id, change.plan_status, now=at)
+            set_plan_status(s, plan_id, change.plan_status, now=at)
     if change.hold_added is not None:
-        repo.add_hold(s, acct, change.hold_added)
+        add_hold(s, acct, change.hold_added)
     if change.hold_lifted is not None:
-        repo.lift_hold(s, acct, change.hold_lifted, now=at)
+        lift_hold(s, acct, change.hold_lifted, now=at)
+    for kind in change.holds_lifted:
+        lift_hold(s, acct, kind, now=at)
+    if change.refund is not None:
+        r = change.refund
+        queue_refund(
+            s,
+            account_id=acct,
+            reference=r.reference,
+            amount_minor=r.amount,
+            currency=r.currency,
+            reason=r.reason,
+            now=at,
+        )
+    if change.rules is not None:
+        set_account_rules(s, acct, change.rules, at)
     if change.channel_status is not None:
         channel, status = change.channel_status
-        repo.set_contact_status(s, acct, channel, status, now=at)
+        set_contact_status(s, acct, channel, status, now=at)
     for ev in change.events:
-        repo.audit(
+        audit(
             s,
             at=ev.at,
             account_id=acct,
@@ -83,7 +137,7 @@ def apply_change(s, change: Change) -> None:  # type: ignore[no-untyped-def]
             details={"detail": ev.detail},
         )
     if not change.events and change.decision:
-        repo.audit(
+        audit(
             s,
             at=at,
             account_id=acct,
@@ -93,3 +147,9 @@ def apply_change(s, change: Change) -> None:  # type: ignore[no-untyped-def]
             rule=change.rule,
             details={},
         )
+
+
+def _known(s, account_id: str) -> bool:  # type: ignore[no-untyped-def]
+    from store.models import AccountRow
+
+    return s.get(AccountRow, account_id) is not None

@@ -27,7 +27,52 @@ def _is_twilio_host(host: str) -> bool:
     return host == "twilio.com" or host.endswith(".twilio.com")
 
 
-class RedirectingHttpClient(TwilioHttpClient):
+class TracingHttpClient(TwilioHttpClient):
+    """Every SDK request as a client span of the activity's trace, with ``traceparent`` on the wire.
+
+    The span is named by method and path only: a list query's ``To=+1…`` never reaches a trace.
+    Without tracing configured the span is a no-op."""
+
+    def reroute(self, url: str) -> str:
+        """Where a request for ``url`` really goes (here: Twilio itself)."""
+        return url
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        params: dict[str, object] | None = None,
+        data: dict[str, object] | None = None,
+        headers: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float | None = None,
+        allow_redirects: bool = False,
+    ) -> Response:
+        from opentelemetry.propagate import inject
+        from opentelemetry.trace import SpanKind
+
+        from runtime.tracing import tracer
+
+        url = self.reroute(url)
+        path = urlsplit(url).path
+        with tracer().start_as_current_span(f"twilio {method.upper()} {path}", kind=SpanKind.CLIENT) as span:
+            headers = dict(headers or {})
+            inject(headers)
+            response = super().request(
+                method,
+                url,
+                params=params,
+                data=data,
+                headers=headers,
+                auth=auth,
+                timeout=timeout,
+                allow_redirects=allow_redirects,
+            )
+            span.set_attribute("http.response.status_code", response.status_code)
+            return response
+
+
+class RedirectingHttpClient(TracingHttpClient):
     """A ``TwilioHttpClient`` that sends requests for ``*.twilio.com`` to ``base_url`` instead.
 
     The path and query are kept (``/2010-04-01/Accounts/AC.../Messages.json``) and appended to any
@@ -50,28 +95,6 @@ class RedirectingHttpClient(TwilioHttpClient):
         path = self._base.path.rstrip("/") + (parts.path or "/")
         return urlunsplit((self._base.scheme, self._base.netloc, path, parts.query, parts.fragment))
 
-    def request(
-        self,
-        method: str,
-        url: str,
-        params: dict[str, object] | None = None,
-        data: dict[str, object] | None = None,
-        headers: dict[str, str] | None = None,
-        auth: tuple[str, str] | None = None,
-        timeout: float | None = None,
-        allow_redirects: bool = False,
-    ) -> Response:
-        return super().request(
-            method,
-            self.reroute(url),
-            params=params,
-            data=data,
-            headers=headers,
-            auth=auth,
-            timeout=timeout,
-            allow_redirects=allow_redirects,
-        )
-
 
 def make_twilio_client(account_sid: str, auth_token: str, api_base_url: str | None) -> Client:
     """A real ``twilio.rest.Client``; with ``api_base_url`` every request to Twilio goes there instead.
@@ -80,6 +103,6 @@ def make_twilio_client(account_sid: str, auth_token: str, api_base_url: str | No
     talks to Twilio itself. Either way requests time out after ``REQUEST_TIMEOUT`` seconds.
     """
     http_client = (
-        RedirectingHttpClient(api_base_url) if api_base_url else TwilioHttpClient(timeout=REQUEST_TIMEOUT)
+        RedirectingHttpClient(api_base_url) if api_base_url else TracingHttpClient(timeout=REQUEST_TIMEOUT)
     )
     return Client(account_sid, auth_token, http_client=http_client)

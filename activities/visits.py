@@ -20,7 +20,8 @@ from domain.agencies import (
     load_agencies,
 )
 from domain.visits import VISIT_ASSIGN, VISIT_UPDATE, Assigned, AssignRequest, VisitUpdate
-from store import repo
+from store import agencies
+from store.audit import audit
 
 
 class VisitActivities:
@@ -32,11 +33,11 @@ class VisitActivities:
         """Pick an agency serving the debtor's region with room for one more visit, and store the visit."""
         book = load_agencies()
         with self.deps.sessions.begin() as s:
-            existing = repo.visit(s, req.visit_id)
+            existing = agencies.visit(s, req.visit_id)
             if existing is None:
-                visits, _ = repo.agency_load(s)
+                visits, _ = agencies.agency_load(s)
                 agency = choose(book, Work.VISIT, region=req.region, country=req.country, load=visits)
-                existing = repo.create_visit(
+                existing = agencies.create_visit(
                     s,
                     visit_id=req.visit_id,
                     account_id=req.account_id,
@@ -46,7 +47,7 @@ class VisitActivities:
                     report_due=req.report_due,
                     now=req.at,
                 )
-                repo.audit(
+                audit(
                     s,
                     at=req.at,
                     account_id=req.account_id,
@@ -79,8 +80,8 @@ class VisitActivities:
             "reschedules": change.reschedules,
         }
         with self.deps.sessions.begin() as s:
-            repo.update_visit(s, change.visit_id, change.at, **fields)
-            repo.audit(
+            agencies.update_visit(s, change.visit_id, change.at, **fields)
+            audit(
                 s,
                 at=change.at,
                 account_id=change.account_id,
@@ -96,9 +97,9 @@ class VisitActivities:
         """Place a charged-off account with the agency that has room in its region (once per placement id)."""
         book = load_agencies()
         with self.deps.sessions.begin() as s:
-            existing = repo.placement(s, req.placement_id)
+            existing = agencies.placement(s, req.placement_id)
             if existing is None:
-                _, placed = repo.agency_load(s)
+                _, placed = agencies.agency_load(s)
                 agency = choose(
                     book,
                     Work.PLACEMENT,
@@ -109,7 +110,7 @@ class VisitActivities:
                 )
                 if agency is None:
                     return Placed(agency_id=None)
-                repo.create_placement(
+                agencies.create_placement(
                     s,
                     placement_id=req.placement_id,
                     account_id=req.account_id,
@@ -131,4 +132,4 @@ class VisitActivities:
     @activity.defn(name=END_PLACEMENT)
     def end_placement(self, req: EndPlacement) -> None:
         with self.deps.sessions.begin() as s:
-            repo.end_placement(s, req.placement_id, req.status, req.reason, req.at)
+            agencies.end_placement(s, req.placement_id, req.status, req.reason, req.at)

@@ -168,10 +168,9 @@ async def bench_negotiation(st: Stack, n: int, samples: int, cache: int | None =
 
     client = await st.client()
     settings = st.settings()
-    cache = cache or Settings.model_fields["max_cached_workflows"].default
-    worker = WorkerProc.start(
-        settings, st.workdir / "negotiation-worker.log", COLLECT_MAX_CACHED_WORKFLOWS=str(cache)
-    )
+    extra = {} if cache is None else {"COLLECT_MAX_CACHED_WORKFLOWS": str(cache)}
+    worker = WorkerProc.start(settings, st.workdir / "negotiation-worker.log", **extra)
+    cache = cache if cache is not None else Settings().sticky_cache  # the worker's default, as it sizes it
     raw_queue = f"raw-{uuid.uuid4().hex[:6]}"
     raw = raw_worker(st, raw_queue)
     try:
@@ -263,9 +262,11 @@ async def bench_lifecycle(st: Stack, n: int, days: int = 180) -> dict[str, Any]:
             )
             elapsed = time.perf_counter() - began
             skipped = (await env.get_current_time()) - start
+            engine_cost = await history_costs(env.client, settings, accounts[:HISTORY_SAMPLE])
         executor.shutdown(wait=False)
     sent = st.carrier.store.stats()
     return {
+        "histories": engine_cost,
         "accounts": n,
         "days": days,
         "policy_days_skipped": round(skipped.total_seconds() / 86_400, 1),
@@ -274,6 +275,32 @@ async def bench_lifecycle(st: Stack, n: int, days: int = 180) -> dict[str, Any]:
         "carrier_messages": sent["messages"],
         "carrier_calls": sent["calls"],
     }
+
+
+HISTORY_SAMPLE = 200  # accounts whose every run is fetched and counted after the lifecycle
+
+
+async def history_costs(client: Any, settings: Any, accounts: list[Any]) -> dict[str, Any]:
+    """Events, activities, workflow tasks and upserts per contact, from the sample's real histories."""
+    from sqlalchemy import func, select
+
+    from bench.histories import account_histories, count, report
+    from store.db import make_engine, session_factory
+    from store.models import ContactAttempt
+
+    ids = [a.account_id for a in accounts]
+    with session_factory(make_engine(settings.database_url)).begin() as s:
+        contacts = s.scalar(
+            select(func.count()).where(
+                ContactAttempt.account_id.in_(ids), ContactAttempt.provider_sid.is_not(None)
+            )
+        )
+    pairs = await account_histories(client, [f"account-{i}" for i in ids])
+    if dump := os.environ.get("BENCH_DUMP_HISTORY"):  # one account's runs, to read what a contact costs
+        text = json.dumps([h.to_json_dict() for _, h in pairs[:1]])
+        await asyncio.to_thread(Path(dump).write_text, text, encoding="utf-8")
+    counts = count(pairs)
+    return report(counts, int(contacts or 0))
 
 
 # ---- 4. footprint --------------------------------------------------------------------------------
@@ -449,8 +476,17 @@ def table(results: dict[str, Any]) -> Table:
                 name,
                 f"{r['accounts_per_s']} accounts/s ({r['accounts']} x {r['days']} days, {r['seconds']} s)",
                 "",
-                f"{r['carrier_messages']} SMS, {r['carrier_calls']} calls",
+                f"{r['carrier_messages']} SMS, {r['carrier_calls']} calls; goal 2 accounts/s "
+                f"{'✔' if r['accounts_per_s'] >= 2 else '✘'}",
             )
+            if h := r.get("histories"):
+                per, goals = h["per_contact"], h["goals"]
+                t.add_row(
+                    "histories",
+                    ", ".join(f"{per[k]} {k.replace('_', ' ')}" for k in goals) + " per contact",
+                    f"{h['contacts']} contacts, {h['accounts']} accounts, {h['runs']} runs",
+                    "; ".join(f"{k} ≤ {g} {'✔' if h['met'][k] else '✘'}" for k, g in goals.items()),
+                )
         elif name == "footprint":
             pts = "; ".join(
                 f"{p['open_accounts']}: {p['rss_mb']} MB, {p['idle_cpu_cores']} cores idle"

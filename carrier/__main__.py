@@ -1,4 +1,5 @@
-"""``python -m carrier --host 127.0.0.1 --port 8099``: serve the carrier simulator in the foreground.
+"""``python -m carrier``: serve the carrier simulator in the foreground, where the settings say
+(``COLLECT_SIMULATOR_HOST``/``PORT``, 127.0.0.1:8099 by default; ``--host``/``--port`` override).
 
 Credentials default to the project's simulator credentials (what ``runtime.settings`` uses when no
 Twilio account is configured) so that ``./collect demo`` and a hand-started simulator agree.
@@ -20,8 +21,15 @@ from carrier.lifecycle import SimConfig
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m carrier", description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8099)
+    from runtime.logs import FORMATS, setup_logging
+    from runtime.settings import get_settings
+
+    # the same settings the worker reads, so a simulator started by hand is where the worker looks
+    settings = get_settings()
+    parser.add_argument("--host", default=settings.simulator_host, help="default: COLLECT_SIMULATOR_HOST")
+    parser.add_argument(
+        "--port", type=int, default=settings.simulator_port, help="default: COLLECT_SIMULATOR_PORT"
+    )
     parser.add_argument("--account-sid", default=os.environ.get("CARRIER_ACCOUNT_SID", DEFAULT_ACCOUNT_SID))
     parser.add_argument("--auth-token", default=os.environ.get("CARRIER_AUTH_TOKEN", DEFAULT_AUTH_TOKEN))
     parser.add_argument(
@@ -32,7 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--step-delay", type=float, default=SimConfig().step_delay, help="seconds between two status events"
     )
+    parser.add_argument(
+        "--log-format", choices=FORMATS, default=None, help="default: COLLECT_LOG_FORMAT (text)"
+    )
     args = parser.parse_args(argv)
+    setup_logging(args.log_format or settings.log_format)
 
     if args.spec == "none":
         spec = None
@@ -48,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         f"spec validation: {spec or 'off'})",
         file=sys.stderr,
     )
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", log_config=None)
     return 0
 
 

@@ -12,6 +12,11 @@ Twilio surface (form-encoded bodies, HTTP basic auth AccountSid:AuthToken, Twili
   ``GET .../Messages/{Sid}.json``
 * ``POST /2010-04-01/Accounts/{AccountSid}/Calls.json``, ``GET .../Calls.json``,
   ``GET .../Calls/{Sid}.json``, ``POST .../Calls/{Sid}.json`` (Status=completed|canceled, Url, Twiml)
+* lists come newest first, each item the full resource (``date_created``, ``direction``, ``body``
+  ...), filtered like Twilio's by ``To`` and ``From`` (calls also ``Status``, ``ParentCallSid``).
+  Twilio's time filters (``DateSent``, ``StartTime``, ``EndTime`` and their ``<``/``>`` forms) are
+  refused with a 400 naming them rather than ignored: a test relying on one must not get an
+  unfiltered list.
 
 Control API (not Twilio's, no auth; the simulator only ever listens on a local address):
 
@@ -288,10 +293,28 @@ async def fetch_message(request: Request, sim: Simulator, form: dict[str, list[s
         return JSONResponse(message.to_twilio())
 
 
+#: Twilio's list filters on when a message was sent / a call started or ended: not simulated
+UNSUPPORTED_LIST_FILTERS = frozenset(
+    f"{name}{op}" for name in ("DateSent", "StartTime", "EndTime") for op in ("", "<", ">")
+)
+
+
+def _list_filters(request: Request, names: tuple[str, ...]) -> dict[str, str]:
+    """The list filters of ``names`` present in the query; a time filter is refused (see module doc)."""
+    refused = sorted(UNSUPPORTED_LIST_FILTERS & set(request.query_params))
+    if refused:
+        raise TwilioError(400, GENERIC_PARAM_CODE, f"the carrier simulator does not filter by {refused}")
+    return {name: value for name in names if (value := request.query_params.get(name)) is not None}
+
+
 async def list_messages(request: Request, sim: Simulator, form: dict[str, list[str]]) -> Response:
-    to = request.query_params.get("To")
+    wanted = _list_filters(request, ("To", "From"))
     with sim.store.lock:
-        items = [m.to_twilio() for m in reversed(sim.store.messages.values()) if to is None or m.to == to]
+        items = [
+            m.to_twilio()
+            for m in reversed(sim.store.messages.values())
+            if wanted.get("To", m.to) == m.to and wanted.get("From", m.from_) == m.from_
+        ]
     return _page(request, "messages", items)
 
 
@@ -348,9 +371,16 @@ async def fetch_call(request: Request, sim: Simulator, form: dict[str, list[str]
 
 
 async def list_calls(request: Request, sim: Simulator, form: dict[str, list[str]]) -> Response:
-    to = request.query_params.get("To")
+    wanted = _list_filters(request, ("To", "From", "Status", "ParentCallSid"))
     with sim.store.lock:
-        items = [c.to_twilio() for c in reversed(sim.store.calls.values()) if to is None or c.to == to]
+        items = [
+            c.to_twilio()
+            for c in reversed(sim.store.calls.values())
+            if wanted.get("To", c.to) == c.to
+            and wanted.get("From", c.from_) == c.from_
+            and wanted.get("Status", c.status) == c.status
+            and "ParentCallSid" not in wanted  # the simulator's calls are all parents (no <Dial>)
+        ]
     return _page(request, "calls", items)
 
 

@@ -220,6 +220,20 @@ class TwilioSpec:
         """Every form parameter name the operation accepts."""
         return set(self.request_schema(path, method).get("properties", {}))
 
+    def query_parameters(self, path: str, method: str) -> set[str]:
+        """Every query parameter the operation accepts (a list's filters, ``PageSize`` ...)."""
+        parameters = self.operation(path, method).get("parameters", [])
+        resolved = [_convert(p, self.document) for p in parameters]
+        return {p["name"] for p in resolved if p.get("in") == "query"}
+
+    def list_item_fields(self, path: str) -> set[str]:
+        """The fields of each resource a list (``GET`` on ``path``) returns."""
+        properties = self.response_schema(path, "GET").get("properties", {})
+        items = [p["items"] for p in properties.values() if p.get("type") == "array" and "items" in p]
+        if len(items) != 1:
+            raise KeyError(f"GET {path} does not answer with one list of resources")
+        return set(items[0].get("properties", {}))
+
     def response_schema(self, path: str, method: str, status: int | str | None = None) -> dict[str, Any]:
         """The JSON schema of the operation's success response (the first 2xx when status is None)."""
         responses = self.operation(path, method)["responses"]

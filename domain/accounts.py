@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import date, datetime
 from enum import StrEnum
 
@@ -10,6 +11,7 @@ import phonenumbers
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from domain.clock import PolicyClock
+from domain.money import check_currency
 
 ACCOUNT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -102,8 +104,11 @@ class ContactOutcome(StrEnum):
 
 
 def validate_e164(value: str) -> str:
-    """Normalise to E.164 or raise ``ValueError`` saying why (used by intake, API and models alike)."""
-    raw = value.strip()
+    """Normalise to E.164 or raise ``ValueError`` saying why (used by intake, API and models alike).
+
+    Full-width forms (``＋８６…`` typed with a Chinese input method) are read as ASCII (NFKC): the
+    plus and the digits alike, where phonenumbers alone takes the digits but not the plus."""
+    raw = unicodedata.normalize("NFKC", value).strip()
     if not raw.startswith("+"):
         raise ValueError("phone must be in international format starting with + (E.164)")
     try:
@@ -192,9 +197,7 @@ class Account(BaseModel):
     @field_validator("currency")
     @classmethod
     def _currency(cls, value: str) -> str:
-        if not value.isalpha():
-            raise ValueError("currency must be a 3-letter ISO 4217 code")
-        return value.upper()
+        return check_currency(value)
 
     @property
     def workflow_id(self) -> str:

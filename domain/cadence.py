@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict
 
-from domain.accounts import AccountTerms, Carried, Channel, HoldKind, LedgerEntry, Mode, Stage
+from domain.accounts import AccountTerms, Carried, Channel, HoldKind, LedgerEntry, Mode, Product, Stage
 from domain.gate import Allow, Defer, Deny, GateState, PlannedContact, Purpose, decide
 from domain.policy import Policy
 from domain.profiles import Profile
@@ -68,6 +68,15 @@ def local_date(instant: datetime, terms: AccountTerms) -> date:
     return instant.astimezone(home_zone(terms)).date()
 
 
+def local_days_later(instant: datetime, terms: AccountTerms, days: int) -> datetime:
+    """The same wall-clock time ``days`` calendar days later in the debtor's home zone.
+
+    "Payments taken for 30 days" is a promise in the debtor's calendar: 30 x 24 hours would end an
+    hour early (the evening before) across an autumn clock change.
+    """
+    return instant.astimezone(home_zone(terms)) + timedelta(days=days)
+
+
 def dpd_at(instant: datetime, terms: AccountTerms) -> int:
     return (local_date(instant, terms) - terms.due_date).days
 
@@ -81,6 +90,22 @@ def planned_time(terms: AccountTerms, dpd: int, send_time: time) -> datetime:
     return datetime.combine(terms.due_date + timedelta(days=dpd), send_time, tzinfo=home_zone(terms))
 
 
+def due_before(terms: AccountTerms, policy: Policy, instant: datetime) -> list[str]:
+    """Keys of the cadence steps whose planned time was before ``instant`` (an account's intake).
+
+    Those fell due while the account was elsewhere (the lender, an earlier servicer): a debtor taken in
+    at 17:18 must not get, at once, a "catch-up" for the 10:00 step of a day they were never ours. The
+    account starts at its stage's next step instead. (Steps older than the catch-up window are never
+    sent anyway, so only the window's are listed: the carried state stays small.)
+    """
+    oldest = dpd_at(instant, terms) - STALE_AFTER_DAYS
+    return [
+        step.key
+        for step in expand(policy)
+        if step.dpd >= oldest and planned_time(terms, step.dpd, policy.send_time) < instant
+    ]
+
+
 def gate_state(terms: AccountTerms, carried: Carried, mode: Mode) -> GateState:
     return GateState(
         mode=mode,
@@ -90,6 +115,13 @@ def gate_state(terms: AccountTerms, carried: Carried, mode: Mode) -> GateState:
         zones=list(terms.zones),
         region=terms.region,
     )
+
+
+def third_party_gate_state(terms: AccountTerms, carried: Carried, mode: Mode) -> GateState:
+    """The gate's view for a message to the emergency contact: the account plus that number's zones."""
+    state = gate_state(terms, carried, mode)
+    zones = list(terms.emergency_zones) if terms.emergency_masked else None
+    return state.model_copy(update={"third_party_zones": zones})
 
 
 def usable_channels(carried: Carried) -> list[Channel]:
@@ -180,9 +212,44 @@ def next_action(
 
 
 def fallback_step(
+    policy: Policy, product: Product, failed: Channel, carried: Carried, origin: Step
+) -> Step | None:
+    """When a channel cannot carry a step, the same reminder through the next usable channel.
+
+    The substitute is a template the policy sends on that channel in the *same stage* as the step
+    (the latest of its days at or before the step's day, else the earliest after), so it never
+    states something false: a pre-due "your payment is due on …" never stands in for a past-due
+    reminder. None when the policy has no such template: better no message than a wrong one.
+    """
+    stage = policy.stage_for(origin.dpd, product)
+    for channel in usable_channels(carried):
+        if channel == failed:
+            continue
+        key = f"{origin.key}>fallback:{channel.value}"
+        if key in carried.done_steps:
+            continue
+        fits = [
+            (d, rule.template)
+            for rule in policy.cadence
+            if rule.channel == channel
+            for d in rule.days()
+            if policy.stage_for(d, product) == stage
+        ]
+        if not fits:
+            continue
+        before = [f for f in fits if f[0] <= origin.dpd]
+        _, template = max(before) if before else min(fits)
+        return Step(key=key, dpd=origin.dpd, channel=channel, template=template)
+    return None
+
+
+def legacy_fallback_step(
     policy: Policy, stage_dpd: int, failed: Channel, carried: Carried, origin: Step
 ) -> Step | None:
-    """When a channel proves undeliverable, the same reminder through the next usable channel."""
+    """The choice runs recorded before :func:`fallback_step` made (any template within 45 days).
+
+    Kept only so that those runs replay the same commands; never used for a new decision.
+    """
     for channel in usable_channels(carried):
         if channel == failed:
             continue

@@ -42,6 +42,17 @@ class SendRequest(BaseModel):
         default=Audience.DEBTOR,
         description="third_party: to the emergency contact, whose number the activity reads from the database",
     )
+    profile_version: str | None = Field(
+        default=None, description="The profile version the account runs: the live gate uses the same rules"
+    )
+    wait_final_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        description=(
+            "Once the provider took it, wait this long for its final status in this same activity "
+            "(0: return at once, the workflow asks with a separate await_outcome activity)"
+        ),
+    )
 
 
 class SendResult(BaseModel):
@@ -54,6 +65,10 @@ class SendResult(BaseModel):
     error_code: int | None = None
     replayed: bool = Field(
         default=False, description="A retry found the attempt already made: nothing resent"
+    )
+    voice_paused_until: datetime | None = Field(
+        default=None,
+        description="The campaign's abandoned-call governor paused voice: when it expects to allow calls again",
     )
 
 
@@ -76,6 +91,18 @@ class PaymentRecord(BaseModel):
     source: str = "lender"
 
 
+class RefundDue(BaseModel):
+    """Money received beyond what was owed (an overpayment, or a payment after the account closed):
+    it goes to the refund queue, where an operator refunds it or applies it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    amount: int = Field(gt=0, description="Minor units")
+    currency: str
+    reference: str
+    reason: str
+
+
 class Change(BaseModel):
     """One atomic write of an account's state; the ``record`` activity applies all of it or nothing."""
 
@@ -95,8 +122,13 @@ class Change(BaseModel):
     instalment_paid: tuple[int, int] | None = Field(default=None, description="(seq, paid minor units)")
     instalment_missed: int | None = None
     payment: PaymentRecord | None = None
+    refund: RefundDue | None = None
     hold_added: Hold | None = None
     hold_lifted: HoldKind | None = None
+    holds_lifted: list[HoldKind] = Field(default_factory=list, description="Several kinds lifted at once")
+    rules: tuple[str, str] | None = Field(
+        default=None, description="(policy version, profile version) now run"
+    )
     channel_status: tuple[Channel, str] | None = None
     events: list[Event] = Field(default_factory=list, description="Audit lines: kind -> action, detail")
     decision: str | None = None

@@ -25,11 +25,23 @@ were that call (and every pending one) abandoned, no window that will contain it
 including the windows of the coming days, when older good calls age out first. Calls that follow
 its advice therefore can never push any window over, whatever the outcomes (tests/service/test_governor.py
 checks this with hypothesis).
+
+Time. Every instant here is *policy* time, the time the rules see (:mod:`domain.clock`): a call is
+stamped with the policy time of its send (``contact_attempts.sent_at``), and the windows end at a
+policy "now". Under the demo's day scaling a 24-hour window is therefore one policy day, not 24
+hours of the wall clock. Who has no workflow clock (the HTTP service, the metrics) takes the
+campaign's own clock from the database: :func:`store.governor.campaign_now`.
+
+When a rate pause ends. With no new calls, the only thing that changes is older calls ageing out of
+the window, so the pause ends at the first such instant at which one more call is allowed again
+(:func:`voice_resumes_at`); pending calls still count as abandoned until they age out, so an outcome
+that turns out better can only bring it forward.
 """
 
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -116,6 +128,19 @@ class CallFact:
         return self.outcome in ABANDONED
 
 
+class WindowCounts(BaseModel):
+    """One rolling window's counts, ending at the report's policy "now" (``as_of``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    window: str = Field(description="'24h' (Ofcom) or '30d' (FCC)")
+    window_hours: float
+    live_answered: int
+    abandoned: int
+    pending: int
+    rate: float
+
+
 class CampaignRate(BaseModel):
     """What an operator sees (``GET /ops/governor``): the window's counts, the rate, and the verdict."""
 
@@ -129,16 +154,31 @@ class CampaignRate(BaseModel):
     max_rate: float
     window_hours: float
     paused: bool
+    paused_until: datetime | None = Field(
+        default=None,
+        description=(
+            "Paused: when one more call is expected to be allowed again, with no new calls (policy time); "
+            "None while not paused, or when it cannot say"
+        ),
+    )
+    as_of: datetime | None = Field(
+        default=None, description="The policy instant the windows end at (the campaign's clock)"
+    )
+    windows: list[WindowCounts] = Field(
+        default_factory=list, description="The counts over both regulatory windows (24 h and 30 days)"
+    )
 
 
 class VoiceVerdict(BaseModel):
-    """May we place one more call? ``until`` is when a redial block ends (None for a rate pause)."""
+    """May we place one more call? ``until`` is when a redial block ends (None for a rate pause);
+    ``paused_until`` is when a rate pause is expected to end (:func:`voice_resumes_at`)."""
 
     model_config = ConfigDict(frozen=True)
 
     allowed: bool
     rule: str
     until: datetime | None = None
+    paused_until: datetime | None = None
 
 
 def _within(limit: Fraction, sample: int, abandoned: int, live: int) -> bool:
@@ -189,11 +229,53 @@ def campaign_allows(calls: Sequence[CallFact], now: datetime, rules: GovernorRul
     return True
 
 
+def voice_resumes_at(calls: Sequence[CallFact], now: datetime, rules: GovernorRules) -> datetime | None:
+    """When voice is expected to be allowed again: the earliest instant from ``now`` on at which, with
+    no new calls, :func:`campaign_allows` says yes; ``now`` if it says yes already.
+
+    With no new calls the verdict only changes when a call ages out of the window (at its time plus
+    the window), so those instants are the candidates. Outcomes are taken as known now: a pending
+    call still counts as abandoned until it ages out, so a better outcome can only bring the moment
+    forward. None when no such instant exists (a rate of 0 never allows a call).
+
+    Fast enough for a whole campaign (O(n log n) in its calls): ``campaign_allows`` at time ``t``
+    checks the suffixes of the calls sorted by time starting at each index from the first call
+    still inside the window (``lo``) to the first call not earlier than ``t`` (``hi``); each
+    suffix's check is computed once, and a prefix count of the failing ones answers a candidate
+    in O(1).
+    """
+    if campaign_allows(calls, now, rules):
+        return now
+    ordered = sorted(calls, key=lambda c: c.at)
+    ats = [c.at for c in ordered]
+    n = len(ordered)
+    limit, sample = rules.limit, rules.sample
+    # bad[j]: the check fails for the calls ordered[j:] plus one new call (every pending one abandoned)
+    bad = [False] * (n + 1)
+    live = abandoned = pending = 0
+    for j in range(n, -1, -1):
+        if j < n:
+            live += ordered[j].live
+            abandoned += ordered[j].abandoned
+            pending += ordered[j].pending
+        bad[j] = not _within(limit, sample, abandoned + pending + 1, live + pending + 1)
+    failing = [0] * (n + 2)  # failing[k]: how many of bad[0:k] are True
+    for j in range(n + 1):
+        failing[j + 1] = failing[j] + bad[j]
+    for t in sorted({c.at + rules.window for c in ordered if c.at + rules.window > now}):
+        lo = bisect_right(ats, t - rules.window)  # the first call still inside the window ending at t
+        hi = bisect_left(ats, t) if rules.lookahead else lo  # ... to the first one not before t
+        if failing[hi + 1] - failing[lo] == 0:
+            return t
+    return None
+
+
 def campaign_rate(
     campaign: str, calls: Sequence[CallFact], now: datetime, rules: GovernorRules
 ) -> CampaignRate:
-    """The window's counts and rate, and whether the governor currently pauses voice."""
+    """The window's counts and rate, and whether the governor currently pauses voice (until when)."""
     live, abandoned, pending = counts(calls, now, rules.window)
+    paused = not campaign_allows(calls, now, rules)
     return CampaignRate(
         campaign=campaign,
         live_answered=live,
@@ -202,7 +284,22 @@ def campaign_rate(
         rate=round(abandoned / live, 6) if live else 0.0,
         max_rate=rules.max_rate,
         window_hours=rules.window.total_seconds() / 3600,
-        paused=not campaign_allows(calls, now, rules),
+        paused=paused,
+        paused_until=voice_resumes_at(calls, now, rules) if paused else None,
+        as_of=now,
+    )
+
+
+def window_counts(name: str, calls: Sequence[CallFact], now: datetime, window: timedelta) -> WindowCounts:
+    """The counts and rate of the window ``window`` ending at ``now`` (what the metrics report)."""
+    live, abandoned, pending = counts(calls, now, window)
+    return WindowCounts(
+        window=name,
+        window_hours=window.total_seconds() / 3600,
+        live_answered=live,
+        abandoned=abandoned,
+        pending=pending,
+        rate=round(abandoned / live, 6) if live else 0.0,
     )
 
 
@@ -229,7 +326,9 @@ def decide_voice(
     if until is not None:
         return VoiceVerdict(allowed=False, rule=RULE_REDIAL, until=until)
     if not campaign_allows(campaign_calls, now, rules):
-        return VoiceVerdict(allowed=False, rule=RULE_RATE)
+        return VoiceVerdict(
+            allowed=False, rule=RULE_RATE, paused_until=voice_resumes_at(campaign_calls, now, rules)
+        )
     return VoiceVerdict(allowed=True, rule=RULE_ALLOWED)
 
 
@@ -249,11 +348,14 @@ __all__ = [
     "CampaignRate",
     "GovernorRules",
     "VoiceVerdict",
+    "WindowCounts",
     "campaign_allows",
     "campaign_rate",
     "counts",
     "decide_voice",
     "redial_blocked_until",
     "rules_for_profile",
+    "voice_resumes_at",
+    "window_counts",
     "window_ok",
 ]

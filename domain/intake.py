@@ -8,15 +8,15 @@ and become integer minor units without passing through float.
 
 from __future__ import annotations
 
-import csv
-import io
 import re
-from collections.abc import Callable
+import unicodedata
+from collections.abc import Callable, Iterable
 from datetime import date
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from domain.accounts import Account, Language, Product, validate_e164
+from domain.intake_files import PortfolioFile, csv_rows, read_portfolio
 from domain.money import parse_major
 from domain.policy import load_policy
 from domain.profiles import load_profile
@@ -115,7 +115,9 @@ def _reason(column: str, err: dict[str, object]) -> str:
     return str(err.get("msg", "is invalid")).removeprefix("Value error, ")
 
 
-def _parse_row(values: dict[str, str], line: int) -> tuple[Account | None, list[RowError]]:
+def _parse_row(
+    values: dict[str, str], line: int, decimal_comma: bool
+) -> tuple[Account | None, list[RowError]]:
     """One data row: the account, or every problem found in it (the row is then skipped)."""
     account_id = values.get("account_id") or None
     errors: list[RowError] = []
@@ -134,9 +136,16 @@ def _parse_row(values: dict[str, str], line: int) -> tuple[Account | None, list[
     for column in ("balance", "fees"):
         if get[column]:
             try:
-                amounts[column] = parse_major(get[column], currency or "XXX")
+                amounts[column] = parse_major(get[column], currency or "XXX", decimal_comma=decimal_comma)
             except ValueError as exc:
-                bad(column, str(exc))
+                reason = str(exc)
+                if "ambiguous" in reason:
+                    reason += (
+                        "; this file is read with --decimal-comma"
+                        if decimal_comma
+                        else "; a file written with decimal commas is read with --decimal-comma"
+                    )
+                bad(column, reason)
 
     due: date | None = None
     if get["due_date"]:
@@ -213,19 +222,40 @@ def _parse_row(values: dict[str, str], line: int) -> tuple[Account | None, list[
     return account, []
 
 
-def parse_portfolio(text: str) -> IntakeReport:
-    """Parse a portfolio CSV (UTF-8 text, BOM tolerated) into accounts and per-row errors.
+def parse_portfolio(text: str, *, delimiter: str = ",", decimal_comma: bool = False) -> IntakeReport:
+    """Parse portfolio CSV text (BOM tolerated); see :func:`parse_rows`."""
+    return parse_rows(csv_rows(text, delimiter), decimal_comma=decimal_comma)
+
+
+def parse_portfolio_file(
+    data: bytes, *, name: str = "", encoding: str | None = None, decimal_comma: bool = False
+) -> tuple[PortfolioFile, IntakeReport]:
+    """A file as the lender sent it (CSV in UTF-8, UTF-16 or GB18030, or ``.xlsx``): how it was read,
+    and its report. Raises :class:`~domain.intake_files.FileRefused` for a file that can't be read."""
+    file = read_portfolio(data, name=name, encoding=encoding)
+    return file, parse_rows(file.rows, decimal_comma=decimal_comma)
+
+
+def _normal(cell: object) -> str:
+    """NFKC, so a full-width "＋８６" is "+86" before any check (every column alike), then trimmed."""
+    return unicodedata.normalize("NFKC", str(cell)).strip()
+
+
+def parse_rows(rows: Iterable[tuple[int, list[str]]], *, decimal_comma: bool = False) -> IntakeReport:
+    """Rows ``(line, cells)``, the header first, into accounts and per-row errors.
 
     Duplicate ``account_id``: the first occurrence wins, later ones are errors ("duplicate of line N").
     A missing required column is a file-level error (line 1) and yields no accounts at all, because
     every row would be wrong in the same way.
     """
-    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline=""))
+    it = iter(rows)
     try:
-        header = next(reader)
+        _, header = next(it)
     except StopIteration:
         return IntakeReport(errors=[RowError(line=1, field="header", reason="the file is empty")])
-    columns = [h.strip().lower() for h in header]
+    columns = [_normal(h).lower() for h in header]
+    while columns and not columns[-1]:  # a spreadsheet's empty trailing columns
+        columns.pop()
     missing = [c for c in REQUIRED if c not in columns]
     if missing:
         return IntakeReport(
@@ -235,10 +265,11 @@ def parse_portfolio(text: str) -> IntakeReport:
     accounts: list[tuple[int, Account]] = []
     errors: list[RowError] = []
     first_seen: dict[str, int] = {}
-    last_line = reader.line_num
-    for row in reader:
-        line, last_line = last_line + 1, reader.line_num
-        if not any(cell.strip() for cell in row):
+    for line, raw in it:
+        row = [_normal(cell) for cell in raw]
+        while len(row) > len(columns) and not row[-1]:
+            row.pop()
+        if not any(row):
             continue  # blank line
         if len(row) > len(columns):
             errors.append(
@@ -246,11 +277,11 @@ def parse_portfolio(text: str) -> IntakeReport:
                     line=line,
                     field="row",
                     reason=f"has {len(row)} fields but the header has {len(columns)}",
-                    account_id=dict(zip(columns, row, strict=False)).get("account_id", "").strip() or None,
+                    account_id=dict(zip(columns, row, strict=False)).get("account_id") or None,
                 )
             )
             continue
-        values = {c: v.strip() for c, v in zip(columns, row, strict=False) if c}
+        values = {c: v for c, v in zip(columns, row, strict=False) if c}
         account_id = values.get("account_id")
         if account_id and account_id in first_seen:
             errors.append(
@@ -264,7 +295,7 @@ def parse_portfolio(text: str) -> IntakeReport:
             continue
         if account_id:
             first_seen[account_id] = line
-        account, row_errors = _parse_row(values, line)
+        account, row_errors = _parse_row(values, line, decimal_comma)
         if account is not None:
             accounts.append((line, account))
         errors.extend(row_errors)

@@ -95,6 +95,12 @@ class Policy(BaseModel):
         default_factory=lambda: {Product.CREDIT_LINE: 180, Product.CLOSED_END: 120}
     )
     cadence: list[CadenceRule]
+    chargeoff_open_days: int = Field(
+        default=30,
+        ge=0,
+        description="Days a charged-off account that was not placed keeps taking payments (a receipt, "
+        "closed as paid) before its run ends; later payments are recorded and go to the refund queue",
+    )
     contact_lost_after: int = Field(
         default=2,
         ge=1,

@@ -248,3 +248,10 @@ class AccountStatus(BaseModel):
     plan_paid: int = 0
     masked_phone: str = "-"
     policy_now: datetime
+    closing: str | None = Field(
+        default=None, description="The run has begun to close (charged_off, paid …): it takes no new plan"
+    )
+    rules_version: str | None = Field(default=None, description="The policy and profile versions it runs")
+    voice_paused_until: datetime | None = Field(
+        default=None, description="Voice paused by the campaign's abandoned-call governor until about then"
+    )

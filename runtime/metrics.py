@@ -41,8 +41,9 @@ from sqlalchemy import Engine, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from domain.governor import ABANDONED, LIVE_ANSWERED, UK_WINDOW, US_WINDOW
-from store.governor import LIVE_STATES
+from store.governor import ATTEMPT_TIME, LIVE_STATES, campaign_clocks
 from store.models import AccountRow, AuditRow, ContactAttempt, HoldRow, PaymentRow, PlanRow
+from store.refunds import open_totals
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,8 @@ GATE_DECISIONS = ("denied", "deferred")
 GATE_ACTIONS = {"contact_denied": "plan", "contact": "send"}
 #: The API audits every proposal it put to a workflow under this action ("agreed", "rejected", "conflict").
 PROPOSAL_ACTION = "plan_proposed"
+#: The ``record`` activity's audit action when the database refuses a workflow's write for good.
+ALERT_ACTION = "operator_alert"
 #: Scrapes within this many seconds of the last one reuse its figures (measured: about 1.5 s of queries
 #: for 20,000 accounts, 200,000 contact attempts and 800,000 audit lines on PostgreSQL, 2 cores).
 DEFAULT_CACHE_SECONDS = 15.0
@@ -132,6 +135,8 @@ class BusinessCollector(Collector):
         yield from self._accounts(s, now)
         yield from self._settlements(s)
         yield from self._money(s)
+        yield from self._refunds(s)
+        yield self._alerts(s)
 
     @staticmethod
     def _contacts(s: Session) -> Metric:
@@ -174,7 +179,10 @@ class BusinessCollector(Collector):
         """The campaign's abandoned (silent) calls over live-answered calls, counted as the governor does.
 
         Same calls as ``store.governor.campaign_calls``: voice attempts that went out or may have
-        (accepted, indeterminate, reserved), timed by when they went out. A *campaign* is the policy.
+        (accepted, indeterminate, reserved), timed by when they went out, in policy time. A *campaign*
+        is the policy. Each window ends at the campaign's policy now (``store.governor.campaign_clocks``:
+        the wall clock in production; under the demo's day scaling, the policy time of the campaign's
+        newest attempt), so a 24-hour window is one policy day, not every call of the last real day.
         """
         rate = GaugeMetricFamily(
             f"{PREFIX}_abandoned_call_rate",
@@ -192,27 +200,24 @@ class BusinessCollector(Collector):
             "Abandoned (silent) calls per campaign over the rolling window",
             labels=["campaign", "window"],
         )
-        campaigns = sorted(s.scalars(select(AccountRow.policy).distinct()).all())
-        when = func.coalesce(ContactAttempt.sent_at, ContactAttempt.created_at)
-        for window, span in RATE_WINDOWS.items():
-            rows = s.execute(
-                select(AccountRow.policy, ContactAttempt.outcome, func.count())
-                .join(AccountRow, AccountRow.account_id == ContactAttempt.account_id)
-                .where(
-                    ContactAttempt.channel == "voice",
-                    ContactAttempt.state.in_(LIVE_STATES),
-                    ContactAttempt.outcome.in_([o.value for o in LIVE_ANSWERED]),
-                    when > now - span,
-                )
-                .group_by(AccountRow.policy, ContactAttempt.outcome)
-            ).all()
-            tally = {c: [0, 0] for c in campaigns}
-            for campaign, outcome, count in rows:
-                counts = tally.setdefault(campaign, [0, 0])
-                counts[0] += count
-                if outcome in {o.value for o in ABANDONED}:
-                    counts[1] += count
-            for campaign, (answered, silent) in sorted(tally.items()):
+        silent_values = {o.value for o in ABANDONED}
+        for campaign, campaign_now in sorted(campaign_clocks(s, now).items()):
+            for window, span in RATE_WINDOWS.items():
+                rows = s.execute(
+                    select(ContactAttempt.outcome, func.count())
+                    .join(AccountRow, AccountRow.account_id == ContactAttempt.account_id)
+                    .where(
+                        AccountRow.policy == campaign,
+                        ContactAttempt.channel == "voice",
+                        ContactAttempt.state.in_(LIVE_STATES),
+                        ContactAttempt.outcome.in_([o.value for o in LIVE_ANSWERED]),
+                        ATTEMPT_TIME > campaign_now - span,
+                        ATTEMPT_TIME <= campaign_now,
+                    )
+                    .group_by(ContactAttempt.outcome)
+                ).all()
+                answered = sum(count for _, count in rows)
+                silent = sum(count for outcome, count in rows if outcome in silent_values)
                 live.add_metric([campaign, window], answered)
                 abandoned.add_metric([campaign, window], silent)
                 rate.add_metric([campaign, window], round(silent / answered, 6) if answered else 0.0)
@@ -307,6 +312,35 @@ class BusinessCollector(Collector):
         ).all():
             outstanding.add_metric([currency], int(total or 0))
         yield outstanding
+
+    @staticmethod
+    def _refunds(s: Session) -> Iterator[Metric]:
+        """Money waiting for an operator to send back or apply (``store.refunds``)."""
+        count = GaugeMetricFamily(
+            f"{PREFIX}_refunds_open",
+            "Refunds waiting for an operator: payments beyond the balance, while closing, or after closing",
+            labels=["currency"],
+        )
+        amount = GaugeMetricFamily(
+            f"{PREFIX}_refunds_open_minor_units",
+            "Money in the open refunds, in minor units of the currency",
+            labels=["currency"],
+        )
+        for currency, (n, total) in sorted(open_totals(s).items()):
+            count.add_metric([currency], n)
+            amount.add_metric([currency], total)
+        yield count
+        yield amount
+
+    @staticmethod
+    def _alerts(s: Session) -> Metric:
+        alerts = CounterMetricFamily(
+            f"{PREFIX}_operator_alerts",
+            "Writes the database refused for good (the record activity's operator_alert audit lines): "
+            "each needs a person, the change is kept in the audit line",
+        )
+        alerts.add_metric([], s.scalar(select(func.count()).where(AuditRow.action == ALERT_ACTION)) or 0)
+        return alerts
 
 
 # ---- registries and endpoints ------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from temporalio.converter import DataConverter, DefaultFailureConverterWithEncod
 
 from runtime.codec import codec_from_spec
 from runtime.settings import Settings
+from runtime.tracing import temporal_interceptors
 
 
 def data_converter(codec_keys: SecretStr | str | None = None, *, seal_failures: bool = True) -> DataConverter:
@@ -47,6 +48,7 @@ async def connect(settings: Settings) -> Client:
         data_converter=data_converter(settings.codec_keys),
         tls=settings.temporal_tls,
         api_key=settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None,
+        interceptors=temporal_interceptors(),  # the trace goes on into workflows and activities
     )
 
 

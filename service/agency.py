@@ -4,7 +4,13 @@ An agency authenticates with its own token (role ``agency``, the principal's nam
 from ``policies/agencies.toml``) and sees only its own visits and placements. Its calls go through
 the same contact gate and the same ledger as ours (``POST /agency/placements/{id}/calls`` answers 409
 with the rule when the call may not be made now, so its calls count toward the same caps), and its
-payments are signalled to the account's workflow like any other.
+payments go through ``payments.record_payment`` like any other: signalled to a running account, and
+recorded and queued for refund (409) once the account's run has ended, never lost.
+
+Calls to account workflows go through the operations layer (:mod:`service.holds`,
+:mod:`service.payments`) and :mod:`service.temporal_calls`, and the router maps their errors like the
+API's (:class:`service.api.OperationsErrors`): an unknown account 404, one that can no longer take the
+write 409 with its state and the reason.
 
 Debtor-side and operator actions on a visit or placement (another day, a plan instead, recall,
 closing for a reason) need an agent's or a supervisor's token.
@@ -17,20 +23,28 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
 from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
 
-from domain.accounts import Channel, ContactOutcome, Mode, workflow_id_for
+from domain.accounts import Channel, ContactOutcome, Mode
 from domain.agencies import CloseRequest, RecallRequest
 from domain.gate import Defer, Deny, PlannedContact, Purpose, decide
+from domain.money import MAX_PAYMENT_MINOR
 from domain.profiles import load_profile
 from domain.visits import RescheduleRequest, VisitCancel, VisitReport
+from service import holds, payments
+from service import temporal_calls as calls
+from service.api import OperationsErrors, Temporal
 from service.auth import Principal, require
 from service.state import app_sessions
-from store import repo
-from workflows.messages import NegotiationRequest, PaymentIn
+from store import agencies
+from store.accounts import account_snapshot
+from store.audit import audit
+from store.contacts import live_gate_inputs
+from store.models import PlacementRow
+from workflows.messages import NegotiationRequest
 
-router = APIRouter(tags=["agency"])
+router = APIRouter(tags=["agency"], route_class=OperationsErrors)
 
 AgencyCaller = Annotated[Principal, Depends(require("agency_report"))]
 Agent = Annotated[Principal, Depends(require("write"))]
@@ -41,22 +55,16 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-async def _signal(request: Request, workflow_id: str, name: str, arg: object) -> None:
-    client: Client | None = getattr(request.app.state, "temporal_client", None)
-    if client is None:
-        raise HTTPException(status_code=503, detail="workflow service not configured")
-    try:
-        await client.get_workflow_handle(workflow_id).signal(name, arg)
-    except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
-            raise HTTPException(status_code=409, detail=f"{workflow_id} is not running") from err
-        raise HTTPException(status_code=503, detail="workflow service unavailable") from err
+async def _signal_visit(client: Client, visit_id: str, name: str, arg: object) -> None:
+    """A field visit's own workflow (``visit_id``); 409 once it has ended."""
+    if not await calls.signal_workflow(client, visit_id, name, arg):
+        raise HTTPException(status_code=409, detail=f"{visit_id} is not running")
 
 
 # ---- field visits -------------------------------------------------------------------------------
-def _own_visit(request: Request, visit_id: str, agency: str | None) -> repo.VisitView:
+def _own_visit(request: Request, visit_id: str, agency: str | None) -> agencies.VisitView:
     with app_sessions(request).begin() as s:
-        visit = repo.visit(s, visit_id)
+        visit = agencies.visit(s, visit_id)
     if visit is None or (agency is not None and visit.agency_id != agency):
         raise HTTPException(status_code=404, detail=f"no visit {visit_id!r}")
     return visit
@@ -66,18 +74,19 @@ def _own_visit(request: Request, visit_id: str, agency: str | None) -> repo.Visi
 def agency_visits(request: Request, who: AgencyCaller) -> list[dict[str, Any]]:
     """The agency's visits: account, window, status (masked number only: the visit is at the door)."""
     with app_sessions(request).begin() as s:
-        return [v.model_dump(mode="json") for v in repo.visits_for_agency(s, who.name)]
+        return [v.model_dump(mode="json") for v in agencies.visits_for_agency(s, who.name)]
 
 
 @router.post("/agency/visits/{visit_id}/report", status_code=202)
 async def report_visit(
-    request: Request, visit_id: str, report: VisitReport, who: AgencyCaller
+    request: Request, visit_id: str, report: VisitReport, who: AgencyCaller, client: Temporal
 ) -> dict[str, str]:
     """The agency's report. 422 names the field (e.g. ``recording_ref`` is required); 409 once the visit ended."""
     visit = _own_visit(request, visit_id, who.name)
-    if visit.status not in repo.OPEN_VISIT_STATUSES:
+    if visit.status not in agencies.OPEN_VISIT_STATUSES:
         raise HTTPException(status_code=409, detail=f"visit {visit_id} is {visit.status}")
-    await _signal(request, visit_id, "report_received", report.model_copy(update={"agency_id": who.name}))
+    report = report.model_copy(update={"agency_id": who.name})
+    await _signal_visit(client, visit_id, "report_received", report)
     return {"visit_id": visit_id, "outcome": report.outcome.value, "status": "accepted"}
 
 
@@ -88,41 +97,42 @@ class RescheduleIn(BaseModel):
 
 
 @router.post("/visits/{visit_id}/reschedule", status_code=202)
-async def reschedule_visit(request: Request, visit_id: str, body: RescheduleIn, who: Agent) -> dict[str, str]:
+async def reschedule_visit(
+    request: Request, visit_id: str, body: RescheduleIn, who: Agent, client: Temporal
+) -> dict[str, str]:
     """The debtor proposed another day (by phone or reply); the visit workflow checks it against policy."""
     visit = _own_visit(request, visit_id, None)
-    if visit.status not in repo.OPEN_VISIT_STATUSES:
+    if visit.status not in agencies.OPEN_VISIT_STATUSES:
         raise HTTPException(status_code=409, detail=f"visit {visit_id} is {visit.status}")
-    await _signal(request, visit_id, "reschedule", RescheduleRequest(day=body.day, actor=who.name))
+    await _signal_visit(client, visit_id, "reschedule", RescheduleRequest(day=body.day, actor=who.name))
     return {"visit_id": visit_id, "proposed": body.day.isoformat()}
 
 
 @router.post("/visits/{visit_id}/plan-instead", status_code=202)
-async def plan_instead(request: Request, visit_id: str, who: Agent) -> dict[str, str]:
+async def plan_instead(request: Request, visit_id: str, who: Agent, client: Temporal) -> dict[str, str]:
     """The debtor asked for a payment plan instead: the account pauses for the negotiation, the visit is off."""
     visit = _own_visit(request, visit_id, None)
-    if visit.status not in repo.OPEN_VISIT_STATUSES:
+    if visit.status not in agencies.OPEN_VISIT_STATUSES:
         raise HTTPException(status_code=409, detail=f"visit {visit_id} is {visit.status}")
-    await _signal(
-        request,
-        workflow_id_for(visit.account_id),
-        "negotiation_requested",
-        NegotiationRequest(channel="visit", note=f"instead of {visit_id}"),
+    ask = NegotiationRequest(channel="visit", note=f"instead of {visit_id}")
+    await holds.account_signal(
+        client, app_sessions(request), visit.account_id, "negotiation_requested", ask, "plan"
     )
     return {"visit_id": visit_id, "status": "cancelling"}
 
 
 @router.post("/visits/{visit_id}/cancel", status_code=202)
-async def cancel_visit(request: Request, visit_id: str, who: Supervisor) -> dict[str, str]:
+async def cancel_visit(request: Request, visit_id: str, who: Supervisor, client: Temporal) -> dict[str, str]:
     visit = _own_visit(request, visit_id, None)
-    await _signal(request, visit.visit_id, "cancel", VisitCancel(reason=f"cancelled by {who.name}"[:64]))
+    cancel = VisitCancel(reason=f"cancelled by {who.name}"[:64])
+    await _signal_visit(client, visit.visit_id, "cancel", cancel)
     return {"visit_id": visit_id, "status": "cancelling"}
 
 
 # ---- placed accounts ----------------------------------------------------------------------------
-def _own_placement(request: Request, account_id: str, agency: str) -> repo.PlacementView:
+def _own_placement(request: Request, account_id: str, agency: str) -> agencies.PlacementView:
     with app_sessions(request).begin() as s:
-        placed = repo.active_placement(s, account_id)
+        placed = agencies.active_placement(s, account_id)
     if placed is None or placed.agency_id != agency:
         raise HTTPException(status_code=404, detail=f"account {account_id!r} is not placed with {agency}")
     return placed
@@ -132,7 +142,7 @@ def _own_placement(request: Request, account_id: str, agency: str) -> repo.Place
 def agency_placements(request: Request, who: AgencyCaller) -> list[dict[str, Any]]:
     """The agency's active accounts with the name and number it needs (under its contract)."""
     with app_sessions(request).begin() as s:
-        return [p.model_dump(mode="json") for p in repo.placements_for_agency(s, who.name)]
+        return [p.model_dump(mode="json") for p in agencies.placements_for_agency(s, who.name)]
 
 
 class AgencyCall(BaseModel):
@@ -157,9 +167,9 @@ def agency_call(request: Request, account_id: str, call: AgencyCall, who: Agency
     _own_placement(request, account_id, who.name)
     now = _now()
     with app_sessions(request).begin() as s:
-        snap = repo.account_snapshot(s, account_id)
+        snap = account_snapshot(s, account_id)
         assert snap is not None
-        state, ledger = repo.live_gate_inputs(s, account_id, since=now - timedelta(days=8), now=now)
+        state, ledger = live_gate_inputs(s, account_id, since=now - timedelta(days=8), now=now)
         # the lender closed its own collection at placement; the agency collects under the same rules
         state = state.model_copy(update={"mode": Mode.DUNNING})
         verdict = decide(
@@ -172,7 +182,7 @@ def agency_call(request: Request, account_id: str, call: AgencyCall, who: Agency
             load_profile(snap.profile),
         )
         if isinstance(verdict, Deny | Defer):
-            repo.audit(
+            audit(
                 s,
                 at=now,
                 account_id=account_id,
@@ -183,7 +193,7 @@ def agency_call(request: Request, account_id: str, call: AgencyCall, who: Agency
                 details={"reference": call.reference},
             )
         else:
-            repo.record_agency_call(
+            agencies.record_agency_call(
                 s,
                 account_id=account_id,
                 agency_id=who.name,
@@ -204,49 +214,70 @@ def agency_call(request: Request, account_id: str, call: AgencyCall, who: Agency
 class AgencyPayment(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    amount: int = Field(gt=0, description="Minor units")
+    amount: int = Field(gt=0, le=MAX_PAYMENT_MINOR, description="Minor units")
     currency: str = Field(min_length=3, max_length=3)
     reference: str = Field(min_length=1, max_length=100)
 
 
+def _held_by(request: Request, account_id: str, agency: str) -> None:
+    """404 unless the agency holds the account or held it (what it collected before a recall or the
+    account's closing still counts: it is recorded, and refunded if the account no longer owes it)."""
+    with app_sessions(request).begin() as s:
+        held = s.scalars(
+            select(PlacementRow.placement_id)
+            .where(PlacementRow.account_id == account_id, PlacementRow.agency_id == agency)
+            .limit(1)
+        ).first()
+    if held is None:
+        raise HTTPException(status_code=404, detail=f"account {account_id!r} is not placed with {agency}")
+
+
 @router.post("/agency/placements/{account_id}/payments", status_code=202)
 async def agency_payment(
-    request: Request, account_id: str, payment: AgencyPayment, who: AgencyCaller
+    request: Request, account_id: str, payment: AgencyPayment, who: AgencyCaller, client: Temporal
 ) -> dict[str, Any]:
-    """A payment the agency collected: it flows into the account's workflow (the reference counts once)."""
-    placed = _own_placement(request, account_id, who.name)
-    if payment.currency.upper() != placed.currency:
-        raise HTTPException(
-            status_code=422, detail=f"currency: the account is in {placed.currency}, not {payment.currency}"
-        )
-    await _signal(
-        request,
-        workflow_id_for(account_id),
-        "payment_received",
-        PaymentIn(
-            amount=payment.amount,
-            currency=placed.currency,
-            reference=f"{who.name}:{payment.reference}",
-            source=f"agency:{who.name}",
-        ),
+    """A payment the agency collected (the reference counts once): it flows into the account's workflow;
+    once the account's run has ended it is recorded and queued for refund, and the answer is 409."""
+    _held_by(request, account_id, who.name)
+    taken = await payments.record_payment(
+        client,
+        account_id,
+        payment.amount,
+        payment.currency,
+        f"{who.name}:{payment.reference}",
+        f"agency:{who.name}",
+        sessions=app_sessions(request),
     )
-    return {"account_id": account_id, "amount": payment.amount, "status": "accepted"}
+    return {
+        "account_id": account_id,
+        "amount": payment.amount,
+        "status": "accepted",
+        "closing": taken.closing,
+        "note": taken.note,
+    }
 
 
 @router.post("/placements/{account_id}/recall", status_code=202)
-async def recall(request: Request, account_id: str, body: RecallRequest, who: Supervisor) -> dict[str, str]:
+async def recall(
+    request: Request, account_id: str, body: RecallRequest, who: Supervisor, client: Temporal
+) -> dict[str, str]:
     with app_sessions(request).begin() as s:
-        placed = repo.active_placement(s, account_id)
+        placed = agencies.active_placement(s, account_id)
     if placed is None:
         raise HTTPException(status_code=404, detail=f"account {account_id!r} is not placed")
-    await _signal(request, workflow_id_for(account_id), "recall", body.model_copy(update={"actor": who.name}))
+    order = body.model_copy(update={"actor": who.name})
+    await holds.account_signal(client, app_sessions(request), account_id, "recall", order, "close")
     return {"account_id": account_id, "recalled_from": placed.agency_id}
 
 
 @router.post("/accounts/{account_id}/closure", status_code=202)
 async def close_account(
-    request: Request, account_id: str, body: CloseRequest, who: Supervisor
+    request: Request, account_id: str, body: CloseRequest, who: Supervisor, client: Temporal
 ) -> dict[str, str]:
-    """Close for a reason: written off, deceased or bankrupt (the last two send no final message)."""
-    await _signal(request, workflow_id_for(account_id), "close", body.model_copy(update={"actor": who.name}))
+    """Close for a reason: written off, deceased or bankrupt (the last two send no final message).
+
+    404 for an unknown account; 409 with its state once it is closed or closing (a placed account can
+    still be closed: its agency's placement ends)."""
+    order = body.model_copy(update={"actor": who.name})
+    await holds.account_signal(client, app_sessions(request), account_id, "close", order, "close")
     return {"account_id": account_id, "reason": body.reason}

@@ -1,16 +1,28 @@
-"""The negotiation REST API (``/api``): find accounts, look at one, agree plans, record what happened.
+"""The negotiation REST API (``/api``): what its routers share (auth, errors, responses, common bodies).
+
+The routes live in one router per concern, each mounted by :mod:`service.app`:
+:mod:`service.api_accounts` (find accounts, look at one), :mod:`service.api_plans` (plans, promises,
+the fee-waiver queue), :mod:`service.api_payments` (payments, the refund queue) and
+:mod:`service.api_holds` (complaints, disputes, pause, resume). This module holds what they all use,
+so that a role, an error or a 409 means the same on every route (the agency API's router maps errors
+with :class:`OperationsErrors` too).
 
 Why it is built this way:
 
-* **A thin shell over** :mod:`service.operations`: the agent console calls the same functions, so the
-  API and the console cannot drift apart. This module only does HTTP: auth, bodies, statuses.
+* **A thin shell over** the operations layer (:mod:`service.operations` and its concern modules): the
+  agent console calls the same functions, so the API and the console cannot drift apart. The API only
+  does HTTP: auth, bodies, statuses.
 * **Roles** (:mod:`service.auth`): an auditor reads, an agent writes, a supervisor approves fee
   waivers. No token is 401, a role that may not is 403, before any body is looked at.
 * **Who did it** comes from the token, never from the body: a request body cannot name an approver
   or a proposer, so an agent cannot approve their own fee waiver by typing a supervisor's name.
 * **Errors name what is wrong**: an unknown account is 404; a plan that breaks policy is 422 with one
   entry per broken rule (``type`` = ``policy.<rule>``, and ``violations``); a plan that cannot be
-  agreed now (already agreed, closed) is 409; Temporal out of reach is 503, never a 500.
+  agreed now (already agreed) is 409; a write an account that exists can no longer take (its run
+  ended, is closing, or an agency holds it) is 409 with the account's state and the reason, never 404
+  and never 202-then-nothing; Temporal out of reach is 503, never a 500.
+* **A payment is never lost**: to a running account it is 202 (a closing one says so); after the run
+  ended it is recorded and queued for refund, and the 409 says so with the refund.
 * **An accepted plan answers 200 only after dunning stopped**: the workflow update answers once the
   live state says settlement and any send under way has finished (see ``propose_settlement``).
 """
@@ -19,27 +31,24 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
 from datetime import UTC, date, datetime
-from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client, WorkflowQueryFailedError, WorkflowQueryRejectedError
 from temporalio.service import RPCError
 
-from domain.accounts import Mode, Stage
-from domain.plans import AgreedPlan, Instalment, PlanKind, PlanProposal
-from domain.timeline import AccountStatus, Timeline
+from domain.accounts import Mode
 from service import operations as ops
 from service.auth import Principal, identify, require
 from service.state import app_sessions, temporal_client
-from store import repo
-from store.repo import AttemptView, AuditEntry, WaiverRequestView
+from store.audit import audit
+from store.refunds import RefundView
 
 PREFIX = "/api"
 ACCOUNT_PATTERN = ops.ACCOUNT_ID.pattern
@@ -54,42 +63,65 @@ def _error(status: int, detail: Any, **extra: Any) -> JSONResponse:
     return JSONResponse(status_code=status, content={"detail": detail, **extra})
 
 
-class OperationsRoute(APIRoute):
-    """Maps the operations layer's errors to HTTP answers for every route of this router."""
+def error_answer(err: Exception) -> JSONResponse | None:
+    """The HTTP answer to an error of the operations layer (None: not one of its errors).
+
+    Shared with the agency API, so an account closed or unknown means the same on every route.
+    """
+    if isinstance(err, ops.AccountNotFound | ops.WaiverNotFound | ops.RefundNotFound):
+        return _error(404, str(err))
+    if isinstance(err, ops.AccountClosed):
+        return _error(409, str(err), **err.body())
+    if isinstance(err, ops.PlanRejected):
+        return _error(
+            422,
+            [
+                {"loc": ["body"], "msg": f"{v.rule}: {v.message}", "type": f"policy.{v.rule}"}
+                for v in err.violations
+            ],
+            violations=[v.model_dump() for v in err.violations],
+        )
+    if isinstance(err, ops.InvalidRequest):
+        return _error(422, [{"loc": ["body", err.field], "msg": str(err), "type": "value_error"}])
+    if isinstance(err, ops.PlanConflict | ops.WaiverAlreadyDecided | ops.RefundAlreadyResolved):
+        return _error(409, str(err))
+    if isinstance(err, RPCError):
+        return _error(503, f"workflow service unavailable: {err.message}")
+    if isinstance(err, WorkflowQueryFailedError | WorkflowQueryRejectedError):
+        return _error(503, f"the account's workflow could not answer: {err}")
+    return None
+
+
+class OperationsErrors(APIRoute):
+    """Maps the operations layer's errors to HTTP answers (:func:`error_answer`) for every route of a
+    router (this one and the agency API's)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+
+        async def answer(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except Exception as err:
+                mapped = error_answer(err)
+                if mapped is None:
+                    raise
+                return mapped
+
+        return answer
+
+
+class OperationsRoute(OperationsErrors):
+    """The API's routes: errors mapped, and every successful read audited."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        answer = super().get_route_handler()
 
         async def route(request: Request) -> Response:
             response = await answer(request)
             if request.method == "GET" and response.status_code < 400:
                 await run_in_threadpool(_audit_read, request)
             return response
-
-        async def answer(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except ops.AccountNotFound as err:
-                return _error(404, str(err))
-            except ops.WaiverNotFound as err:
-                return _error(404, str(err))
-            except ops.PlanRejected as err:
-                return _error(
-                    422,
-                    [
-                        {"loc": ["body"], "msg": f"{v.rule}: {v.message}", "type": f"policy.{v.rule}"}
-                        for v in err.violations
-                    ],
-                    violations=[v.model_dump() for v in err.violations],
-                )
-            except ops.InvalidRequest as err:
-                return _error(422, [{"loc": ["body", err.field], "msg": str(err), "type": "value_error"}])
-            except (ops.PlanConflict, ops.WaiverAlreadyDecided) as err:
-                return _error(409, str(err))
-            except RPCError as err:
-                return _error(503, f"workflow service unavailable: {err.message}")
-            except (WorkflowQueryFailedError, WorkflowQueryRejectedError) as err:
-                return _error(503, f"the account's workflow could not answer: {err}")
 
         return route
 
@@ -101,7 +133,7 @@ def _audit_read(request: Request) -> None:
         return
     query = str(request.url.query)[:500]
     with app_sessions(request).begin() as s:
-        repo.audit(
+        audit(
             s,
             at=datetime.now(UTC),
             account_id=request.path_params.get("account_id"),
@@ -116,7 +148,13 @@ def _audit_read(request: Request) -> None:
 BEARER = HTTPBearer(
     auto_error=False, description="A token from COLLECT_API_TOKENS (role agent, supervisor or auditor)"
 )
-router = APIRouter(prefix=PREFIX, route_class=OperationsRoute, dependencies=[Depends(BEARER)])
+
+
+def api_router() -> APIRouter:
+    """A router of the API: under ``/api``, its errors mapped and its reads audited
+    (:class:`OperationsRoute`), the bearer scheme documented on every operation."""
+    return APIRouter(prefix=PREFIX, route_class=OperationsRoute, dependencies=[Depends(BEARER)])
+
 
 Reader = Annotated[Principal, Depends(require("read"))]
 Writer = Annotated[Principal, Depends(require("write"))]
@@ -139,6 +177,33 @@ ACCOUNT_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+class Conflict(BaseModel):
+    """A 409: why, and (when the account cannot take the write) the account's state."""
+
+    detail: str
+    account_id: str | None = None
+    mode: Mode | None = Field(default=None, description="Stored mode (closed once the account closed)")
+    close_reason: str | None = Field(default=None, description="paid, settled, placed, written_off ...")
+    closing: str | None = Field(default=None, description="The running run has begun to close (why)")
+    running: bool | None = Field(default=None, description="Whether the account's workflow still runs")
+    placed_with: str | None = Field(default=None, description="The agency holding the account")
+    balance: int | None = Field(default=None, description="Stored balance, minor units")
+    currency: str | None = None
+    refund: RefundView | None = Field(
+        default=None, description="A payment after the run ended: recorded and queued for this refund"
+    )
+
+
+#: a write the account can no longer take (closed, closing, placed): 409 with its state
+CLOSED: dict[int | str, dict[str, Any]] = {
+    409: {
+        "model": Conflict,
+        "description": "The account's run has ended, is closing, or (for plans) an agency holds it: "
+        "the state and the reason; a payment is then recorded and queued for refund",
+    }
+}
+
+
 async def _client(request: Request) -> Client:
     """The app's Temporal client; Temporal out of reach is a 503, never a 500."""
     try:
@@ -151,103 +216,9 @@ Temporal = Annotated[Client, Depends(_client)]
 Sessions = Annotated[sessionmaker[Session], Depends(app_sessions)]
 
 
-# ---- bodies ----------------------------------------------------------------------------------------
+# ---- bodies and answers shared by several routers --------------------------------------------------
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class PlanRequest(Strict):
-    """A plan as an agent proposes it; who proposes (and who approves) comes from the token."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        frozen=True,
-        json_schema_extra={
-            "examples": [
-                {"kind": "reinstalment", "first_due": "2026-12-15", "periods": 3, "period_days": 30},
-                {"kind": "deferral", "first_due": "2027-01-15"},
-            ]
-        },
-    )
-
-    kind: PlanKind
-    first_due: date = Field(ge=EARLIEST, le=LATEST, description="First (or only) due date")
-    periods: int = Field(default=1, ge=1, le=120)
-    period_days: int = Field(default=30, ge=1, le=366)
-    amount: int | None = Field(
-        default=None, gt=0, le=MAX_MINOR, description="Total in minor units; default the balance less waiver"
-    )
-    waiver: int = Field(default=0, ge=0, le=MAX_MINOR, description="Penalty fees waived (minor units)")
-    hardship_evidence: str | None = Field(default=None, max_length=1000)
-    instalments: list[Instalment] | None = Field(default=None, max_length=120)
-
-    @model_validator(mode="after")
-    def _bounded_schedule(self) -> PlanRequest:
-        for item in self.instalments or []:
-            if not (EARLIEST <= item.due_date <= LATEST) or abs(item.amount) > MAX_MINOR:
-                raise ValueError("instalments: due dates must lie in 2000-2200 and amounts within 10^12")
-        return self
-
-    def proposal(self, actor: str) -> PlanProposal:
-        return PlanProposal(**self.model_dump(), proposed_by=actor)
-
-
-class PromiseRequest(Strict):
-    model_config = ConfigDict(
-        extra="forbid",
-        frozen=True,
-        json_schema_extra={"examples": [{"amount": 5000, "due_date": "2026-12-10"}]},
-    )
-
-    amount: int = Field(gt=0, le=MAX_MINOR, description="Promised amount in minor units")
-    due_date: date = Field(ge=EARLIEST, le=LATEST, description="The day the debtor promises to pay")
-
-
-class PaymentRequest(Strict):
-    model_config = ConfigDict(
-        extra="forbid",
-        frozen=True,
-        json_schema_extra={
-            "examples": [{"amount": 12050, "currency": "USD", "reference": "bank-2026-1123-17"}]
-        },
-    )
-
-    amount: int = Field(gt=0, le=MAX_MINOR, description="Minor units (cents)")
-    currency: str = Field(pattern=r"^[A-Za-z]{3}$", description="ISO 4217; must be the account's")
-    reference: str = Field(
-        min_length=1, max_length=128, description="The payment's own id: the same reference counts once"
-    )
-
-
-class ReasonRequest(Strict):
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, json_schema_extra={"examples": [{"reason": "debtor in hospital"}]}
-    )
-
-    reason: str = Field(min_length=1, max_length=500)
-
-
-class ComplaintRequest(Strict):
-    model_config = ConfigDict(
-        extra="forbid",
-        frozen=True,
-        json_schema_extra={"examples": [{"reason": "called at work", "source": "debtor"}]},
-    )
-
-    reason: str = Field(min_length=1, max_length=1000)
-    source: Literal["debtor", "agent", "regulator", "agency"] = "debtor"
-
-
-class DisputeRequest(Strict):
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, json_schema_extra={"examples": [{"reason": "not my loan"}]}
-    )
-
-    reason: str = Field(min_length=1, max_length=1000)
-
-
-class RejectRequest(Strict):
-    note: str = Field(default="", max_length=1000)
 
 
 class Accepted(BaseModel):
@@ -256,319 +227,31 @@ class Accepted(BaseModel):
     account_id: str
     action: str
     by: str
+    closing: str | None = Field(default=None, description="The run has begun to close (why)")
+    note: str | None = Field(default=None, description="What a closing (or placed) account does with it")
 
 
-class HoldFilter(StrEnum):
-    NONE = "none"
-    ANY = "any"
-    PAUSE = "pause"
-    DISPUTE = "dispute"
-    COMPLAINT = "complaint"
-    CEASE = "cease"
-    ATTORNEY = "attorney"
-    BANKRUPTCY = "bankruptcy"
-    DECEASED = "deceased"
-    NEGOTIATION = "negotiation"
-
-
-class WaiverStatus(StrEnum):
-    PENDING = "pending"
-    APPROVED = "approved"
-    REJECTED = "rejected"
-
-
-# ---- reading ---------------------------------------------------------------------------------------
-@router.get(
-    "/accounts",
-    tags=["accounts"],
-    response_model=list[ops.AccountSummary],
-    responses={**AUTH_RESPONSES, 503: {"description": "Temporal is out of reach"}},
-    summary="Find accounts by stage, days past due, hold, balance and mode",
-)
-async def find_accounts(
-    _who: Reader,
-    client: Temporal,
-    sessions: Sessions,
-    stage: Stage | None = None,
-    mode: Mode | None = None,
-    hold: Annotated[HoldFilter | None, Query(description="none, any, or one hold kind")] = None,
-    dpd_min: Annotated[int | None, Query(ge=-10_000, le=100_000)] = None,
-    dpd_max: Annotated[int | None, Query(ge=-10_000, le=100_000)] = None,
-    balance_min: Annotated[int | None, Query(ge=0, le=MAX_MINOR, description="Minor units")] = None,
-    balance_max: Annotated[int | None, Query(ge=0, le=MAX_MINOR, description="Minor units")] = None,
-    limit: Annotated[int, Query(ge=1, le=ops.MAX_LIMIT)] = 50,
-) -> list[ops.AccountSummary]:
-    """Temporal visibility on the typed search attributes: the same filters as the Temporal UI."""
-    return await ops.find_accounts(
-        client,
-        stage=stage,
-        mode=mode,
-        hold=hold.value if hold else None,
-        dpd_min=dpd_min,
-        dpd_max=dpd_max,
-        balance_min=balance_min,
-        balance_max=balance_max,
-        limit=limit,
-        sessions=sessions,
-    )
-
-
-@router.get(
-    "/accounts/{account_id}",
-    tags=["accounts"],
-    response_model=AccountStatus,
-    responses=ACCOUNT_RESPONSES,
-    summary="An account's live status (the workflow's status query)",
-)
-async def account_status(account_id: AccountId, _who: Reader, client: Temporal) -> AccountStatus:
-    return await ops.account_status(client, account_id)
-
-
-@router.get(
-    "/accounts/{account_id}/timeline",
-    tags=["accounts"],
-    response_model=Timeline,
-    responses=ACCOUNT_RESPONSES,
-    summary="Everything that will happen if nothing changes",
-)
-async def account_timeline(account_id: AccountId, _who: Reader, client: Temporal) -> Timeline:
-    return await ops.account_timeline(client, account_id)
-
-
-@router.get(
-    "/accounts/{account_id}/contacts",
-    tags=["accounts"],
-    response_model=list[AttemptView],
-    responses=ACCOUNT_RESPONSES,
-    summary="Every contact attempt (from the application database; no phone numbers)",
-)
-async def contact_history(account_id: AccountId, _who: Reader, sessions: Sessions) -> list[AttemptView]:
-    return await run_in_threadpool(ops.contact_history, sessions, account_id)
-
-
-def _audit_lines(sessions: sessionmaker[Session], account_id: str) -> list[AuditEntry]:
-    with sessions.begin() as s:
-        if repo.account_snapshot(s, account_id) is None:
-            raise ops.AccountNotFound(account_id)
-        return repo.audit_entries(s, account_id)
-
-
-@router.get(
-    "/accounts/{account_id}/audit",
-    tags=["accounts"],
-    response_model=list[AuditEntry],
-    responses=ACCOUNT_RESPONSES,
-    summary="Every decision on the account: contacts, plans, payments, holds, and who made them",
-)
-async def audit_log(account_id: AccountId, _who: Reader, sessions: Sessions) -> list[AuditEntry]:
-    return await run_in_threadpool(_audit_lines, sessions, account_id)
-
-
-# ---- plans -----------------------------------------------------------------------------------------
+# ---- responses shared by several routers -----------------------------------------------------------
 #: FastAPI answers 400 when a body is not JSON at all (422 when it is JSON of the wrong shape)
 NOT_JSON: dict[int | str, dict[str, Any]] = {400: {"description": "The body is not valid JSON"}}
-PLAN_RESPONSES: dict[int | str, dict[str, Any]] = {
-    **ACCOUNT_RESPONSES,
-    **NOT_JSON,
-    409: {"description": "A plan is already agreed, or the account is closed"},
-    422: {"description": "Malformed body, or the plan breaks policy: one entry per broken rule"},
-}
-
-
-@router.post(
-    "/accounts/{account_id}/plans/preview",
-    tags=["plans"],
-    response_model=ops.PlanPreview,
-    responses={**ACCOUNT_RESPONSES, **NOT_JSON},
-    summary="The schedule a plan would have and every rule it breaks; changes nothing",
-)
-async def preview_plan(
-    account_id: AccountId, body: PlanRequest, who: Reader, client: Temporal, sessions: Sessions
-) -> ops.PlanPreview:
-    status = await ops.account_status(client, account_id)
-    terms = await run_in_threadpool(ops.plan_terms, sessions, account_id)
-    return ops.preview_plan(status, terms, body.proposal(who.name))
-
-
-@router.post(
-    "/accounts/{account_id}/plans",
-    tags=["plans"],
-    response_model=AgreedPlan,
-    responses=PLAN_RESPONSES,
-    summary="Propose a settlement; 200 only once dunning has stopped",
-)
-async def propose_plan(
-    account_id: AccountId, body: PlanRequest, who: Writer, client: Temporal, sessions: Sessions
-) -> AgreedPlan:
-    """A fee waiver needs a supervisor: send it to ``/waivers`` (here it fails ``waiver.requires_approver``)."""
-    return await ops.propose_settlement(
-        client, account_id, body.proposal(who.name), who.name, sessions=sessions
-    )
-
-
-@router.post(
-    "/accounts/{account_id}/promises",
-    tags=["plans"],
-    response_model=AgreedPlan,
-    responses=PLAN_RESPONSES,
-    summary="Record a promise to pay (a plan of kind promise_to_pay: one amount on one date)",
-)
-async def promise_to_pay(
-    account_id: AccountId, body: PromiseRequest, who: Writer, client: Temporal, sessions: Sessions
-) -> AgreedPlan:
-    proposal = PlanProposal(
-        kind=PlanKind.PROMISE_TO_PAY, first_due=body.due_date, amount=body.amount, proposed_by=who.name
-    )
-    return await ops.propose_settlement(client, account_id, proposal, who.name, sessions=sessions)
-
-
-# ---- fee waivers -----------------------------------------------------------------------------------
-@router.post(
-    "/accounts/{account_id}/waivers",
-    tags=["waivers"],
-    response_model=WaiverRequestView,
-    status_code=202,
-    responses=PLAN_RESPONSES,
-    summary="Propose a fee-waiver plan: it waits for a supervisor's approval",
-)
-async def request_waiver(
-    account_id: AccountId, body: PlanRequest, who: Writer, client: Temporal, sessions: Sessions
-) -> WaiverRequestView:
-    return await ops.request_waiver(client, sessions, account_id, body.proposal(who.name), who.name)
-
-
-@router.get(
-    "/waivers",
-    tags=["waivers"],
-    response_model=list[WaiverRequestView],
-    responses=AUTH_RESPONSES,
-    summary="The approval queue (pending by default)",
-)
-async def waiver_queue(
-    _who: Reader,
-    sessions: Sessions,
-    status: WaiverStatus | None = WaiverStatus.PENDING,
-    account_id: Annotated[str | None, Query(pattern=ACCOUNT_PATTERN)] = None,
-) -> list[WaiverRequestView]:
-    return await run_in_threadpool(
-        lambda: ops.waiver_queue(sessions, status=status.value if status else None, account_id=account_id)
-    )
-
-
-WaiverId = Annotated[int, Path(ge=1, le=2**62)]
-
-
-@router.post(
-    "/waivers/{request_id}/approve",
-    tags=["waivers"],
-    response_model=AgreedPlan,
-    responses={**PLAN_RESPONSES, 404: {"description": "No such waiver request (or account)"}},
-    summary="A supervisor approves: the plan is proposed with the supervisor as approver",
-)
-async def approve_waiver(
-    request_id: WaiverId, who: Approver, client: Temporal, sessions: Sessions
-) -> AgreedPlan:
-    return await ops.approve_waiver(client, sessions, request_id, who.name)
-
-
-@router.post(
-    "/waivers/{request_id}/reject",
-    tags=["waivers"],
-    response_model=WaiverRequestView,
-    responses={
-        **AUTH_RESPONSES,
-        **NOT_JSON,
-        404: {"description": "No such waiver request"},
-        409: {"description": "Decided"},
-    },
-    summary="A supervisor turns the waiver down",
-)
-async def reject_waiver(
-    request_id: WaiverId, who: Approver, sessions: Sessions, body: RejectRequest | None = None
-) -> WaiverRequestView:
-    return await ops.reject_waiver(sessions, request_id, who.name, body.note if body else "")
-
-
-# ---- signals ---------------------------------------------------------------------------------------
+#: what a signal (a payment, a complaint, a dispute, a pause, a resume) answers besides 202
 SIGNAL_RESPONSES: dict[int | str, dict[str, Any]] = {
     **ACCOUNT_RESPONSES,
     **NOT_JSON,
+    **CLOSED,
     422: {"description": "Malformed body (the field is named)"},
 }
 
 
-@router.post(
-    "/accounts/{account_id}/payments",
-    tags=["actions"],
-    response_model=Accepted,
-    status_code=202,
-    responses=SIGNAL_RESPONSES,
-    summary="Record a payment; the same reference counts once",
-)
-async def record_payment(
-    account_id: AccountId, body: PaymentRequest, who: Writer, client: Temporal, sessions: Sessions
-) -> Accepted:
-    await ops.record_payment(
-        client, account_id, body.amount, body.currency, body.reference, who.name, sessions=sessions
-    )
-    return Accepted(account_id=account_id, action="payment", by=who.name)
+#: a waiver request's or a refund's id
+QueueItemId = Annotated[int, Path(ge=1, le=2**62)]
 
 
-@router.post(
-    "/accounts/{account_id}/complaints",
-    tags=["actions"],
-    response_model=Accepted,
-    status_code=202,
-    responses=SIGNAL_RESPONSES,
-    summary="File a complaint: contact stops at once until an investigator decides",
-)
-async def file_complaint(
-    account_id: AccountId, body: ComplaintRequest, who: Writer, client: Temporal, sessions: Sessions
-) -> Accepted:
-    await ops.file_complaint(client, account_id, body.reason, who.name, source=body.source, sessions=sessions)
-    return Accepted(account_id=account_id, action="complaint", by=who.name)
-
-
-@router.post(
-    "/accounts/{account_id}/disputes",
-    tags=["actions"],
-    response_model=Accepted,
-    status_code=202,
-    responses=SIGNAL_RESPONSES,
-    summary="File a dispute: no collection until the debt is verified",
-)
-async def file_dispute(
-    account_id: AccountId, body: DisputeRequest, who: Writer, client: Temporal, sessions: Sessions
-) -> Accepted:
-    await ops.file_dispute(client, account_id, body.reason, who.name, sessions=sessions)
-    return Accepted(account_id=account_id, action="dispute", by=who.name)
-
-
-@router.post(
-    "/accounts/{account_id}/pause",
-    tags=["actions"],
-    response_model=Accepted,
-    status_code=202,
-    responses=SIGNAL_RESPONSES,
-    summary="Pause collection (an operator hold)",
-)
-async def pause(
-    account_id: AccountId, body: ReasonRequest, who: Writer, client: Temporal, sessions: Sessions
-) -> Accepted:
-    await ops.pause(client, account_id, body.reason, who.name, sessions=sessions)
-    return Accepted(account_id=account_id, action="pause", by=who.name)
-
-
-@router.post(
-    "/accounts/{account_id}/resume",
-    tags=["actions"],
-    response_model=Accepted,
-    status_code=202,
-    responses=SIGNAL_RESPONSES,
-    summary="Lift an operator pause (or a negotiation wait)",
-)
-async def resume(
-    account_id: AccountId, body: ReasonRequest, who: Writer, client: Temporal, sessions: Sessions
-) -> Accepted:
-    await ops.resume(client, account_id, body.reason, who.name, sessions=sessions)
-    return Accepted(account_id=account_id, action="resume", by=who.name)
+def decision_responses(thing: str) -> dict[int | str, dict[str, Any]]:
+    """What a supervisor's once-only decision on a queued item answers besides 200."""
+    return {
+        **AUTH_RESPONSES,
+        **NOT_JSON,
+        404: {"description": f"No such {thing}"},
+        409: {"description": "Decided already"},
+    }

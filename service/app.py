@@ -5,6 +5,7 @@ Run with ``python starter.py service`` (or ``uvicorn service.app:create_app --fa
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,8 +13,22 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from temporalio.client import Client
 
+from runtime import tracing
 from runtime.settings import Settings, get_settings
-from service import agency, api, codec, console, dashboard, metrics, selfservice, webhooks
+from service import (
+    agency,
+    api_accounts,
+    api_holds,
+    api_payments,
+    api_plans,
+    codec,
+    console,
+    dashboard,
+    metrics,
+    selfservice,
+    webhooks,
+)
+from store.db import SchemaBehind, ensure_schema
 
 log = logging.getLogger("humane_collect.service")
 
@@ -25,8 +40,18 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     A Temporal outage at start must not take the webhooks down: they still record what Twilio
     tells us in the database, and the workflows catch up through the outcome poller.
     """
+    settings = app.state.settings
+    # the schema first: a fresh database must not answer 500 "no such table" (production: refuse)
+    try:
+        await asyncio.to_thread(ensure_schema, settings.database_url, migrate=settings.migrate_on_start)
+    except SchemaBehind as exc:
+        log.error("%s", exc)
+        raise SystemExit(2) from None
     if getattr(app.state, "temporal_client", None) is None:
         from runtime.temporal import connect
+
+        if not tracing.enabled():  # run by uvicorn --factory: nothing set it up before
+            tracing.setup_tracing(settings, "collect-service")
 
         try:
             app.state.temporal_client = await connect(app.state.settings)
@@ -46,7 +71,9 @@ def create_app(settings: Settings | None = None, temporal_client: Client | None 
     app.state.settings = settings
     if temporal_client is not None:
         app.state.temporal_client = temporal_client
-    for module in (webhooks, api, console, selfservice, codec, dashboard, agency, metrics):
+    app.add_middleware(tracing.TraceRequests)  # one span per request, continuing the caller's trace
+    api = (api_accounts, api_plans, api_payments, api_holds)  # the /api routers, one per concern
+    for module in (webhooks, *api, console, selfservice, codec, dashboard, agency, metrics):
         app.include_router(module.router)
     return app
 
@@ -60,6 +87,7 @@ def make_server(settings: Settings, temporal_client: Client):  # type: ignore[no
         host=settings.service_host,
         port=settings.service_port,
         log_level="warning",
+        log_config=None,  # uvicorn's lines go through the process's own logging (text or JSON)
         proxy_headers=True,
     )
     return uvicorn.Server(config)

@@ -4,13 +4,13 @@ Why it is built this way:
 
 * **Same token, same rules as the API.** An agent logs in with their API token; it is kept in the
   ``collect_token`` cookie (httponly, SameSite=Strict) and checked by :mod:`service.auth`, so a role
-  means the same on a page and on the API, and every write is audited by :mod:`service.operations`
-  under the agent's name.
+  means the same on a page and on the API, and every write is audited by the operations layer
+  (:mod:`service.operations`) under the agent's name.
 * **CSRF.** A cookie is sent by the browser on its own, so every form carries a token derived from
   the session's token (HMAC, not guessable without it) and a POST without the right one is refused.
   SameSite=Strict is the second fence.
 * **Preview before submit.** The plan builder posts to a preview that runs the pure
-  ``operations.preview_plan`` (the functions the workflow's validator runs) and shows the instalment
+  ``plans.preview_plan`` (the functions the workflow's validator runs) and shows the instalment
   schedule and every broken rule by name; nothing reaches the workflow until the agent submits. A
   few lines of JavaScript refresh the preview as the form changes; without JavaScript the Preview
   button does the same with a full page.
@@ -43,10 +43,11 @@ from temporalio.service import RPCError
 from domain.accounts import HoldKind, Mode, Stage
 from domain.money import exponent, format_minor, parse_major
 from domain.plans import PlanKind, PlanProposal, Violation
+from service import accounts, holds, payments, plans
 from service import operations as ops
 from service.auth import COOKIE, Principal, identify, parse_tokens
 from service.state import app_sessions, app_settings, temporal_client
-from store import repo
+from store.accounts import account_snapshot
 
 router = APIRouter()
 
@@ -261,12 +262,12 @@ async def search_page(request: Request) -> Response:
     searched = any(
         k in q for k in ("stage", "mode", "hold", "dpd_min", "dpd_max", "balance_min", "balance_max")
     )
-    results: list[ops.AccountSummary] = []
+    results: list[accounts.AccountSummary] = []
     query_text = ""
     if searched and not errors:
-        query_text = ops.visibility_query(**filters)
+        query_text = accounts.visibility_query(**filters)
         try:
-            results = await ops.find_accounts(
+            results = await accounts.find_accounts(
                 await temporal_client(request), **filters, limit=100, sessions=app_sessions(request)
             )
         except RPCError as exc:
@@ -304,17 +305,17 @@ async def _account_context(request: Request, account_id: str) -> dict[str, Any]:
     client = await temporal_client(request)
     sessions = app_sessions(request)
     status, timeline, history, terms = await asyncio.gather(
-        ops.account_status(client, account_id),
-        ops.account_timeline(client, account_id),
-        asyncio.to_thread(ops.contact_history, sessions, account_id),
-        asyncio.to_thread(ops.plan_terms, sessions, account_id),
+        accounts.account_status(client, account_id, sessions=sessions),
+        accounts.account_timeline(client, account_id, sessions=sessions),
+        asyncio.to_thread(accounts.contact_history, sessions, account_id),
+        asyncio.to_thread(plans.plan_terms, sessions, account_id),
     )
     entries = timeline.entries
     shown = entries[:TIMELINE_SHOWN]
     hidden = len(entries) - len(shown)
     if hidden > 0:
         shown = [*shown[:-1], entries[-1]] if len(shown) > 1 else shown
-    waivers = await asyncio.to_thread(ops.waiver_queue, sessions, status="pending", account_id=account_id)
+    waivers = await asyncio.to_thread(plans.waiver_queue, sessions, status="pending", account_id=account_id)
     return {
         "status": status,
         "timeline": timeline,
@@ -381,12 +382,12 @@ def _proposal(values: dict[str, str], currency: str) -> tuple[PlanProposal | Non
         return None, problems
 
 
-def _preview(status: Any, terms: ops.PlanTerms, values: dict[str, str]) -> dict[str, Any]:
+def _preview(status: Any, terms: plans.PlanTerms, values: dict[str, str]) -> dict[str, Any]:
     proposal, problems = _proposal(values, status.currency)
     if proposal is None:
         return {"preview": None, "problems": problems, "blocking": problems}
-    preview = ops.preview_plan(status, terms, proposal)
-    blocking = [v for v in preview.violations if v.rule != ops.APPROVER_RULE]
+    preview = plans.preview_plan(status, terms, proposal)
+    blocking = [v for v in preview.violations if v.rule != plans.APPROVER_RULE]
     return {"preview": preview, "problems": preview.violations, "blocking": blocking}
 
 
@@ -403,10 +404,8 @@ async def _account_page(
 ) -> Response:
     try:
         context = await _account_context(request, account_id)
-    except ops.AccountNotFound:
-        return error_page(
-            request, 404, "No such account", f"There is no account {account_id}.", principal=who
-        )
+    except (ops.AccountNotFound, ops.AccountClosed) as exc:
+        return _unavailable(request, who, exc)
     values = _plan_form(form, context["status"])
     result: dict[str, Any] = {"preview": None, "problems": problems or [], "blocking": problems or []}
     if with_preview or problems:
@@ -415,6 +414,18 @@ async def _account_page(
             result["problems"], result["blocking"] = problems, problems
     ctx = _base(request, who, account_id=account_id, values=values, notice=notice, **context, **result)
     return page(request, "console/account.html", ctx, status_code=status_code)
+
+
+def _unavailable(
+    request: Request, who: Principal, exc: ops.AccountNotFound | ops.AccountClosed
+) -> HTMLResponse:
+    """404 for an account that does not exist; 409 with the reason for one that exists but cannot take
+    this (its run ended, is closing, or an agency holds it)."""
+    if isinstance(exc, ops.AccountNotFound):
+        return error_page(
+            request, 404, "No such account", f"There is no account {exc.account_id}.", principal=who
+        )
+    return error_page(request, 409, "Account closed", f"Account {exc}.", principal=who)
 
 
 NOTICES = {
@@ -443,11 +454,14 @@ async def plan_preview(request: Request, account_id: str, fragment: int = 0) -> 
     if not fragment:
         return await _account_page(request, who, account_id, form=form, with_preview=True)
     client = await temporal_client(request)
+    sessions = app_sessions(request)
     try:
-        status = await ops.account_status(client, account_id)
-        terms = await asyncio.to_thread(ops.plan_terms, app_sessions(request), account_id)
+        status = await accounts.account_status(client, account_id, sessions=sessions)
+        terms = await asyncio.to_thread(plans.plan_terms, sessions, account_id)
     except ops.AccountNotFound:
         return Response("no such account", status_code=404)
+    except ops.AccountClosed as exc:
+        return Response(str(exc), status_code=409)
     ctx = _base(request, who, status=status, **_preview(status, terms, _plan_form(form, status)))
     return page(request, "console/_plan_result.html", ctx)
 
@@ -462,34 +476,33 @@ async def plan_submit(request: Request, account_id: str) -> Response:
     client = await temporal_client(request)
     sessions = app_sessions(request)
     try:
-        status = await ops.account_status(client, account_id)
-    except ops.AccountNotFound:
-        return error_page(
-            request, 404, "No such account", f"There is no account {account_id}.", principal=who
-        )
+        status = await accounts.account_status(client, account_id, sessions=sessions)
+    except (ops.AccountNotFound, ops.AccountClosed) as exc:
+        return _unavailable(request, who, exc)
     proposal, problems = _proposal(_plan_form(form, status), status.currency)
     if proposal is None:
         return await _account_page(request, who, account_id, form=form, problems=problems, status_code=422)
     # the same pure check as the preview first: a plan that breaks policy never reaches the workflow
     # (whose validator runs the same functions and still has the last word)
-    terms = await asyncio.to_thread(ops.plan_terms, sessions, account_id)
-    preview = ops.preview_plan(status, terms, proposal)
-    blocking = [v for v in preview.violations if v.rule != ops.APPROVER_RULE]
+    terms = await asyncio.to_thread(plans.plan_terms, sessions, account_id)
+    preview = plans.preview_plan(status, terms, proposal)
+    blocking = [v for v in preview.violations if v.rule != plans.APPROVER_RULE]
     if blocking:
         return await _account_page(request, who, account_id, form=form, problems=blocking, status_code=422)
     try:
         if proposal.kind == PlanKind.FEE_WAIVER:
-            await ops.request_waiver(client, sessions, account_id, proposal, who.name)
+            await plans.request_waiver(client, sessions, account_id, proposal, who.name)
             notice = "waiver_queued"
         else:
-            await ops.propose_settlement(client, account_id, proposal, who.name, sessions=sessions)
+            await plans.propose_settlement(client, account_id, proposal, who.name, sessions=sessions)
             notice = "plan_agreed"
     except ops.PlanRejected as exc:
         return await _account_page(
             request, who, account_id, form=form, problems=exc.violations, status_code=422
         )
-    except ops.PlanConflict as exc:
-        conflict = [Violation(rule="plan.conflict", message=str(exc))]
+    except (ops.PlanConflict, ops.AccountClosed) as exc:
+        message = exc.reason if isinstance(exc, ops.AccountClosed) else str(exc)
+        conflict = [Violation(rule="plan.conflict", message=message)]
         return await _account_page(request, who, account_id, form=form, problems=conflict, status_code=409)
     return RedirectResponse(f"{PREFIX}/accounts/{quote(account_id)}?notice={notice}", status_code=303)
 
@@ -504,15 +517,13 @@ async def hold_action(request: Request, account_id: str, action: str) -> Respons
         return posted
     who, form = posted
     reason = str(form.get("reason", "")).strip() or f"{action} from the console"
-    do = ops.pause if action == "pause" else ops.resume
+    do = holds.pause if action == "pause" else holds.resume
     try:
         await do(
             await temporal_client(request), account_id, reason[:500], who.name, sessions=app_sessions(request)
         )
-    except ops.AccountNotFound:
-        return error_page(
-            request, 404, "No such account", f"There is no account {account_id}.", principal=who
-        )
+    except (ops.AccountNotFound, ops.AccountClosed) as exc:
+        return _unavailable(request, who, exc)
     notice = "paused" if action == "pause" else "resumed"
     return RedirectResponse(f"{PREFIX}/accounts/{quote(account_id)}?notice={notice}", status_code=303)
 
@@ -520,7 +531,7 @@ async def hold_action(request: Request, account_id: str, action: str) -> Respons
 # ---- the supervisors' approval queue -----------------------------------------------------------------
 def _currencies(sessions: sessionmaker[Session], account_ids: set[str]) -> dict[str, str]:
     with sessions.begin() as s:
-        snaps = {a: repo.account_snapshot(s, a) for a in account_ids}
+        snaps = {a: account_snapshot(s, a) for a in account_ids}
     return {a: snap.currency for a, snap in snaps.items() if snap is not None}
 
 
@@ -530,7 +541,7 @@ async def approvals(request: Request, notice: str | None = None, error: str | No
     if isinstance(who, Response):
         return who
     sessions = app_sessions(request)
-    queue = await asyncio.to_thread(ops.waiver_queue, sessions, status="pending")
+    queue = await asyncio.to_thread(plans.waiver_queue, sessions, status="pending")
     currencies = await asyncio.to_thread(_currencies, sessions, {v.account_id for v in queue})
     items = []
     for view in queue:
@@ -554,11 +565,51 @@ async def decide(request: Request, request_id: int, decision: str) -> Response:
     sessions = app_sessions(request)
     try:
         if decision == "approve":
-            plan = await ops.approve_waiver(await temporal_client(request), sessions, request_id, who.name)
+            plan = await plans.approve_waiver(await temporal_client(request), sessions, request_id, who.name)
             message = f"Approved: plan {plan.plan_id} agreed."
         else:
-            await ops.reject_waiver(sessions, request_id, who.name, str(form.get("note", "")).strip())
+            await plans.reject_waiver(sessions, request_id, who.name, str(form.get("note", "")).strip())
             message = f"Request {request_id} rejected."
-    except (ops.WaiverNotFound, ops.WaiverAlreadyDecided, ops.PlanRejected, ops.PlanConflict) as exc:
+    except (
+        ops.WaiverNotFound,
+        ops.WaiverAlreadyDecided,
+        ops.PlanRejected,
+        ops.PlanConflict,
+        ops.AccountClosed,
+    ) as exc:
         return RedirectResponse(f"{PREFIX}/approvals?error={quote(str(exc))}", status_code=303)
     return RedirectResponse(f"{PREFIX}/approvals?notice={quote(message)}", status_code=303)
+
+
+# ---- the refund queue ----------------------------------------------------------------------------------
+REFUND_DECISIONS = ("refunded", "applied")
+
+
+@router.get(f"{PREFIX}/refunds", response_class=HTMLResponse, include_in_schema=False)
+async def refunds(request: Request, notice: str | None = None, error: str | None = None) -> Response:
+    """Open refunds (any reading role); supervisors resolve them here."""
+    who = _who(request, "read")
+    if isinstance(who, Response):
+        return who
+    queue = await asyncio.to_thread(payments.refund_queue, app_sessions(request), status="open")
+    ctx = _base(request, who, items=queue, decisions=REFUND_DECISIONS, notice=notice, error=error)
+    return page(request, "console/refunds.html", ctx)
+
+
+@router.post(PREFIX + "/refunds/{refund_id}/resolve", include_in_schema=False)
+async def resolve_refund(request: Request, refund_id: int) -> Response:
+    """A supervisor's decision (CSRF-checked like every console form), audited under their name."""
+    posted = await _posted(request, "approve")
+    if isinstance(posted, Response):
+        return posted
+    who, form = posted
+    status = str(form.get("status", ""))
+    note = str(form.get("note", "")).strip()[:1000]
+    try:
+        view = await asyncio.to_thread(
+            payments.resolve_refund, app_sessions(request), refund_id, status, note, who.name
+        )
+    except (ops.RefundNotFound, ops.RefundAlreadyResolved, ops.InvalidRequest) as exc:
+        return RedirectResponse(f"{PREFIX}/refunds?error={quote(str(exc))}", status_code=303)
+    message = f"Refund #{view.id} {view.status}."
+    return RedirectResponse(f"{PREFIX}/refunds?notice={quote(message)}", status_code=303)

@@ -2,7 +2,7 @@
 
 No JavaScript, no CDN, nothing fetched by the browser but the page itself: the charts are inline SVG
 built by the small pure functions below (each takes plain numbers and returns markup, so a test can
-look at them without a browser), and the numbers come from :func:`store.repo.dashboard_data`.
+look at them without a browser), and the numbers come from :func:`store.reporting.dashboard_data`.
 
 Charts: the portfolio funnel by stage, the recovery rate over time, contact outcomes by channel, the
 silent/abandoned-call rate against the 3% line, settlements proposed/accepted/kept/broken, holds and
@@ -24,7 +24,9 @@ from markupsafe import Markup
 from domain.money import format_minor
 from service.auth import Principal, require
 from service.state import app_sessions
-from store import repo
+from store.audit import latest_event_at
+from store.governor import latest_attempt_at
+from store.reporting import DashboardData, dashboard_data
 
 router = APIRouter(tags=["dashboard"])
 TEMPLATES = Environment(
@@ -306,13 +308,16 @@ def donut_svg(parts_in: dict[str, int], colours: dict[str, str], label: str) -> 
     return _svg(width, height, "".join(parts), label)
 
 
-def render_dashboard(data: repo.DashboardData, now: datetime) -> str:
+def render_dashboard(data: DashboardData, now: datetime) -> str:
     answered = sum(a for _, _, a in data.silent)
     silent = sum(s for _, s, _ in data.silent)
     rate = silent / answered if answered else 0.0
     collected = data.recovery[-1][2] if data.recovery else 0
     recovery = collected / data.opening_total if data.opening_total else 0.0
-    open_accounts = sum(n for _, n in data.funnel)
+    # every account not closed: what `temporal workflow count --query "WorkflowType IN
+    # ('DelinquencyWorkflow', 'SettlementWorkflow') AND ExecutionStatus = 'Running'"` counts (a bare
+    # count also counts the field visits, child workflows of their accounts)
+    open_accounts = data.open_accounts
     open_complaints = (
         data.complaints["within_sla"] + data.complaints["overdue"] + data.complaints["escalated"]
     )
@@ -365,6 +370,8 @@ def dashboard(request: Request, who: Reader) -> HTMLResponse:
     """The reporting dashboard (any role that may read: agent, supervisor, auditor)."""
     now = datetime.now(UTC)
     with app_sessions(request).begin() as s:
-        now = max(now, repo.latest_event_at(s) or now)
-        data = repo.dashboard_data(s, now)
+        # policy time: under the demo's day scaling it runs ahead of the wall clock; the newest audit
+        # line or contact attempt says how far (store/governor.py: the campaign's clock)
+        now = max([now, *(t for t in (latest_event_at(s), latest_attempt_at(s)) if t is not None)])
+        data = dashboard_data(s, now)
     return HTMLResponse(render_dashboard(data, now))

@@ -1,7 +1,7 @@
 """``GET /metrics``: the HTTP service's Prometheus endpoint (and ``GET /healthz`` for the container).
 
 The business figures (contacts by channel and outcome, denials by rule, the abandoned-call rate,
-accounts by stage and hold, settlements, amounts recovered) are computed from the application database
+accounts by stage and hold, settlements, amounts recovered, open refunds, operator alerts) are computed from the application database
 at scrape time by :class:`runtime.metrics.BusinessCollector`, so this endpoint is correct however many
 workers run and whenever they restarted. It carries aggregates only, never a name or a number; keep it
 on the internal network all the same (amounts recovered are business figures).

@@ -14,7 +14,7 @@ Why it is built this way:
   last date, the instalment range, the promise window, the fee waiver on hardship evidence.
 * **Two actions:** ask for a plan (the ``negotiation_requested`` signal: dunning pauses while an agent
   answers) or promise a payment date (a ``promise_to_pay`` proposal through
-  ``operations.propose_settlement`` with actor ``debtor``; checked first by the same pure preview, so a
+  ``plans.propose_settlement`` with actor ``debtor``; checked first by the same pure preview, so a
   promise outside the rules is explained instead of sent).
 * **No personal data beyond what the debtor needs:** no name, and only the masked phone number.
 * **Both languages** (en, zh-CN) from ``templates/selfservice/strings.toml``; the account's language
@@ -33,18 +33,17 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session, sessionmaker
-from temporalio.service import RPCError, RPCStatusCode
 
-from domain.accounts import HoldKind, Language, Mode, workflow_id_for
+from domain.accounts import HoldKind, Language, Mode
 from domain.money import format_minor, parse_major
 from domain.plans import PlanKind, PlanProposal, add_months, split_evenly
-from domain.policy import load_policy
 from domain.timeline import STOPS_CONTACT, AccountStatus, Timeline
-from service import links
+from service import accounts, links, plans
 from service import operations as ops
+from service import temporal_calls as calls
 from service.console import HERE, page
 from service.state import app_sessions, app_settings, temporal_client
-from store import repo
+from store.accounts import account_snapshot
 from workflows.messages import NegotiationRequest
 
 router = APIRouter()
@@ -119,18 +118,19 @@ def _account_for(request: Request, token: str, lang: str | None) -> str | HTMLRe
         return _friendly(request, 403, "forged_title", "forged_body", lang or "en")
 
 
-def _snapshot_facts(sessions: sessionmaker[Session], account_id: str) -> tuple[str, ops.PlanTerms] | None:
-    """The account's language and plan terms; the name and number it also holds stay here."""
+def _snapshot_facts(sessions: sessionmaker[Session], account_id: str) -> tuple[str, plans.PlanTerms] | None:
+    """The account's language and plan terms (the policy version it runs); the name and number it
+    also holds stay here."""
     with sessions.begin() as s:
-        snap = repo.account_snapshot(s, account_id)
-    if snap is None:
-        return None
-    return snap.language.value, ops.PlanTerms.from_snapshot(snap)
+        snap = account_snapshot(s, account_id)
+        if snap is None:
+            return None
+        return snap.language.value, plans.terms_of(s, snap)
 
 
-def _options(status: AccountStatus, terms: ops.PlanTerms, t: Texts) -> list[str]:
+def _options(status: AccountStatus, terms: plans.PlanTerms, t: Texts) -> list[str]:
     """The plan options this account's policy allows, in the debtor's words."""
-    rules = load_policy(terms.policy).settlement
+    rules = terms.policy_rules.settlement
     money = lambda minor: format_minor(minor, status.currency)  # noqa: E731
     out = []
     last_deferral = add_months(terms.overdue_since, rules.max_deferral_months)
@@ -198,7 +198,8 @@ async def _render(
 ) -> HTMLResponse:
     st = app_settings(request)
     client = await temporal_client(request)
-    facts = await asyncio.to_thread(_snapshot_facts, app_sessions(request), account_id)
+    sessions = app_sessions(request)
+    facts = await asyncio.to_thread(_snapshot_facts, sessions, account_id)
     if facts is None:
         return _friendly(request, 404, "missing_title", "missing_body", lang or "en")
     language, terms = facts
@@ -206,11 +207,14 @@ async def _render(
     t = Texts(chosen)
     try:
         status, timeline = await asyncio.gather(
-            ops.account_status(client, account_id), ops.account_timeline(client, account_id)
+            accounts.account_status(client, account_id, sessions=sessions),
+            accounts.account_timeline(client, account_id, sessions=sessions),
         )
     except ops.AccountNotFound:
         return _friendly(request, 404, "missing_title", "missing_body", chosen)
-    policy = load_policy(terms.policy)
+    except ops.AccountClosed:  # stored, but its run is gone: nothing to show but that
+        return _friendly(request, 409, "missing_title", "missing_body", chosen)
+    policy = terms.policy_rules
     today = status.policy_now.date()
     context = {
         "t": t,
@@ -278,22 +282,19 @@ async def request_plan(request: Request, token: str) -> Response:
     if isinstance(account_id, Response):
         return account_id
     client = await temporal_client(request)
+    sessions = app_sessions(request)
+    problem = Texts(lang)("unavailable", phone=app_settings(request).callback_number)
     try:
-        status = await ops.account_status(client, account_id)
+        status = await accounts.account_status(client, account_id, sessions=sessions)
+        # a closing run would take the request and do nothing with it
+        if status.mode != Mode.DUNNING or status.closing is not None:
+            return await _render(request, token, account_id, lang, problems=[problem], status_code=409)
+        ask = NegotiationRequest(channel="self_service", note="debtor's self-service page")
+        await calls.signal(client, sessions, account_id, "negotiation_requested", ask)
     except ops.AccountNotFound:
         return _friendly(request, 404, "missing_title", "missing_body", lang)
-    if status.mode != Mode.DUNNING:
-        problem = Texts(lang)("unavailable", phone=app_settings(request).callback_number)
+    except ops.AccountClosed:
         return await _render(request, token, account_id, lang, problems=[problem], status_code=409)
-    try:
-        await client.get_workflow_handle(workflow_id_for(account_id)).signal(
-            "negotiation_requested",
-            NegotiationRequest(channel="self_service", note="debtor's self-service page"),
-        )
-    except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
-            return _friendly(request, 404, "missing_title", "missing_body", lang)
-        raise
     return RedirectResponse(_here(token, lang, done="requested"), status_code=303)
 
 
@@ -328,21 +329,25 @@ async def promise_to_pay(request: Request, token: str) -> Response:
     client = await temporal_client(request)
     sessions = app_sessions(request)
     try:
-        status = await ops.account_status(client, account_id)
-        terms = await asyncio.to_thread(ops.plan_terms, sessions, account_id)
+        status = await accounts.account_status(client, account_id, sessions=sessions)
+        terms = await asyncio.to_thread(plans.plan_terms, sessions, account_id)
     except ops.AccountNotFound:
         return _friendly(request, 404, "missing_title", "missing_body", lang)
+    except ops.AccountClosed:
+        return _friendly(request, 409, "missing_title", "missing_body", lang)
     proposal, problems = _promise(values, status.currency, t)
     if proposal is not None:
-        preview = ops.preview_plan(status, terms, proposal)
+        preview = plans.preview_plan(status, terms, proposal)
         problems = [f"{v.message} ({v.rule})" for v in preview.violations]
+    status_code = 422
     if proposal is not None and not problems:
         try:
-            await ops.propose_settlement(client, account_id, proposal, "debtor", sessions=sessions)
+            await plans.propose_settlement(client, account_id, proposal, "debtor", sessions=sessions)
         except ops.PlanRejected as exc:
             problems = [f"{v.message} ({v.rule})" for v in exc.violations]
-        except ops.PlanConflict:
+        except (ops.PlanConflict, ops.AccountClosed):
             problems = [t("unavailable", phone=app_settings(request).callback_number)]
+            status_code = 409
     if problems:
         return await _render(
             request,
@@ -351,6 +356,6 @@ async def promise_to_pay(request: Request, token: str) -> Response:
             lang,
             problems=[t.rejected, *problems],
             promise=values,
-            status_code=422,
+            status_code=status_code,
         )
     return RedirectResponse(_here(token, lang, done="promised"), status_code=303)

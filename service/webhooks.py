@@ -6,10 +6,11 @@ Why it is built this way:
   URL Twilio signed (``public_base_url`` + path + query, see :mod:`service.signing`); a missing or
   wrong signature is answered 403 before the database or Temporal is touched.
 * **The database first, then the signal.** A callback is applied to the contact attempt in one
-  transaction (out-of-order and repeated statuses are absorbed by ``repo.update_attempt_status_by_sid``,
-  which never regresses a final outcome), then the account's workflow (``account-<id>``) is signalled.
-  The send activity's live gate reads the database, so an opt-out protects the debtor even before the
-  workflow hears of it; a lost signal is repaired by the outcome poller, which reads the same rows.
+  transaction (out-of-order and repeated statuses are absorbed by
+  ``store.contacts.update_attempt_status_by_sid``, which never regresses a final outcome), then the
+  account's workflow (``account-<id>``) is signalled. The send activity's live gate reads the
+  database, so an opt-out protects the debtor even before the workflow hears of it; a lost signal is
+  repaired by the outcome poller, which reads the same rows.
 * **Unknown SIDs are a 200 no-op** (Twilio would retry or log 11200 otherwise) and are logged with the
   number masked. No phone number is ever logged in clear.
 * **Blocking work off the event loop.** Database work runs in the thread pool; the handlers await only
@@ -39,7 +40,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, ImmutableMultiDict
 from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.rest import Client as TwilioClient
 from twilio.twiml.voice_response import VoiceResponse
@@ -52,13 +53,23 @@ from domain.money import format_minor
 from domain.outcomes import CALL_FINAL, MESSAGE_FINAL, call_outcome, message_outcome
 from domain.templates import render
 from runtime.settings import Settings
+from service import temporal_calls as calls
 from service import twiml
 from service.signing import request_is_valid
 from service.state import app_sessions, app_settings
 from store import governor as governor_store
-from store import repo
+from store.accounts import account_snapshot
+from store.audit import audit, audit_entries
+from store.contacts import (
+    AttemptView,
+    accounts_with_emergency_phone,
+    attempt_by_sid,
+    set_contact_status,
+    set_emergency_status,
+    update_attempt_status_by_sid,
+)
 from store.models import AccountRow, ContactPoint, Debtor
-from store.repo import AttemptView, ContactStatus
+from store.rows import ContactStatus
 from workflows.messages import NegotiationRequest, OptOut, OutcomeReport
 
 log = logging.getLogger("humane_collect.webhooks")
@@ -152,20 +163,17 @@ async def _signal(client: Client | None, account_id: str, name: str, arg: object
         log.info("no Temporal client: %s for %s not signalled", name, account_id)
         return False
     try:
-        await client.get_workflow_handle(workflow_id_for(account_id)).signal(name, arg)
+        told = await calls.signal_workflow(client, workflow_id_for(account_id), name, arg)
     except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
-            log.info("workflow of %s is not running: %s dropped", account_id, name)
-            return False
         log.error("signal %s to %s failed: %s", name, account_id, err)
         raise HTTPException(status_code=503, detail="workflow service unavailable") from err
-    return True
+    if not told:  # the account's run has ended: the database holds what happened
+        log.info("workflow of %s is not running: %s dropped", account_id, name)
+    return told
 
 
 def _audit(s: Session, account_id: str, action: str, decision: str, now: datetime, **details: Any) -> None:
-    repo.audit(
-        s, at=now, account_id=account_id, actor=ACTOR, action=action, decision=decision, details=details
-    )
+    audit(s, at=now, account_id=account_id, actor=ACTOR, action=action, decision=decision, details=details)
 
 
 def _changed(before: AttemptView, after: AttemptView) -> bool:
@@ -206,11 +214,11 @@ def _apply_message_status(
 ) -> Applied | None:
     final = status in MESSAGE_FINAL
     with sessions.begin() as s:
-        before = repo.attempt_by_sid(s, sid)
+        before = attempt_by_sid(s, sid)
         if before is None:
             return None
         outcome = message_outcome(status, code) if final else None
-        after = repo.update_attempt_status_by_sid(s, sid, status, outcome, code, now)
+        after = update_attempt_status_by_sid(s, sid, status, outcome, code, now)
         assert after is not None
         if _changed(before, after):
             _audit(
@@ -224,11 +232,11 @@ def _apply_message_status(
         ):  # the emergency contact's number, not the debtor's
             if code in SMS_UNREACHABLE or code in SMS_OPTED_OUT:
                 status = ContactStatus.UNREACHABLE if code in SMS_UNREACHABLE else ContactStatus.OPTED_OUT
-                repo.set_emergency_status(s, after.account_id, status, now)
+                set_emergency_status(s, after.account_id, status, now)
         elif took and code in SMS_UNREACHABLE:
-            repo.set_contact_status(s, after.account_id, Channel.SMS, ContactStatus.UNREACHABLE, now)
+            set_contact_status(s, after.account_id, Channel.SMS, ContactStatus.UNREACHABLE, now)
         elif took and code in SMS_OPTED_OUT:
-            repo.set_contact_status(s, after.account_id, Channel.SMS, ContactStatus.OPTED_OUT, now)
+            set_contact_status(s, after.account_id, Channel.SMS, ContactStatus.OPTED_OUT, now)
         return Applied(account_id=after.account_id, report=_report(after, final, now))
 
 
@@ -252,7 +260,7 @@ def _call_facts(s: Session, account_id: str, sid: str) -> tuple[str | None, int 
     """AnsweredBy and CallDuration already heard for this call (AMD and status callbacks race)."""
     answered_by: str | None = None
     duration: int | None = None
-    for entry in repo.audit_entries(s, account_id):
+    for entry in audit_entries(s, account_id):
         if entry.actor != ACTOR or entry.details.get("sid") != sid:
             continue
         answered_by = entry.details.get("answered_by") or answered_by
@@ -272,14 +280,14 @@ def _apply_call_status(
 ) -> Applied | None:
     final = status in CALL_FINAL
     with sessions.begin() as s:
-        before = repo.attempt_by_sid(s, sid)
+        before = attempt_by_sid(s, sid)
         if before is None:
             return None
         outcome = None
         if final:
             known_by, _ = _call_facts(s, before.account_id, sid)
             outcome = call_outcome(status, answered_by or known_by, duration)
-        after = repo.update_attempt_status_by_sid(s, sid, status, outcome, None, now)
+        after = update_attempt_status_by_sid(s, sid, status, outcome, None, now)
         assert after is not None
         if _changed(before, after):
             _audit(
@@ -309,7 +317,7 @@ async def call_status(request: Request, params: FormData = Depends(twilio_params
 
 def _apply_amd(sessions: sessionmaker[Session], sid: str, answered_by: str, now: datetime) -> Applied | None:
     with sessions.begin() as s:
-        before = repo.attempt_by_sid(s, sid)
+        before = attempt_by_sid(s, sid)
         if before is None:
             return None
         known_by, duration = _call_facts(s, before.account_id, sid)
@@ -319,7 +327,7 @@ def _apply_amd(sessions: sessionmaker[Session], sid: str, answered_by: str, now:
         status = (before.provider_status or "").lower()
         if status not in CALL_FINAL:
             # the final status callback will use it; a machine still recording gets the limited message
-            snap = repo.account_snapshot(s, before.account_id)
+            snap = account_snapshot(s, before.account_id)
             return Applied(
                 account_id=before.account_id,
                 voicemail=first and answered_by in MACHINE_END,
@@ -329,7 +337,7 @@ def _apply_amd(sessions: sessionmaker[Session], sid: str, answered_by: str, now:
             return Applied(account_id=before.account_id)
         # AMD decided after the call ended: refine the outcome (e.g. conversation -> silent)
         refined = call_outcome("completed", answered_by, duration)
-        after = repo.update_attempt_status_by_sid(s, sid, "completed", refined, None, now)
+        after = update_attempt_status_by_sid(s, sid, "completed", refined, None, now)
         assert after is not None
         report = _report(after, True, now) if _changed(before, after) else None
         return Applied(account_id=before.account_id, report=report)
@@ -422,10 +430,10 @@ class CallContext:
 
 def _call_context(sessions: sessionmaker[Session], sid: str) -> CallContext | None:
     with sessions.begin() as s:
-        view = repo.attempt_by_sid(s, sid)
+        view = attempt_by_sid(s, sid)
         if view is None:
             return None
-        snap = repo.account_snapshot(s, view.account_id)
+        snap = account_snapshot(s, view.account_id)
         if snap is None:
             return None
         return CallContext(
@@ -443,7 +451,7 @@ def _record_key(
     with sessions.begin() as s:
         _audit(s, account_id, "gather", f"key_{digits or 'none'}", now, sid=sid, channel="voice")
         if digits == "9":
-            return repo.set_contact_status(s, account_id, Channel.VOICE, ContactStatus.OPTED_OUT, now)
+            return set_contact_status(s, account_id, Channel.VOICE, ContactStatus.OPTED_OUT, now)
     return False
 
 
@@ -536,13 +544,13 @@ def _apply_inbound(
         result = Inbound(kind=kind, accounts=found)
         for account_id, _, _ in found:
             _audit(s, account_id, "inbound_sms", kind, now, sid=sid, length=len(word))
-            if kind == "stop" and repo.set_contact_status(
+            if kind == "stop" and set_contact_status(
                 s, account_id, Channel.SMS, ContactStatus.OPTED_OUT, now
             ):
                 result.newly_opted_out.append(account_id)
         if kind == "stop":  # an emergency contact who wants no more texts gets none (the gate reads it)
-            for account_id in repo.accounts_with_emergency_phone(s, phone):
-                if repo.set_emergency_status(s, account_id, ContactStatus.OPTED_OUT, now):
+            for account_id in accounts_with_emergency_phone(s, phone):
+                if set_emergency_status(s, account_id, ContactStatus.OPTED_OUT, now):
                     _audit(s, account_id, "inbound_sms", "emergency_contact_opted_out", now, sid=sid)
     return result
 
@@ -600,19 +608,21 @@ async def inbound_sms(request: Request, params: FormData = Depends(twilio_params
 
 # ---- operators ------------------------------------------------------------------------------------
 def _governor_reports(
-    sessions: sessionmaker[Session], campaign: str | None, now: datetime
+    sessions: sessionmaker[Session], campaign: str | None, wall: datetime
 ) -> list[dict[str, Any]]:
     with sessions.begin() as s:
         names = [campaign] if campaign else governor_store.campaigns(s)
-        return [governor_store.campaign_report(s, name, now).model_dump() for name in names]
+        return [governor_store.governor_report(s, name, wall).model_dump(mode="json") for name in names]
 
 
 @router.get("/ops/governor", tags=["operators"])
 async def governor_status(request: Request, campaign: str | None = None) -> Any:
-    """The abandoned-call rate per campaign over its rolling window, and whether voice is paused.
+    """The abandoned-call rate per campaign over its rolling window, whether voice is paused and until when.
 
-    With ``?campaign=NAME``: one object ``{campaign, live_answered, abandoned, pending, rate, paused, …}``;
-    without: a list, one per campaign.
+    With ``?campaign=NAME``: one object ``{campaign, live_answered, abandoned, pending, rate, paused,
+    paused_until, as_of, windows, …}``; without: a list, one per campaign. The windows end at the
+    campaign's policy now (``as_of``: under the demo's day scaling, the policy time of its newest
+    contact attempt, see ``store/governor.py``), so a 24-hour window is one policy day.
     """
     reports = await run_in_threadpool(_governor_reports, app_sessions(request), campaign, _now())
     return reports[0] if campaign else reports

@@ -6,6 +6,7 @@ those threads is simpler and faster than an async engine bridged back into threa
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
+log = logging.getLogger("humane_collect.db")
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -134,6 +136,47 @@ def upgrade(url: str | URL, revision: str = "head") -> None:
     from alembic import command
 
     command.upgrade(alembic_config(url), revision)
+
+
+class SchemaBehind(RuntimeError):
+    """The database is not at the code's migration head, and this process may not migrate it."""
+
+
+def schema_revisions(url: str | URL) -> tuple[str | None, str]:
+    """(the database's Alembic revision, None for an empty database; the code's head revision)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None
+    engine = migration_engine(url)
+    try:
+        with engine.connect() as connection:
+            current = MigrationContext.configure(connection).get_current_revision()
+    finally:
+        engine.dispose()
+    return current, head
+
+
+def ensure_schema(url: str | URL, *, migrate: bool) -> str:
+    """Make sure the schema is the code's before a process serves anything; the head revision.
+
+    In development (``migrate``) it is brought up to date, as ``intake`` always did; so a worker or
+    service started first on a fresh database works instead of answering 500 "no such table". In
+    production a schema change is a deliberate step (the compose ``migrate`` job, ``./collect
+    migrate``), so a database behind the code is refused with one line naming that command.
+    """
+    current, head = schema_revisions(url)
+    if current == head:
+        return head
+    if migrate:
+        upgrade(url)
+        log.info("database migrated from %s to %s", current or "(empty)", head)
+        return head
+    raise SchemaBehind(
+        f"the database is at migration {current or '(empty)'} and this release needs {head}: "
+        "run `./collect migrate` (or `alembic upgrade head`) first"
+    )
 
 
 def downgrade(url: str | URL, revision: str) -> None:

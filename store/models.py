@@ -55,7 +55,7 @@ HOLD_KINDS = (
 )
 AUDIENCES = ("debtor", "third_party")
 ATTEMPT_STATES = ("reserved", "accepted", "rejected", "retryable", "indeterminate", "denied")
-PLAN_STATUSES = ("active", "completed", "broken")
+PLAN_STATUSES = ("active", "completed", "broken", "cancelled")
 INSTALMENT_STATUSES = ("due", "paid", "missed")
 
 
@@ -162,6 +162,9 @@ class AccountRow(Base):
     dpd: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # The policy and profile versions the account's workflow runs (0006); see ``rule_versions``.
+    policy_version: Mapped[str | None] = mapped_column(String(100))
+    profile_version: Mapped[str | None] = mapped_column(String(100))
 
     debtor: Mapped[Debtor] = relationship(lazy="joined", innerjoin=True)
     holds: Mapped[list[HoldRow]] = relationship(lazy="selectin", order_by="HoldRow.id")
@@ -216,6 +219,11 @@ class ContactAttempt(Base):
     sent_at: Mapped[datetime | None]
     # Whom it went to: the debtor, or their emergency contact (0004). Caps count each separately.
     audience: Mapped[str] = mapped_column(String(16), default="debtor", server_default="debtor")
+    # Which try of the send activity holds the clearance (0006): a stalled earlier try that lost it
+    # to a later one must not call the provider.
+    cleared_by: Mapped[int | None] = mapped_column(Integer)
+    # SHA-256 of the text sent (0006): a crashed send adopts only the provider's record of this text.
+    body_digest: Mapped[str | None] = mapped_column(String(64))
 
 
 class PlanRow(Base):
@@ -257,18 +265,64 @@ class InstalmentRow(Base):
 
 
 class PaymentRow(Base):
-    """A payment as the lender reported it; ``reference`` makes a re-delivered payment count once."""
+    """A payment as the lender reported it; ``reference`` makes a re-delivered payment count once.
+
+    Unique per account (0006): lenders reuse invoice numbers across debtors.
+    """
 
     __tablename__ = "payments"
-    __table_args__ = (CheckConstraint("amount_minor > 0", name="amount_positive"),)
+    __table_args__ = (
+        CheckConstraint("amount_minor > 0", name="amount_positive"),
+        UniqueConstraint("account_id", "reference"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.account_id"), index=True)
     amount_minor: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
-    reference: Mapped[str] = mapped_column(String(128), unique=True)
+    reference: Mapped[str] = mapped_column(String(128))
     received_at: Mapped[datetime]
     source: Mapped[str] = mapped_column(String(32))
+
+
+REFUND_STATUSES = ("open", "refunded", "applied")
+
+
+class RefundRow(Base):
+    """Money received beyond what was owed, or after the account closed (0006): an operator refunds
+    it to the debtor or applies it. At most one per payment (account and reference)."""
+
+    __tablename__ = "refunds"
+    __table_args__ = (
+        CheckConstraint("amount_minor > 0", name="amount_positive"),
+        CheckConstraint(one_of("status", REFUND_STATUSES), name="status"),
+        UniqueConstraint("account_id", "reference"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.account_id"))
+    reference: Mapped[str] = mapped_column(String(128))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    reason: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    created_at: Mapped[datetime]
+    resolved_at: Mapped[datetime | None]
+    resolved_by: Mapped[str | None] = mapped_column(String(100))
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class RuleVersionRow(Base):
+    """The text of one version of a policy or profile file (0006), by ``name@digest``."""
+
+    __tablename__ = "rule_versions"
+    __table_args__ = (CheckConstraint(one_of("kind", ("policy", "profile")), name="kind"),)
+
+    version: Mapped[str] = mapped_column(String(100), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    name: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
 
 
 class AuditRow(Base):

@@ -28,6 +28,13 @@ starts and before its answer comes back, so no ``W`` window at the carrier can e
 schedule's headroom absorbs while round trips stay under about 30 ms (the check then hardly ever
 waits, and the gate stays the last thing before the provider call).
 
+Every wait here heartbeats (``heartbeat``, at least every :data:`BEAT_SECONDS`): a try that waits is
+alive, and the server must not time it out and start a retry while it still means to send. The
+admission can also carry the caller's last check (``admit_if``, run in the admitting transaction,
+right after a heartbeat and with nothing but the request itself after it): the send activity checks
+there that its try still holds the send's clearance, so a try that stalled long enough for a retry
+to take over is refused (:class:`NotAdmitted`) instead of sending a second time.
+
 Idle time is not saved up (``max(next_at, now)``): after a quiet minute the next sends still go one
 gap apart, there is no burst. Wall-clock time (``time.time``) throughout: the carrier's limit is (workers' clocks are assumed
 NTP-synchronised, well within the schedule's headroom).
@@ -63,6 +70,10 @@ ADMIT_POLL_SECONDS = 0.01
 
 _US = 1_000_000
 log = logging.getLogger(__name__)
+
+
+class NotAdmitted(Exception):
+    """The caller's ``admit_if`` refused the request at admission: it must not be made."""
 
 
 @dataclass(frozen=True)
@@ -170,19 +181,27 @@ def admit(
     *,
     now: Callable[[], float] = time.time,
     sleep: Callable[[float], None] = time.sleep,
+    heartbeat: Callable[[], None] = lambda: None,
+    admit_if: Callable[[Session], bool] | None = None,
 ) -> int:
     """Wait until a provider request of ``sender`` may start, and register it: its id for :func:`release`.
 
     Admissions of one sender are serialised on its ``sender_pacing`` row (row lock on PostgreSQL,
     the write lock that every SQLite transaction takes here), so the count and the insert are one
-    decision. Requests older than the window are deleted on the way.
+    decision. Requests older than the window are deleted on the way. ``heartbeat`` is called before
+    every round (so also right before the admitting one) and at least every :data:`BEAT_SECONDS`
+    while waiting. ``admit_if(session)`` runs in each round's transaction, after the sender's lock:
+    False raises :class:`NotAdmitted` and registers nothing.
     """
     n, w = window(rate)
     w_us, in_flight_us = int(w * _US), int(IN_FLIGHT_SECONDS * _US)
     while True:
+        heartbeat()
         try:
             with sessions.begin() as s:
                 _lock_sender(s, sender, int(now() * _US))
+                if admit_if is not None and not admit_if(s):
+                    raise NotAdmitted(f"a provider request of {sender} refused by its caller's check")
                 t_us = int(now() * _US)  # read *after* the lock: waiting for it takes time too
                 mine = SenderSendRow.sender == sender
                 s.execute(delete(SenderSendRow).where(mine, SenderSendRow.ends_us <= t_us - w_us))
@@ -199,9 +218,9 @@ def admit(
         except IntegrityError:  # another worker created the sender's row at the same moment
             continue
         wait_us = max(free_at_us - t_us, 1)
-        # an answered request leaves the window at a known moment: sleep exactly until then; one
-        # still in flight may be answered any moment: look again soon
-        sleep(wait_us / _US if wait_us <= w_us else ADMIT_POLL_SECONDS)
+        # an answered request leaves the window at a known moment: sleep exactly until then (a beat
+        # at most, then look again); one still in flight may be answered any moment: look again soon
+        sleep(min(wait_us / _US, BEAT_SECONDS) if wait_us <= w_us else ADMIT_POLL_SECONDS)
 
 
 def release(sessions: sessionmaker[Session], send_id: int, *, now: Callable[[], float] = time.time) -> None:
@@ -212,10 +231,20 @@ def release(sessions: sessionmaker[Session], send_id: int, *, now: Callable[[], 
 
 @contextmanager
 def provider_request(
-    sessions: sessionmaker[Session], sender: str, rate: float, *, now: Callable[[], float] = time.time
+    sessions: sessionmaker[Session],
+    sender: str,
+    rate: float,
+    *,
+    now: Callable[[], float] = time.time,
+    heartbeat: Callable[[], None] = lambda: None,
+    admit_if: Callable[[Session], bool] | None = None,
 ) -> Iterator[None]:
-    """``with provider_request(...): client.messages.create(...)``: the request inside the hard limit."""
-    send_id = admit(sessions, sender, rate, now=now)
+    """``with provider_request(...): client.messages.create(...)``: the request inside the hard limit.
+
+    ``heartbeat`` and ``admit_if`` as in :func:`admit`; a refused request raises :class:`NotAdmitted`
+    before the body runs.
+    """
+    send_id = admit(sessions, sender, rate, now=now, heartbeat=heartbeat, admit_if=admit_if)
     try:
         yield
     finally:

@@ -56,6 +56,28 @@ def _postgres_available() -> bool:
         return False
 
 
+#: The modules that take minutes, started first: under pytest-xdist (``./collect test`` runs two workers)
+#: each then runs beside the rest of the suite instead of after it, which sets the suite's wall time.
+SLOW_MODULES = (
+    "tests/workflows/test_simulation.py",
+    "tests/chaos/test_worker_killed.py",
+    "tests/chaos/test_settlement_race.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {module: i for i, module in enumerate(SLOW_MODULES)}
+    # a stable sort: every other test keeps its collected order
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Workflow modules that set ``HAND_OVER_EVERY_WAKE_TOO = True`` run every test that uses the
+    ``harness`` twice: steady, and with continue-as-new forced at every wake-up of every run."""
+    if "harness" in metafunc.fixturenames and getattr(metafunc.module, "HAND_OVER_EVERY_WAKE_TOO", False):
+        metafunc.parametrize("harness", ["steady", "hand-over-every-wake"], indirect=True)
+
+
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """PostgreSQL when the machine has one (a throwaway database), SQLite otherwise."""

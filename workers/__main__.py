@@ -6,14 +6,17 @@ business figures read from the database, the process, and the Temporal SDK's wor
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import signal
 from datetime import timedelta
 
+from runtime.logs import FORMATS, setup_logging
 from runtime.settings import get_settings
 from runtime.temporal import connect
-from store.db import make_engine
+from runtime.tracing import setup_tracing, stop_tracing
+from store.db import SchemaBehind, ensure_schema, make_engine
 from workers.setup import build_workers
 
 log = logging.getLogger("workers")
@@ -26,6 +29,12 @@ async def run() -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    try:
+        head = ensure_schema(settings.database_url, migrate=settings.migrate_on_start)
+    except SchemaBehind as exc:
+        log.error("%s", exc)
+        raise SystemExit(2) from None
+    log.info("database schema at %s", head)
     metrics = None
     if settings.metrics_port is not None:
         from runtime.metrics import start_worker_metrics
@@ -42,7 +51,7 @@ async def run() -> None:
     workers, _deps, executor = build_workers(
         client,
         settings,
-        max_cached_workflows=settings.max_cached_workflows,
+        max_cached_workflows=settings.sticky_cache,
         graceful_shutdown=timedelta(seconds=30),
     )
     log.info("worker up: task queues %s, %s", settings.task_queue, settings.contact_task_queue)
@@ -63,9 +72,21 @@ async def run() -> None:
     log.info("worker stopped")
 
 
-def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    asyncio.run(run())
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m workers",
+        description="Run a worker until SIGTERM/SIGINT (settings: COLLECT_* variables or .env).",
+    )
+    parser.add_argument(
+        "--log-format", choices=FORMATS, default=None, help="default: COLLECT_LOG_FORMAT (text)"
+    )
+    args = parser.parse_args(argv)
+    setup_logging(args.log_format or get_settings().log_format)
+    setup_tracing(get_settings(), "collect-worker")
+    try:
+        asyncio.run(run())
+    finally:
+        stop_tracing()
 
 
 if __name__ == "__main__":

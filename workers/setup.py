@@ -56,7 +56,7 @@ def build_workers(
     deps: Deps | None = None,
     *,
     executor: ThreadPoolExecutor | None = None,
-    max_cached_workflows: int = 2000,
+    max_cached_workflows: int | None = None,
     graceful_shutdown: timedelta = timedelta(0),
 ) -> tuple[list[Worker], Deps, ThreadPoolExecutor]:
     """Both workers share one thread pool; together they never take more activities than it has
@@ -85,7 +85,7 @@ def build_workers(
         ],
         activity_executor=executor,
         workflow_runner=sandbox_runner(strict=settings.strict_sandbox),
-        max_cached_workflows=max_cached_workflows,
+        max_cached_workflows=settings.sticky_cache if max_cached_workflows is None else max_cached_workflows,
         max_concurrent_activities=MAIN_ACTIVITY_SLOTS,
         graceful_shutdown_timeout=graceful_shutdown,
     )

@@ -18,47 +18,32 @@ from datetime import datetime
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from domain.accounts import AccountTerms, Carried, Channel, ContactOutcome, LedgerEntry, Mode
-    from domain.cadence import gate_state
+    from domain.accounts import Channel, ContactOutcome, LedgerEntry, Mode
+    from domain.cadence import third_party_gate_state
     from domain.effects import SendResult
-    from domain.gate import Audience, Defer, Deny, GateState, PlannedContact, Purpose, decide
-    from domain.profiles import Profile
+    from domain.gate import Audience, Defer, Deny, PlannedContact, Purpose, decide
+    from workflows.handlers import AccountWorkflow
 
 LOCATE_TEMPLATE = "third_party_locate"
 PATCH = "emergency-contact"
 
 
-def third_party_gate_state(terms: AccountTerms, carried: Carried, mode: Mode) -> GateState:
-    """The gate's view for a message to the emergency contact: the account plus that number's zones."""
-    state = gate_state(terms, carried, mode)
-    zones = list(terms.emergency_zones) if terms.emergency_masked else None
-    return state.model_copy(update={"third_party_zones": zones})
-
-
-class LocateMixin:
-    """Mixed into :class:`~workflows.delinquency.DelinquencyWorkflow` (which provides the attributes)."""
-
-    terms: AccountTerms
-    carried: Carried
-    mode: Mode
-    profile: Profile
-    stop_contacts: bool
-    deferred: dict[str, datetime]
-    locate_note: str | None = None  # the last reason nothing went, so it is noted once, not every wake-up
+class Locate(AccountWorkflow):
+    """Mixed into :class:`~workflows.delinquency.DelinquencyWorkflow`."""
 
     async def tend_locate(self) -> datetime | None:
         """Ask the emergency contact once it is lawful; returns when to look again (None: no need)."""
         if not self.carried.contact_lost or self.terms.emergency_masked is None:
-            if self.locate_note is not None and not self.carried.contact_lost:
-                self.locate_note = None
-                self.event("locate_ended", "the debtor is reachable again")  # type: ignore[attr-defined]
+            if self.state.locate_note is not None and not self.carried.contact_lost:
+                self.state.locate_note = None
+                self.event("locate_ended", "the debtor is reachable again")
             return None
         if self.mode != Mode.DUNNING or self.stop_contacts or not workflow.patched(PATCH):
             return None
-        now = self.now()  # type: ignore[attr-defined]
+        now = self.now()
         key = f"locate/{len(self.carried.locate_ledger) + 1}"
-        if key in self.deferred and self.deferred[key] > now:
-            return self.deferred[key]  # the live gate said later
+        if (later := self.deferred_until(key, now)) is not None:
+            return later  # the live gate said later
         planned = PlannedContact(
             channel=Channel.SMS,
             purpose=Purpose.DUNNING,
@@ -79,7 +64,7 @@ class LocateMixin:
         if isinstance(verdict, Defer):
             self.note_locate(f"waiting: {verdict.rule}")
             return verdict.until
-        result: SendResult | None = await self.contact(  # type: ignore[attr-defined]
+        result: SendResult | None = await self.contact(
             key=key,
             channel=Channel.SMS,
             purpose=Purpose.DUNNING,
@@ -93,19 +78,19 @@ class LocateMixin:
         if result.outcome == ContactOutcome.DENIED:
             self.note_locate(result.rule or "denied")
             return None
-        self.deferred.pop(key, None)
+        self.state.deferred.pop(key, None)
         self.carried.locate_ledger = [
             *self.carried.locate_ledger,
             LedgerEntry(at=now, channel=Channel.SMS, outcome=result.outcome),
         ]
-        self.locate_note = "sent"
-        self.event(  # type: ignore[attr-defined]
+        self.state.locate_note = "sent"
+        self.event(
             "locate_sent",
             f"asked the emergency contact {self.terms.emergency_masked} ({result.outcome.value})",
         )
         return await self.tend_locate()  # when the next one may go (the 7-day cap), or never
 
     def note_locate(self, why: str) -> None:
-        if why != self.locate_note:
-            self.locate_note = why
-            self.event("locate_held", why)  # type: ignore[attr-defined]
+        if why != self.state.locate_note:
+            self.state.locate_note = why
+            self.event("locate_held", why)

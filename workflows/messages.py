@@ -7,32 +7,15 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from domain.accounts import AccountTerms, Carried, Channel, ContactOutcome
-from domain.clock import REAL_DAY_SECONDS
-from domain.plans import AgreedPlan
-
-
-class DelinquencyInput(BaseModel):
-    terms: AccountTerms
-    carried: Carried | None = None
-    day_seconds: float = Field(default=REAL_DAY_SECONDS, gt=0, description="Real seconds per policy day")
-    contact_queue: str = Field(default="collections-contact", description="Paced task queue for sends")
-    resumed_from: str | None = Field(
-        default=None, description="Why this run started: broken_plan, promise_kept …"
-    )
-
-
-class SettlementInput(BaseModel):
-    terms: AccountTerms
-    carried: Carried
-    plan: AgreedPlan
-    paid_in_plan: int = 0
+from domain.accounts import Channel, ContactOutcome
+from domain.money import MAX_PAYMENT_MINOR
+from domain.rules import Rules
 
 
 class PaymentIn(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    amount: int = Field(gt=0, description="Minor units")
+    amount: int = Field(gt=0, le=MAX_PAYMENT_MINOR, description="Minor units")
     currency: str
     reference: str = Field(
         min_length=1, max_length=128, description="Idempotency key: the same reference counts once"
@@ -136,3 +119,12 @@ class CeaseRequest(BaseModel):
 
     channel: Channel | None = Field(default=None, description="None: every channel")
     actor: str = "debtor"
+
+
+class RulesUpgrade(BaseModel):
+    """An operator moves a running account to another version of its policy or profile."""
+
+    model_config = ConfigDict(frozen=True)
+
+    rules: Rules
+    actor: str = Field(min_length=1, max_length=100)

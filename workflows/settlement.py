@@ -4,56 +4,80 @@ Only plan reminders go out here, and only before a due date: the gate denies eve
 contact in settlement mode, and the workflow has no dunning code to run in the first place.
 A missed instalment after the grace period switches the account back to DelinquencyWorkflow
 (continue-as-new, same workflow ID, history carried); a completed plan closes the account.
+While a hold suspends collection (an operator pause, a complaint, a dispute, a plan request), an
+instalment cannot break: its grace period starts again when the hold lifts.
 """
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from domain.accounts import CloseReason, Mode, Stage
+    from domain.accounts import CloseReason, Hold, HoldKind, Mode, Stage
     from domain.cadence import dpd_at, local_date
     from domain.gate import Purpose
     from domain.money import format_minor
     from domain.timeline import AccountStatus, Timeline, instalment_deadline, project_plan, reminder_times
     from workflows import search
-    from workflows.base import AccountWorkflow
-    from workflows.messages import DelinquencyInput, RunResult, SettlementInput
+    from workflows.handlers import AccountWorkflow
+    from workflows.messages import RunResult
+    from workflows.state import AccountInput, PlanState
+
+#: Holds that keep an instalment from breaking: collection is suspended, not refused by the debtor.
+SUSPENDING = {HoldKind.PAUSE, HoldKind.COMPLAINT, HoldKind.DISPUTE, HoldKind.NEGOTIATION}
+#: How long a suspended plan sleeps before it looks again when no hold says when it ends.
+SUSPENDED_RECHECK = timedelta(days=7)
+#: Runs recorded before a hold could suspend a break; their replay is unchanged.
+SUSPEND_PATCH = "holds-suspend-plan-break"
+#: Settlement hands over at any wake-up (it used to only after an instalment was paid).
+WAKE_HAND_OVER_PATCH = "settlement-hands-over-at-wake"
 
 
 class _Closing(Exception):
-    """An investigator closed the account mid-plan: unwind the plan loop to close."""
+    """An investigator or operator closed the account mid-plan: unwind the plan loop to close."""
 
 
 @workflow.defn
 class SettlementWorkflow(AccountWorkflow):
     @workflow.init
-    def __init__(self, start: SettlementInput) -> None:
-        self._setup(start.terms, start.carried)
-        self.mode = Mode.SETTLEMENT
-        self.plan = start.plan
-        self.paid_in_plan = start.paid_in_plan
+    def __init__(self, start: AccountInput) -> None:
+        self._setup(start, Mode.SETTLEMENT)
+        assert self.state.plan is not None, "a settlement run needs its plan"
+
+    @property
+    def plan_state(self) -> PlanState:
+        assert self.state.plan is not None
+        return self.state.plan
 
     @workflow.run
-    async def run(self, start: SettlementInput) -> RunResult:
+    async def run(self, start: AccountInput) -> RunResult:
         try:
             return await self.follow_plan()
         except _Closing:
-            assert self.close_requested is not None
+            order = self.state.inbox.close
+            assert order is not None
             await self.record(self.change(plan_status="cancelled", decision="plan_cancelled"))
             return await self.close_account(
-                self.close_requested, self.close_note or "complaint upheld by the investigator"
+                order.reason, order.note or "complaint upheld by the investigator"
             )
 
     async def follow_plan(self) -> RunResult:
-        plan = self.plan
+        ps = self.plan_state
+        plan = ps.plan
         due_so_far = 0
         for inst in plan.instalments:
             due_so_far += inst.amount
-            if self.paid_in_plan >= due_so_far:
+            if ps.paid >= due_so_far:
+                if inst.seq not in ps.recorded:  # paid while the plan was being agreed or handed over
+                    await self.instalment_paid(inst.seq, inst.amount)
                 continue
             amount = format_minor(inst.amount, plan.currency)
             for days_before, at in reminder_times(self.terms, inst.due_date, self.policy):
+                key = f"plan/{plan.plan_id}/{inst.seq}/reminder-{days_before}"
+                if key in ps.reminded:
+                    continue
                 if not await self.wait_paid_or(
                     at, due_so_far, f"reminder: instalment {inst.seq} of {amount}"
                 ):
@@ -61,42 +85,78 @@ class SettlementWorkflow(AccountWorkflow):
                 if local_date(self.now(), self.terms) >= inst.due_date:
                     break  # reminders only ever go out before the due date
                 await self.send_once(
-                    f"plan/{plan.plan_id}/{inst.seq}/reminder-{days_before}",
+                    key,
                     Purpose.PLAN_REMINDER,
                     "plan_reminder",
                     {"amount": amount, "due_date": inst.due_date.isoformat(), "seq": str(inst.seq)},
+                    wanted=lambda due=due_so_far: "instalment paid" if ps.paid >= due else None,
                 )
-            deadline = instalment_deadline(self.terms, inst.due_date, self.policy.settlement.grace_days)
+                ps.reminded.append(key)
+            deadline = ps.deadlines.get(inst.seq) or instalment_deadline(
+                self.terms, inst.due_date, self.policy.settlement.grace_days
+            )
             if await self.wait_paid_or(
-                deadline, due_so_far, f"instalment {inst.seq} of {amount} due {inst.due_date}"
+                deadline, due_so_far, f"instalment {inst.seq} of {amount} due {inst.due_date}", seq=inst.seq
             ):
                 return await self.break_plan(inst.seq)
-            ev = self.event("instalment_paid", f"{inst.seq}/{len(plan.instalments)}")
-            await self.record(
-                self.change(instalment_paid=(inst.seq, inst.amount), decision="instalment_paid", events=[ev])
-            )
+            await self.instalment_paid(inst.seq, inst.amount)
             if self.carried.balance <= 0:
                 break
-            await self.maybe_continue_as_new()
+            if workflow.info().is_continue_as_new_suggested():
+                await self.hand_over("SettlementWorkflow")
         return await self.complete()
 
-    async def wait_paid_or(self, until, due_so_far: int, label: str) -> bool:  # type: ignore[no-untyped-def]
-        """Wait until ``until``; False if the plan is paid through ``due_so_far`` first."""
-        self.next_at, self.next_label = until, label
+    async def instalment_paid(self, seq: int, amount: int) -> None:
+        ev = self.event("instalment_paid", f"{seq}/{len(self.plan_state.plan.instalments)}")
+        await self.record(self.change(instalment_paid=(seq, amount), decision="instalment_paid", events=[ev]))
+        self.plan_state.recorded.append(seq)
+
+    def suspending_holds(self) -> list[Hold]:
+        return [h for h in self.holds_now() if h.kind in SUSPENDING and h.channel is None]
+
+    async def wait_paid_or(
+        self, until: datetime, due_so_far: int, label: str, *, seq: int | None = None
+    ) -> bool:
+        """Wait until ``until``; False if the plan is paid through ``due_so_far`` first.
+
+        With ``seq`` (an instalment's deadline), True means the instalment broke; a suspending hold
+        at the deadline holds it instead, and when the hold lifts the grace period starts again.
+        """
+        ps = self.plan_state
+        self.state.next_at, self.state.next_label = until, label
         while True:
-            applied = await self.take_payments()
-            self.paid_in_plan += applied
-            await self.take_reports()
-            await self.take_opt_out_confirmation()
-            await self.take_acknowledgements()
-            if self.close_requested is not None:
+            await self.take_inbox()
+            if self.state.inbox.close is not None:
                 raise _Closing()
-            if self.paid_in_plan >= due_so_far or self.carried.balance <= 0:
+            if ps.paid >= due_so_far or self.carried.balance <= 0:
                 return False
-            if self.now() >= until:
-                return True
+            now = self.now()
+            if seq is not None and ps.suspended and not self.suspending_holds():
+                ps.suspended = False
+                grace = self.policy.settlement.grace_days
+                until = instalment_deadline(self.terms, local_date(now, self.terms), grace)
+                ps.deadlines[seq] = until
+                self.state.next_at = until
+                self.event(
+                    "plan_resumed", f"instalment {seq}: {grace} grace day(s) again, until {until:%Y-%m-%d}"
+                )
+            wake_at = until
+            if now >= until:
+                if seq is None:
+                    return True
+                held = self.suspending_holds()
+                if not held or not workflow.patched(SUSPEND_PATCH):
+                    return True
+                if not ps.suspended:
+                    ps.suspended = True
+                    kinds = ", ".join(sorted({h.kind.value for h in held}))
+                    self.event("plan_suspended", f"instalment {seq} does not break while on hold ({kinds})")
+                ends = [h.until for h in held if h.until is not None]
+                wake_at = max(ends) if len(ends) == len(held) else now + SUSPENDED_RECHECK
             self.publish()
-            await self.sleep_until(self.bounded(until))
+            slept = await self.sleep_until(self.bounded(wake_at))
+            if self.should_hand_over(slept) and workflow.patched(WAKE_HAND_OVER_PATCH):
+                await self.hand_over("SettlementWorkflow")
 
     def publish(self) -> None:
         dpd = dpd_at(self.now(), self.terms)
@@ -104,21 +164,23 @@ class SettlementWorkflow(AccountWorkflow):
             dpd=search.DPD.value_set(dpd),
             stage=search.STAGE.value_set(self.policy.stage_for(dpd, self.terms.product).value),
         )
-        when = self.next_at.strftime("%Y-%m-%d %H:%M %z") if self.next_at else "-"
-        paid = format_minor(self.paid_in_plan, self.plan.currency)
-        total = format_minor(self.plan.total, self.plan.currency)
+        at = self.state.next_at
+        when = at.strftime("%Y-%m-%d %H:%M %z") if at else "-"
+        plan = self.plan_state.plan
+        paid = format_minor(self.plan_state.paid, plan.currency)
+        total = format_minor(plan.total, plan.currency)
+        suspended = " · on hold: it cannot break" if self.plan_state.suspended else ""
         self.set_details(
-            f"plan **{self.plan.kind.value}**: {paid} of {total} paid\n\nnext: {self.next_label} at {when}"
+            f"plan **{plan.kind.value}**: {paid} of {total} paid{suspended}\n\n"
+            f"next: {self.state.next_label} at {when}"
         )
 
-    async def maybe_continue_as_new(self) -> None:
-        if workflow.info().is_continue_as_new_suggested():
-            self.paid_in_plan += await self.drain_payments()
-            workflow.continue_as_new(
-                SettlementInput(
-                    terms=self.terms, carried=self.carried, plan=self.plan, paid_in_plan=self.paid_in_plan
-                )
-            )
+    async def back_to_dunning(self, why: str) -> RunResult:
+        """The plan is over with money still owed: the same account continues in dunning."""
+        self.state.plan = None
+        self.state.resumed_from = why
+        self.state.mode = Mode.DUNNING
+        await self.hand_over("DelinquencyWorkflow")
 
     async def break_plan(self, seq: int) -> RunResult:
         self.carried.broken_plans += 1
@@ -134,31 +196,22 @@ class SettlementWorkflow(AccountWorkflow):
                 events=[ev],
             )
         )
-        await self.drain_payments()
-        workflow.continue_as_new(
-            DelinquencyInput(
-                terms=self.terms, carried=self.carried, resumed_from=f"plan {self.plan.plan_id} broken"
-            ),
-            workflow="DelinquencyWorkflow",
-        )
+        return await self.back_to_dunning(f"plan {self.plan_state.plan.plan_id} broken")
 
     async def complete(self) -> RunResult:
-        if self.carried.balance - self.plan.waived > 0 and self.paid_in_plan >= self.plan.total:
+        ps = self.plan_state
+        plan = ps.plan
+        if self.carried.balance - plan.waived > 0 and ps.paid >= plan.total:
             # a kept promise for part of the balance: the rest goes back to the regular schedule
-            ev = self.event("promise_kept", f"{format_minor(self.paid_in_plan, self.plan.currency)} paid")
+            ev = self.event("promise_kept", f"{format_minor(ps.paid, plan.currency)} paid")
             await self.record(
                 self.change(mode=Mode.DUNNING, plan_status="completed", decision="promise_kept", events=[ev])
             )
-            await self.drain_payments()
-            workflow.continue_as_new(
-                DelinquencyInput(
-                    terms=self.terms, carried=self.carried, resumed_from="promise kept, balance remains"
-                ),
-                workflow="DelinquencyWorkflow",
-            )
-        waived = min(self.plan.waived, max(self.carried.balance, 0))
+            return await self.back_to_dunning("promise kept, balance remains")
+        self.state.closing = "settled"
+        waived = min(plan.waived, max(self.carried.balance, 0))
         self.carried.balance = max(self.carried.balance - waived, 0)
-        ev = self.event("closed", f"plan completed; {format_minor(waived, self.plan.currency)} waived")
+        ev = self.event("closed", f"plan completed; {format_minor(waived, plan.currency)} waived")
         await self.record(
             self.change(
                 mode=Mode.CLOSED,
@@ -170,31 +223,23 @@ class SettlementWorkflow(AccountWorkflow):
                 events=[ev],
             )
         )
-        self.mode = Mode.CLOSED
-        self.next_at, self.next_label = None, None
+        self.state.mode = Mode.CLOSED
+        self.state.next_at, self.state.next_label = None, None
         self.upsert_common()
         self.set_details("closed: plan completed")
-        await self.send_once(f"plan/{self.plan.plan_id}/completed", Purpose.RECEIPT, "plan_completed")
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        return RunResult(
-            account_id=self.terms.account_id,
-            state="closed_settled",
-            balance=self.carried.balance,
-            paid_total=self.carried.paid_total,
-            at=self.now(),
-        )
+        await self.send_once(f"plan/{plan.plan_id}/completed", Purpose.RECEIPT, "plan_completed")
+        return await self.finish("closed_settled")
 
     @workflow.query
     def status(self) -> AccountStatus:
-        return self.status_view(plan=self.plan, plan_paid=self.paid_in_plan)
+        return self.status_now()
 
     @workflow.query
     def timeline(self) -> Timeline:
         if self.mode == Mode.CLOSED:
             return Timeline(mode=Mode.CLOSED, entries=[])
-        return project_plan(
-            self.terms, self.carried, self.plan, self.paid_in_plan, self.policy, self.profile, self.now()
-        )
+        ps = self.plan_state
+        return project_plan(self.terms, self.carried, ps.plan, ps.paid, self.policy, self.profile, self.now())
 
 
 __all__ = ["SettlementWorkflow", "Stage"]

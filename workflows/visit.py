@@ -18,22 +18,23 @@ pay becomes a plan, a plan request a negotiation hold).
 
 from __future__ import annotations
 
+import asyncio
 import math
 from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
-    from pydantic import BaseModel, ConfigDict
+    from pydantic import BaseModel, ConfigDict, Field
 
     from domain.accounts import AccountTerms, Channel, ContactOutcome
     from domain.clock import PolicyClock
     from domain.effects import SEND_CONTACT, SendRequest, SendResult
     from domain.gate import Purpose
     from domain.policy import load_policy
-    from domain.profiles import load_profile
+    from domain.profiles import Profile, load_profile
     from domain.visits import (
         VISIT_ASSIGN,
         VISIT_UPDATE,
@@ -42,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
         RescheduleRequest,
         VisitCancel,
         VisitOutcome,
+        VisitPolicy,
         VisitReport,
         VisitResult,
         VisitSlot,
@@ -57,6 +59,8 @@ SEND_RETRY = RetryPolicy(
     maximum_attempts=8,
     non_retryable_error_types=["ConfigurationError"],
 )
+#: An announcement waiting to go out is withdrawn when the visit is called off (runs before: it went).
+WITHDRAW_PATCH = "visit-announcement-withdrawable"
 # The announcement must reach the debtor at least this long before the window opens, or no visit.
 MIN_NOTICE = timedelta(days=1)
 
@@ -69,6 +73,8 @@ class VisitInput(BaseModel):
     clock: PolicyClock
     slot: VisitSlot
     contact_queue: str = "collections-contact"
+    visits: VisitPolicy | None = Field(default=None, description="The parent's pinned visit rules")
+    profile: Profile | None = Field(default=None, description="The parent's pinned profile")
 
 
 def visit_workflow_id(account_id: str, seq: int) -> str:
@@ -81,8 +87,9 @@ class FieldVisitWorkflow:
     def __init__(self, start: VisitInput) -> None:
         self.start = start
         self.terms = start.terms
-        self.policy = load_policy(start.terms.policy).visits
-        self.profile = load_profile(start.terms.profile)
+        # the rules the parent runs; visits started before rules were pinned read the files
+        self.policy = start.visits or load_policy(start.terms.policy).visits
+        self.profile = start.profile or load_profile(start.terms.profile)
         self.slot = start.slot
         self.report: VisitReport | None = None
         self.cancel_reason: str | None = None
@@ -91,6 +98,7 @@ class FieldVisitWorkflow:
         self.announcements = 0
         self.status = "scheduled"
         self.agency: Assigned | None = None
+        self.sending: asyncio.Future[SendResult] | None = None  # the announcement under way
 
     # ---- time -------------------------------------------------------------------------------------
     def now(self) -> datetime:
@@ -191,7 +199,9 @@ class FieldVisitWorkflow:
                 return self.cancel_reason
             if self.now() > latest:
                 return "visits.not_announced_in_time"
-            result = await self.send(key)
+            result = await self.send_withdrawable(key)
+            if result is None:
+                return self.cancel_reason or "visits.cancelled"
             if result.deferred_until is not None:
                 if result.deferred_until > latest:
                     return "visits.not_announced_in_time"
@@ -209,7 +219,20 @@ class FieldVisitWorkflow:
         )
         return None
 
-    async def send(self, key: str) -> SendResult:
+    async def send_withdrawable(self, key: str) -> SendResult | None:
+        """The announcement, withdrawn (None) if the visit is called off while it waits to go out:
+        a debt paid a moment ago must not be told that a visitor is coming."""
+        if not workflow.patched(WITHDRAW_PATCH):
+            return await self.send(key)
+        self.sending = asyncio.ensure_future(self.send(key, withdrawable=True))
+        try:
+            return await self.sending
+        except asyncio.CancelledError:
+            return None
+        finally:
+            self.sending = None
+
+    async def send(self, key: str, *, withdrawable: bool = False) -> SendResult:
         assert self.agency is not None
         request = SendRequest(
             dedupe_key=key,
@@ -237,8 +260,18 @@ class FieldVisitWorkflow:
                 retry_policy=SEND_RETRY,
                 result_type=SendResult,
                 summary=f"SMS visit announcement, {self.terms.masked_phone}",
+                # withdrawable: wait for the attempt to say whether it went before taking it as withdrawn
+                cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
+                if withdrawable
+                else workflow.ActivityCancellationType.TRY_CANCEL,
             )
         except ActivityError as err:
+            cause = err.cause
+            if withdrawable and (
+                isinstance(cause, CancelledError)
+                or (isinstance(cause, ApplicationError) and cause.type == "Cancelled")
+            ):
+                raise asyncio.CancelledError() from err
             return SendResult(outcome=ContactOutcome.FAILED, rule=f"provider.error: {err.cause or err}"[:64])
 
     async def take_reschedule(self, request: RescheduleRequest) -> str | None:
@@ -324,6 +357,8 @@ class FieldVisitWorkflow:
     def cancel(self, request: VisitCancel) -> None:
         if self.report is None and self.cancel_reason is None:
             self.cancel_reason = request.reason
+            if self.sending is not None and not self.sending.done():
+                self.sending.cancel()  # the announcement has not gone: withdraw it
 
     @workflow.query
     def state(self) -> dict[str, str]:

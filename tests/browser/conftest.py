@@ -33,7 +33,7 @@ from runtime.intake import start_account
 from runtime.settings import Settings
 from runtime.temporal import data_converter
 from service.app import create_app
-from store import repo
+from store.accounts import upsert_account
 from tests.conftest import free_port, random_phone
 from workers.setup import build_workers
 from workflows import search
@@ -81,7 +81,7 @@ class Stack:
             due_date=today - timedelta(days=days),
         )
         with self.sessions.begin() as s:
-            repo.upsert_account(s, account, datetime.now(UTC))
+            upsert_account(s, account, datetime.now(UTC))
         await start_account(
             self.client,
             AccountTerms.from_account(account),

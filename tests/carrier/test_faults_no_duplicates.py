@@ -19,7 +19,7 @@ from temporalio.api.enums.v1 import EventType
 
 from domain.accounts import Channel
 from domain.timeline import AccountStatus
-from store import repo
+from store.contacts import contact_attempts
 from tests.workflows.conftest import Harness, at_local
 from tests.workflows.conftest import harness as harness  # the fixture, for this directory
 
@@ -112,6 +112,6 @@ async def test_provider_error_then_success_sends_exactly_once(
 
     # one attempt in the database, the workflow heard one delivered text
     with h.sessions.begin() as s:
-        attempts = [a for a in repo.contact_attempts(s, account.account_id) if a.channel == Channel.SMS]
+        attempts = [a for a in contact_attempts(s, account.account_id) if a.channel == Channel.SMS]
     assert [(a.provider_sid, a.outcome) for a in attempts] == [(carrier[0]["sid"], "delivered")]
     assert [c.outcome for c in state.last_contacts if c.channel == "sms"] == ["delivered"]

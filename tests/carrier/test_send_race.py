@@ -27,7 +27,8 @@ from domain.effects import SendRequest, SendResult
 from domain.gate import Purpose
 from domain.profiles import load_profile
 from runtime.settings import Settings
-from store import repo
+from store.accounts import upsert_account
+from store.contacts import contact_attempts
 from tests.conftest import random_phone
 
 NY = ZoneInfo("America/New_York")
@@ -63,7 +64,7 @@ async def test_two_texts_racing_for_one_account_pass_a_daily_cap_of_one_only_onc
         due_date=(noon - timedelta(days=100)).date(),
     )
     with deps.sessions.begin() as s:
-        repo.upsert_account(s, account, noon)
+        upsert_account(s, account, noon)
     sends = ContactActivities(deps)
 
     for round_ in range(5):  # the race is decided differently each time; the cap must hold every time
@@ -85,7 +86,7 @@ async def test_two_texts_racing_for_one_account_pass_a_daily_cap_of_one_only_onc
         seen = [m for m in (await http.get("/_sim/messages")).json() if m.get("to") == account.debtor.phone]
     assert len(seen) == 5  # one text a day, as the carrier counts them
     with deps.sessions.begin() as s:
-        attempts = repo.contact_attempts(s, account.account_id)
+        attempts = contact_attempts(s, account.account_id)
     assert sorted(a.state for a in attempts) == ["accepted"] * 5 + ["retryable"] * 5
     assert all(a.sent_at is None for a in attempts if a.state == "retryable")  # deferred: not counted
     deps.engine.dispose()

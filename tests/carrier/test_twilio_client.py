@@ -7,7 +7,7 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
-from activities.twilio_client import RedirectingHttpClient, make_twilio_client
+from activities.twilio_client import RedirectingHttpClient, TracingHttpClient, make_twilio_client
 from carrier import SimulatorHandle
 
 from .conftest import ACCOUNT_SID, AUTH_TOKEN, SENDER
@@ -51,7 +51,8 @@ def test_rejects_a_base_url_that_is_not_absolute() -> None:
 def test_without_base_url_it_is_a_plain_client_for_twilio() -> None:
     client = make_twilio_client(ACCOUNT_SID, AUTH_TOKEN, None)
     assert isinstance(client, Client)
-    assert type(client.http_client) is TwilioHttpClient
+    # the SDK's own HTTP client, each request a span of the activity's trace; nothing rerouted
+    assert type(client.http_client) is TracingHttpClient and isinstance(client.http_client, TwilioHttpClient)
     assert client.http_client.timeout is not None  # an activity must not hang forever
 
 

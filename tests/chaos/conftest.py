@@ -43,8 +43,9 @@ from store.db import make_engine, session_factory
 from store.models import AuditRow, ContactAttempt
 from tests.conftest import free_port
 
-# Zones to choose the debtors' home from: the test picks those where it is now mid-day, so the first
-# reminders go out at once whatever hour CI runs at (quiet hours would otherwise delay them). One for
+# Zones to choose the debtors' home from: the test picks those at the local hour it needs (mid-day, or
+# just before the 10:00 reminders), so the first reminders go out soon whatever hour CI runs at (quiet
+# hours would otherwise delay them; nothing from before intake is caught up). One for
 # every whole-hour offset, winter and summer alike: with fewer there were hours (07:00-08:59 UTC) at
 # which no zone was at mid-day and the campaign opened in a debtor's evening.
 ZONES = [

@@ -25,8 +25,13 @@ from domain.plans import AgreedPlan, Instalment, PlanKind
 from runtime.settings import Settings
 from service.app import create_app
 from service.dashboard import silent_svg
-from store import repo
+from store.accounts import set_mode, update_progress, upsert_account
+from store.agencies import create_placement, create_visit, update_visit
+from store.audit import audit
+from store.contacts import mark_attempt, reserve_attempt
 from store.db import make_engine, session_factory, upgrade
+from store.holds import add_hold
+from store.ledger import record_payment, save_plan, set_plan_status
 from tests.conftest import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -53,19 +58,19 @@ def seed(url: str) -> dict[str, int]:
                     balance=rng.randrange(20_000, 400_000),
                     due_date=date(2026, 6, 1),
                 )
-                repo.upsert_account(s, acct, NOW - timedelta(days=90))
-                repo.update_progress(
+                upsert_account(s, acct, NOW - timedelta(days=90))
+                update_progress(
                     s, acct.account_id, stage=stage, dpd=None, balance_minor=None, paid_minor=None, now=NOW
                 )
                 ids.append(acct.account_id)
                 if stage == Stage.CHARGED_OFF:
                     reason = CloseReason.PLACED if n % 2 else CloseReason.PAID
-                    repo.set_mode(s, acct.account_id, Mode.CLOSED, close_reason=reason, now=NOW)
+                    set_mode(s, acct.account_id, Mode.CLOSED, close_reason=reason, now=NOW)
         # payments: a recovery that picks up over twelve weeks
         for week in range(12):
             for k in range(3 + week):
                 at = NOW - timedelta(weeks=11 - week, days=rng.randrange(0, 6))
-                repo.record_payment(
+                record_payment(
                     s,
                     account_id=rng.choice(ids),
                     amount_minor=rng.randrange(5_000, 60_000),
@@ -89,11 +94,11 @@ def seed(url: str) -> dict[str, int]:
             if i in (58, 170):  # two abandoned calls in a month
                 outcome = ContactOutcome.SILENT
             key = f"seed/{i}"
-            repo.reserve_attempt(
+            reserve_attempt(
                 s, dedupe_key=key, account_id=rng.choice(ids), channel=channel, purpose="dunning",
                 template="seed", to_address="+12125550000", now=at,
             )  # fmt: skip
-            repo.mark_attempt(s, key, state="accepted", outcome=outcome, now=at)
+            mark_attempt(s, key, state="accepted", outcome=outcome, now=at)
         # settlements: 9 accepted (4 kept, 2 broken, 3 running) and 3 proposals refused
         for i in range(9):
             plan = AgreedPlan(
@@ -105,23 +110,23 @@ def seed(url: str) -> dict[str, int]:
                 agreed_at=NOW - timedelta(days=20),
                 proposed_by="agent",
             )
-            repo.save_plan(s, ids[20 + i], plan)
+            save_plan(s, ids[20 + i], plan)
             if i < 4:
-                repo.set_plan_status(s, plan.plan_id, "completed", now=NOW)
+                set_plan_status(s, plan.plan_id, "completed", now=NOW)
             elif i < 6:
-                repo.set_plan_status(s, plan.plan_id, "broken", now=NOW)
+                set_plan_status(s, plan.plan_id, "broken", now=NOW)
         for i in range(3):
-            repo.audit(
+            audit(
                 s, at=NOW, account_id=ids[i], actor="agent", action="plan_rejected", decision="plan_rejected"
             )
         # holds: pauses, disputes, one cease; complaints: 3 within the 15-day SLA, 1 overdue, 1 escalated
         for i, kind in enumerate([HoldKind.PAUSE] * 4 + [HoldKind.DISPUTE] * 3 + [HoldKind.CEASE]):
-            repo.add_hold(s, ids[40 + i], Hold(kind=kind, reason="seed", since=NOW - timedelta(days=2)))
+            add_hold(s, ids[40 + i], Hold(kind=kind, reason="seed", since=NOW - timedelta(days=2)))
         for i, age in enumerate([2, 5, 9, 20, 25]):
-            repo.add_hold(
+            add_hold(
                 s, ids[50 + i], Hold(kind=HoldKind.COMPLAINT, reason="seed", since=NOW - timedelta(days=age))
             )
-        repo.audit(
+        audit(
             s,
             at=NOW,
             account_id=ids[54],
@@ -133,13 +138,13 @@ def seed(url: str) -> dict[str, int]:
         for i, status in enumerate(
             ["announced", "announced", "reported", "reported", "reported", "escalated", "cancelled"]
         ):
-            repo.create_visit(
+            create_visit(
                 s, visit_id=f"V-{i}", account_id=ids[80 + i], agency_id="national-recovery",
                 window_start=NOW, window_end=NOW + timedelta(hours=3), report_due=NOW + timedelta(days=2), now=NOW,
             )  # fmt: skip
-            repo.update_visit(s, f"V-{i}", NOW, status=status)
+            update_visit(s, f"V-{i}", NOW, status=status)
         for i in range(7):
-            repo.create_placement(
+            create_placement(
                 s, placement_id=f"PL-{i}", account_id=ids[-1 - 2 * i], agency_id="national-recovery",
                 currency="USD", balance_minor=100_000, now=NOW,
             )  # fmt: skip

@@ -2,8 +2,8 @@
 
 The metrics are aggregates over the *whole* database, so the tests cannot share the session database
 that other tests keep writing to: each module gets a fresh, migrated one (PostgreSQL where the machine
-has it, SQLite otherwise), and :func:`seed` writes a known history through ``store.repo``, the same
-functions the activities and the API use.
+has it, SQLite otherwise), and :func:`seed` writes a known history through the ``store``
+modules, the same functions the activities and the API use.
 """
 
 from __future__ import annotations
@@ -20,8 +20,12 @@ from sqlalchemy import create_engine, text
 
 from domain.accounts import Account, Debtor, Hold, HoldKind
 from domain.plans import AgreedPlan, Instalment, PlanKind
-from store import repo
+from store.accounts import set_mode, update_progress, upsert_account
+from store.audit import audit
+from store.contacts import mark_attempt, reserve_attempt, update_attempt_status_by_sid
 from store.db import dispose_engine, make_engine, session_factory, upgrade
+from store.holds import add_hold, lift_hold
+from store.ledger import record_payment, save_plan, set_plan_status
 from tests.conftest import PG_ADMIN_URL, _postgres_available
 
 
@@ -76,23 +80,21 @@ def seed(url: str, now: datetime) -> Seeded:
     sessions = session_factory(make_engine(url))
     t = now - timedelta(hours=1)
     with sessions.begin() as s:
-        repo.upsert_account(s, account("M-1"), t)
-        repo.upsert_account(s, account("M-2"), t)
-        repo.upsert_account(s, account("M-3", currency="CNY", profile="CN", balance=90_000), t)
-        repo.upsert_account(s, account("M-4"), t)
-        repo.update_progress(s, "M-1", stage="early", dpd=20, balance_minor=None, paid_minor=None, now=t)
-        repo.update_progress(s, "M-2", stage="early", dpd=25, balance_minor=None, paid_minor=None, now=t)
-        repo.update_progress(s, "M-3", stage="middle", dpd=40, balance_minor=None, paid_minor=None, now=t)
+        upsert_account(s, account("M-1"), t)
+        upsert_account(s, account("M-2"), t)
+        upsert_account(s, account("M-3", currency="CNY", profile="CN", balance=90_000), t)
+        upsert_account(s, account("M-4"), t)
+        update_progress(s, "M-1", stage="early", dpd=20, balance_minor=None, paid_minor=None, now=t)
+        update_progress(s, "M-2", stage="early", dpd=25, balance_minor=None, paid_minor=None, now=t)
+        update_progress(s, "M-3", stage="middle", dpd=40, balance_minor=None, paid_minor=None, now=t)
 
         def contact(key: str, channel: str, outcome: str, status: str, at: datetime = t) -> None:
-            repo.reserve_attempt(
+            reserve_attempt(
                 s, dedupe_key=key, account_id="M-1", channel=channel, purpose="dunning",
                 template="early_reminder", to_address="+12125550142", now=at,
             )  # fmt: skip
-            repo.mark_attempt(s, key, state="accepted", provider_sid=f"SID-{key}", outcome="sent", now=at)
-            repo.update_attempt_status_by_sid(
-                s, f"SID-{key}", status, outcome, None, at + timedelta(minutes=1)
-            )
+            mark_attempt(s, key, state="accepted", provider_sid=f"SID-{key}", outcome="sent", now=at)
+            update_attempt_status_by_sid(s, f"SID-{key}", status, outcome, None, at + timedelta(minutes=1))
 
         # two SMS delivered; calls: one silent (abandoned), two conversations, one not answered
         contact("M-1/sms-1", "sms", "delivered", "delivered")
@@ -105,11 +107,11 @@ def seed(url: str, now: datetime) -> Seeded:
         contact("M-1/call-0", "voice", "silent", "completed", at=now - timedelta(days=2))
 
         # denied at send time by quiet hours; deferred at send time by the SMS cap; denied when planned
-        repo.reserve_attempt(
+        reserve_attempt(
             s, dedupe_key="M-2/sms-1", account_id="M-2", channel="sms", purpose="dunning",
             template="early_reminder", to_address="+12125550142", now=t,
         )  # fmt: skip
-        repo.mark_attempt(s, "M-2/sms-1", state="denied", outcome="denied", now=t)
+        mark_attempt(s, "M-2/sms-1", state="denied", outcome="denied", now=t)
         for when, action, decision, rule in (
             (t, "contact", "denied", "gate.quiet_hours"),
             (t, "contact", "deferred", "gate.sms_cap"),
@@ -117,14 +119,12 @@ def seed(url: str, now: datetime) -> Seeded:
             (t, "contact_denied", "denied", "hold.pause"),
             (t, "plan_proposed", "rejected", "plan.max_periods"),
         ):
-            repo.audit(
-                s, at=when, account_id="M-2", actor="test", action=action, decision=decision, rule=rule
-            )
+            audit(s, at=when, account_id="M-2", actor="test", action=action, decision=decision, rule=rule)
 
         # holds: M-2 paused (active), M-4 disputed then verified (lifted: not counted)
-        repo.add_hold(s, "M-2", Hold(kind=HoldKind.PAUSE, reason="agent asked", since=t))
-        repo.add_hold(s, "M-4", Hold(kind=HoldKind.DISPUTE, reason="not mine", since=t))
-        repo.lift_hold(s, "M-4", HoldKind.DISPUTE, now=t + timedelta(minutes=10))
+        add_hold(s, "M-2", Hold(kind=HoldKind.PAUSE, reason="agent asked", since=t))
+        add_hold(s, "M-4", Hold(kind=HoldKind.DISPUTE, reason="not mine", since=t))
+        lift_hold(s, "M-4", HoldKind.DISPUTE, now=t + timedelta(minutes=10))
 
         # plans: M-1's broken, then a second one completed (account closed settled); M-3's running
         for plan_id, account_id, currency, status in (
@@ -132,7 +132,7 @@ def seed(url: str, now: datetime) -> Seeded:
             ("M-1-plan-2", "M-1", "USD", "completed"),
             ("M-3-plan-1", "M-3", "CNY", "active"),
         ):
-            repo.save_plan(
+            save_plan(
                 s,
                 account_id,
                 AgreedPlan(
@@ -142,16 +142,16 @@ def seed(url: str, now: datetime) -> Seeded:
                 ),
             )  # fmt: skip
             if status != "active":
-                repo.set_plan_status(s, plan_id, status, now=t)
-        repo.set_mode(s, "M-1", "closed", close_reason="settled", now=t)
-        repo.set_mode(s, "M-3", "settlement", now=t)
+                set_plan_status(s, plan_id, status, now=t)
+        set_mode(s, "M-1", "closed", close_reason="settled", now=t)
+        set_mode(s, "M-3", "settlement", now=t)
 
         for account_id, amount, currency, ref in (
             ("M-1", 12_050, "USD", "P-1"),
             ("M-4", 5_000, "USD", "P-2"),
             ("M-3", 30_000, "CNY", "P-3"),
         ):
-            repo.record_payment(
+            record_payment(
                 s, account_id=account_id, amount_minor=amount, currency=currency, reference=ref,
                 received_at=t, source="lender",
             )  # fmt: skip

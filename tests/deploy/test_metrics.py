@@ -1,6 +1,6 @@
 """The metrics an operator scrapes: right after real activity, the same on every replica, after a restart.
 
-The activity goes through ``store.repo`` (what the activities and the API call) into a database of
+The activity goes through the ``store`` modules (what the activities and the API call) into a database of
 this module's own; the values are read back the way Prometheus reads them: ``GET /metrics`` on the
 HTTP service (ASGI) and on a real ``python -m workers`` process's metrics port.
 """
@@ -27,10 +27,12 @@ from domain.governor import UK_WINDOW, GovernorRules
 from runtime.metrics import business_registry, exposition
 from runtime.settings import Settings
 from service.app import create_app
-from store import repo
+from store.audit import audit
+from store.contacts import mark_attempt, reserve_attempt, update_attempt_status_by_sid
 from store.db import make_engine, session_factory
 from store.governor import campaign_report
-from store.models import ContactAttempt
+from store.models import AuditRow, ContactAttempt, RefundRow
+from store.refunds import queue_refund, resolve_refund
 from tests.conftest import free_port
 from tests.deploy.conftest import Seeded
 
@@ -87,6 +89,9 @@ def assert_business_figures(samples: Samples, seeded: Seeded) -> None:
 
     assert value(samples, "collect_recovered_minor_units_total", currency="USD") == seeded.usd_recovered
     assert value(samples, "collect_recovered_minor_units_total", currency="CNY") == seeded.cny_recovered
+    # nothing waits for an operator in the seeded data: no refund family sample, the alert count at 0
+    assert value(samples, "collect_refunds_open", currency="USD") is None
+    assert value(samples, "collect_operator_alerts_total") == 0
 
 
 def service_app(database_url: str) -> Any:
@@ -131,12 +136,12 @@ def test_every_replica_and_a_restarted_one_report_the_same_totals(metrics_db: st
     # one more SMS delivered, written by "another replica" (any process writing the database)
     now = datetime.now(UTC)
     with session_factory(engine).begin() as s:
-        repo.reserve_attempt(
+        reserve_attempt(
             s, dedupe_key="M-4/sms-9", account_id="M-4", channel="sms", purpose="dunning",
             template="early_reminder", to_address="+12125550142", now=now,
         )  # fmt: skip
-        repo.mark_attempt(s, "M-4/sms-9", state="accepted", provider_sid="SID-M-4-9", outcome="sent", now=now)
-        repo.update_attempt_status_by_sid(s, "SID-M-4-9", "delivered", "delivered", None, now)
+        mark_attempt(s, "M-4/sms-9", state="accepted", provider_sid="SID-M-4-9", outcome="sent", now=now)
+        update_attempt_status_by_sid(s, "SID-M-4-9", "delivered", "delivered", None, now)
     try:
         restarted = business_registry(engine, process=False, cache_seconds=0)
         for registry in (first, second, restarted):
@@ -146,6 +151,33 @@ def test_every_replica_and_a_restarted_one_report_the_same_totals(metrics_db: st
     finally:
         with session_factory(engine).begin() as s:  # keep the module's figures as seeded
             s.execute(delete(ContactAttempt).where(ContactAttempt.dedupe_key == "M-4/sms-9"))
+
+
+def test_open_refunds_and_operator_alerts_are_reported_as_queued(metrics_db: str, seeded: Seeded) -> None:
+    """A refund queued (and one resolved), an operator alert written: the numbers an alert reads."""
+    engine = make_engine(metrics_db)
+    now = datetime.now(UTC)
+    with session_factory(engine).begin() as s:
+        for reference, amount in (("R-1", 1_500), ("R-2", 250), ("R-3", 9_000)):
+            queued = queue_refund(
+                s, account_id="M-4", reference=reference, amount_minor=amount, currency="USD",
+                reason="received after the account closed (paid)", now=now,
+            )  # fmt: skip
+        resolve_refund(s, queued.id, status="applied", by="sam", note=None, now=now)  # R-3: not open
+        audit(
+            s, at=now, account_id="M-4", actor="record", action="operator_alert",
+            decision="record_refused", rule="payment", details={"reason": "IntegrityError"},
+        )  # fmt: skip
+    try:
+        samples = parse(exposition(business_registry(engine, process=False, cache_seconds=0)).decode())
+        assert value(samples, "collect_refunds_open", currency="USD") == 2
+        assert value(samples, "collect_refunds_open_minor_units", currency="USD") == 1_750
+        assert value(samples, "collect_refunds_open", currency="CNY") is None
+        assert value(samples, "collect_operator_alerts_total") == 1
+    finally:
+        with session_factory(engine).begin() as s:  # keep the module's figures as seeded
+            s.execute(delete(RefundRow).where(RefundRow.account_id == "M-4"))
+            s.execute(delete(AuditRow).where(AuditRow.action == "operator_alert"))
 
 
 def test_a_database_that_does_not_answer_does_not_fail_the_scrape(tmp_path: Path) -> None:

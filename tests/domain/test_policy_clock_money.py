@@ -66,3 +66,29 @@ def test_masking_hides_identity() -> None:
     assert "5550142" not in mask_phone("+12125550142")
     assert mask_name("Jane Doe") == "J*** D**"
     assert mask_name("王小明") == "王**"
+
+
+def test_payments_after_charge_off_are_taken_for_calendar_days_across_a_clock_change() -> None:
+    """Charged off at 00:30 in New York on 2026-10-20: "30 days" ends on 2026-11-19 at 00:30 local,
+    not at 23:30 the evening before (30 x 24 h across the 1 November change)."""
+    from datetime import date
+    from zoneinfo import ZoneInfo
+
+    from domain.accounts import AccountTerms, Product
+    from domain.cadence import dpd_at, local_days_later
+
+    terms = AccountTerms(
+        account_id="A-1",
+        product=Product.CLOSED_END,
+        currency="USD",
+        balance=1,
+        due_date=date(2026, 6, 22),
+        zones=["America/New_York"],
+    )
+    charged = datetime(2026, 10, 20, 0, 30, tzinfo=ZoneInfo("America/New_York")).astimezone(UTC)
+    until = local_days_later(charged, terms, 30)
+    assert until.astimezone(ZoneInfo("America/New_York")).replace(tzinfo=None) == datetime(
+        2026, 11, 19, 0, 30
+    )
+    assert dpd_at(until, terms) - dpd_at(charged, terms) == 30
+    assert until - charged == timedelta(days=30, hours=1)

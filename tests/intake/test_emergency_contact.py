@@ -11,7 +11,14 @@ import pytest
 from domain.accounts import AccountTerms, Channel
 from domain.gate import Audience
 from domain.intake import parse_portfolio
-from store import repo
+from store.accounts import account_snapshot, upsert_account
+from store.contacts import (
+    live_gate_inputs,
+    mark_attempt,
+    reserve_attempt,
+    set_emergency_status,
+    third_party_gate_inputs,
+)
 from store.db import make_engine, session_factory
 
 HEADER = "account_id,name,phone,currency,balance,due_date,profile,emergency_name,emergency_phone"
@@ -83,28 +90,28 @@ def test_stored_apart_from_the_debtors_numbers_and_read_by_the_gate(sessions) ->
     account_id = f"E-{uuid.uuid4().hex[:8]}"
     account = parse_portfolio("\n".join([HEADER, row(account_id, "Li Lei", "+8613800138000")])).accounts[0][1]
     with sessions.begin() as s:
-        assert repo.upsert_account(s, account, NOW)
-        assert not repo.upsert_account(s, account, NOW)  # re-running intake changes nothing
+        assert upsert_account(s, account, NOW)
+        assert not upsert_account(s, account, NOW)  # re-running intake changes nothing
     with sessions.begin() as s:
-        snap = repo.account_snapshot(s, account_id)
+        snap = account_snapshot(s, account_id)
         assert snap is not None
         assert (snap.phone, snap.emergency_name, snap.emergency_phone) == (
             "+12125550142",
             "Li Lei",
             "+8613800138000",
         )
-        state, _ = repo.third_party_gate_inputs(s, account_id, now=NOW)
+        state, _ = third_party_gate_inputs(s, account_id, now=NOW)
         assert state.third_party_zones == ["Asia/Shanghai"] and state.third_party_status == "active"
     # a later file naming someone else is a correction for an operator, not a silent overwrite
     other = parse_portfolio("\n".join([HEADER, row(account_id, "Han Meimei", "+8613900139000")])).accounts[0][
         1
     ]
     with sessions.begin() as s, pytest.raises(ValueError, match="emergency_name, emergency_phone"):
-        repo.upsert_account(s, other, NOW)
+        upsert_account(s, other, NOW)
 
     # a message to the emergency contact counts in their ledger, not in the debtor's caps
     with sessions.begin() as s:
-        repo.reserve_attempt(
+        reserve_attempt(
             s,
             dedupe_key=f"{account_id}/locate/1",
             account_id=account_id,
@@ -115,17 +122,15 @@ def test_stored_apart_from_the_debtors_numbers_and_read_by_the_gate(sessions) ->
             now=NOW,
             audience=Audience.THIRD_PARTY,
         )
-        repo.mark_attempt(
+        mark_attempt(
             s, f"{account_id}/locate/1", state="accepted", provider_sid=f"SM{uuid.uuid4().hex}", now=NOW
         )
     with sessions.begin() as s:
-        _, debtor_ledger = repo.live_gate_inputs(
-            s, account_id, since=datetime(2026, 1, 1, tzinfo=UTC), now=NOW
-        )
-        _, third_party_ledger = repo.third_party_gate_inputs(s, account_id, now=NOW)
+        _, debtor_ledger = live_gate_inputs(s, account_id, since=datetime(2026, 1, 1, tzinfo=UTC), now=NOW)
+        _, third_party_ledger = third_party_gate_inputs(s, account_id, now=NOW)
         assert debtor_ledger == [] and len(third_party_ledger) == 1
-        assert repo.set_emergency_status(s, account_id, "unreachable", NOW)
+        assert set_emergency_status(s, account_id, "unreachable", NOW)
     with sessions.begin() as s:
-        state, _ = repo.third_party_gate_inputs(s, account_id, now=NOW)
+        state, _ = third_party_gate_inputs(s, account_id, now=NOW)
         assert state.third_party_status == "unreachable"
-        assert repo.account_snapshot(s, account_id).unreachable == []  # type: ignore[union-attr]
+        assert account_snapshot(s, account_id).unreachable == []  # type: ignore[union-attr]

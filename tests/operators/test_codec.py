@@ -93,6 +93,14 @@ async def test_unencrypted_payloads_pass_through_untouched() -> None:
         ),
         (f"{OLD},{OLD}", "key id 'k1' is listed twice"),
     ],
+    ids=[
+        "empty",
+        "no-key-id",
+        "second-without-id",
+        "not-base64",
+        "16-bytes",
+        "listed-twice",
+    ],  # keys are random
 )
 def test_bad_key_configuration_fails_at_start_naming_the_setting(spec: str, reason: str) -> None:
     with pytest.raises(ValueError) as caught:

@@ -43,7 +43,7 @@ from service.auth import COOKIE
 from store.db import make_engine, session_factory
 from tests.conftest import free_port
 from workers.setup import build_workers
-from workflows.messages import DelinquencyInput
+from workflows.state import AccountInput
 
 TOKEN = "ops-token"
 PLAIN = pydantic_data_converter.payload_converter
@@ -250,7 +250,7 @@ async def test_history_payloads_are_ciphertext_that_only_the_codec_endpoint_open
     assert debtor.account_id not in refused.text
 
     [opened_input] = await opened(ops, list(started.input.payloads))
-    [workflow_input] = PLAIN.from_payloads([opened_input], [DelinquencyInput])
+    [workflow_input] = PLAIN.from_payloads([opened_input], [AccountInput])
     assert workflow_input.terms.account_id == debtor.account_id
     assert workflow_input.terms.masked_phone == debtor.masked
 
@@ -325,7 +325,7 @@ async def test_the_temporal_cli_decodes_through_the_same_endpoint(ops: Ops) -> N
     sealed = await started_input()
     assert sealed.metadata["encoding"] == ENCODING
     opened = await started_input("--codec-endpoint", ops.codec_url, "--codec-auth", f"Bearer {TOKEN}")
-    [workflow_input] = PLAIN.from_payloads([opened], [DelinquencyInput])
+    [workflow_input] = PLAIN.from_payloads([opened], [AccountInput])
     assert workflow_input.terms.account_id == debtor.account_id
 
 
@@ -376,7 +376,9 @@ async def test_the_temporal_ui_decrypts_only_for_a_signed_in_operator(ops: Ops) 
             assert (await first.value).status == 200
             await page.get_by_text(f'"masked_phone": "{debtor.masked}"').wait_for(timeout=30_000)  # the input
             await page.get_by_text("User Metadata").click()
-            shown = await _rendered_markdown(page, f"Account {debtor.account_id} · credit_line")
+            shown = await _rendered_markdown(
+                page, f"Account {debtor.account_id} · credit_line", f"debtor {debtor.masked}"
+            )
             assert f"Account {debtor.account_id} · credit_line · USD 1,250.00 · US · {debtor.masked}" in shown
             assert f"debtor {debtor.masked}" in shown  # current details, from the query, decoded too
             for identifying in (debtor.phone, debtor.name):
@@ -410,12 +412,13 @@ async def _send_console_cookie_to_the_codec(page: Any, endpoint: str) -> None:
     await page.get_by_role("button", name="Apply").click()
 
 
-async def _rendered_markdown(page: Any, expected: str, within: float = 30.0) -> str:
-    """The UI renders summaries and details as markdown in sandboxed iframes: read every frame's text."""
+async def _rendered_markdown(page: Any, *expected: str, within: float = 30.0) -> str:
+    """The UI renders summaries and details as markdown in sandboxed iframes: read every frame's text
+    once all of ``expected`` are there (the details come from a query of their own, after the summary)."""
     text = ""
     for _ in range(int(within * 10)):
         text = await _all_text(page)
-        if expected in text and "debtor" in text:
+        if all(e in text for e in expected):
             return text
         await page.wait_for_timeout(100)
     return text

@@ -34,7 +34,8 @@ from twilio.request_validator import RequestValidator
 from domain.accounts import Account, Channel, Debtor
 from runtime.settings import Settings
 from service.app import create_app
-from store import repo
+from store.accounts import upsert_account
+from store.contacts import mark_attempt, reserve_attempt
 from store.db import make_engine, session_factory
 from tests.conftest import free_port, random_phone  # noqa: F401  (re-exported for the tests)
 from tests.workflows.conftest import Harness
@@ -161,7 +162,7 @@ def new_account(
         policy=policy,
     )
     with sessions.begin() as s:
-        repo.upsert_account(s, account, NOW)
+        upsert_account(s, account, NOW)
     return account
 
 
@@ -179,7 +180,7 @@ def sent_attempt(
     sid = prefix + uuid.uuid4().hex
     key = f"{account.account_id}/{uuid.uuid4().hex[:8]}"
     with sessions.begin() as s:
-        repo.reserve_attempt(
+        reserve_attempt(
             s,
             dedupe_key=key,
             account_id=account.account_id,
@@ -189,7 +190,7 @@ def sent_attempt(
             to_address=phone or account.debtor.phone,
             now=at,
         )
-        repo.mark_attempt(
+        mark_attempt(
             s, key, state="accepted", provider_sid=sid, provider_status="queued", outcome=outcome, now=at
         )
     return sid

@@ -24,7 +24,7 @@ from schemathesis.checks import content_type_conformance, response_schema_confor
 from schemathesis.generation import GenerationMode
 
 from runtime.settings import Settings
-from service import operations as ops
+from service import accounts
 from tests.conftest import free_port
 from tests.service.test_api import AGENT, AUDITOR, SUPER, Stack, eventually, in_days, running_stack
 
@@ -102,7 +102,7 @@ async def test_search_filters_on_the_typed_search_attributes(stack: Stack, portf
 
 async def test_a_hit_says_what_the_ui_columns_say(stack: Stack, portfolio: dict[str, str]) -> None:
     await search(stack, {"stage": "middle", "mode": "dunning"}, {portfolio["middle"]})
-    hits = await ops.find_accounts(
+    hits = await accounts.find_accounts(
         stack.env.client, stage="middle", mode="dunning", sessions=stack.sessions, **MINE
     )
     assert len(hits) == 1
@@ -115,7 +115,7 @@ async def test_a_hit_says_what_the_ui_columns_say(stack: Stack, portfolio: dict[
         "USD",
         "none",
     )
-    limited = await ops.find_accounts(stack.env.client, limit=1, **MINE)
+    limited = await accounts.find_accounts(stack.env.client, limit=1, **MINE)
     assert len(limited) == 1
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 import pytest
@@ -24,6 +25,9 @@ from domain.timeline import AccountStatus
 from runtime.settings import Settings
 from service.app import create_app
 from service.auth import COOKIE
+from store.audit import audit_entries
+from store.refunds import queue_refund
+from store.refunds import refund as refund_by_id
 from tests.service.conftest import PUBLIC
 from tests.workflows.conftest import Harness, running_harness
 
@@ -235,3 +239,52 @@ async def test_search_input_errors_name_the_field(console: FastAPI) -> None:
         page = await web.get("/console", params={"dpd_min": "forty", "stage": "middle"})
     assert page.status_code == 422
     assert "dpd_min: &#39;forty&#39; is not a whole number" in page.text
+
+
+async def test_the_refund_queue_page_lists_an_open_refund_and_a_supervisor_resolves_it(
+    console: FastAPI, harness: Harness
+) -> None:
+    account = await harness.open_account(due_in_days=-20, start=False)
+    with harness.sessions.begin() as s:
+        refund = queue_refund(
+            s, account_id=account.account_id, reference="late-7", amount_minor=4_200, currency="USD",
+            reason="received after the account closed (paid)", now=datetime.now(UTC),
+        )  # fmt: skip
+    async with browser(console, AGENT) as agent:
+        home = await agent.get("/console")
+        assert 'href="/console/refunds"' in home.text  # in the navigation
+        listed = await agent.get("/console/refunds")
+        assert listed.status_code == 200
+        section = listed.text.split(f"#{refund.id} ·", 1)[1].split("</section>", 1)[0]
+        assert account.account_id in section and "USD 42.00" in section
+        assert "received after the account closed (paid)" in section
+        assert "/resolve" not in section  # an agent sees it, a supervisor decides
+        refused = await agent.post(
+            f"/console/refunds/{refund.id}/resolve", data={"csrf": csrf_of(listed.text), "status": "refunded"}
+        )
+        assert refused.status_code == 403
+    async with browser(console, SUPERVISOR) as boss:
+        page = await boss.get("/console/refunds")
+        assert f"/console/refunds/{refund.id}/resolve" in page.text
+        forged = await boss.post(
+            f"/console/refunds/{refund.id}/resolve", data={"csrf": "x", "status": "refunded"}
+        )
+        assert forged.status_code == 403
+        form = {"csrf": csrf_of(page.text), "status": "refunded", "note": "wire W-77"}
+        done = await boss.post(f"/console/refunds/{refund.id}/resolve", data=form)
+        assert done.status_code == 303 and f"Refund #{refund.id} refunded" in unquote(
+            done.headers["location"]
+        )
+        after = await boss.get(done.headers["location"])
+        assert f"#{refund.id} ·" not in after.text
+        again = await boss.post(f"/console/refunds/{refund.id}/resolve", data=form)
+        assert "already refunded" in unquote(again.headers["location"])
+    with harness.sessions.begin() as s:
+        stored = refund_by_id(s, refund.id)
+        lines = [e for e in audit_entries(s, account.account_id) if e.action == "refund_resolved"]
+    assert stored is not None and (stored.status, stored.resolved_by, stored.note) == (
+        "refunded",
+        "sam",
+        "wire W-77",
+    )
+    assert [(e.actor, e.decision) for e in lines] == [("sam", "refunded")]

@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from domain.accounts import Account, Channel, Debtor, EmergencyContact
 from domain.gate import Audience
-from store import repo
+from store.accounts import account_snapshot, upsert_account
+from store.contacts import mark_attempt, reserve_attempt, third_party_gate_inputs
 from tests.service.conftest import NOW, Signer, random_phone
 
 SMS = "/webhooks/twilio/sms"
@@ -28,13 +29,13 @@ def with_emergency(sessions: sessionmaker[Session]) -> Account:
         emergency=EmergencyContact(name="Li Lei", phone=f"+86138{uuid.uuid4().int % 10**8:08d}"),
     )
     with sessions.begin() as s:
-        repo.upsert_account(s, account, NOW)
+        upsert_account(s, account, NOW)
     return account
 
 
 def third_party_state(sessions: sessionmaker[Session], account: Account) -> tuple[str, list[Channel]]:
     with sessions.begin() as s:
-        state, _ = repo.third_party_gate_inputs(s, account.account_id, now=NOW)
+        state, _ = third_party_gate_inputs(s, account.account_id, now=NOW)
     return state.third_party_status, state.unreachable
 
 
@@ -45,7 +46,7 @@ async def test_an_undelivered_locate_text_marks_their_number_not_the_debtors(
     assert account.emergency is not None
     sid = f"SM{uuid.uuid4().hex}"
     with sessions.begin() as s:
-        repo.reserve_attempt(
+        reserve_attempt(
             s,
             dedupe_key=f"{account.account_id}/locate/1",
             account_id=account.account_id,
@@ -56,7 +57,7 @@ async def test_an_undelivered_locate_text_marks_their_number_not_the_debtors(
             now=NOW,
             audience=Audience.THIRD_PARTY,
         )
-        repo.mark_attempt(s, f"{account.account_id}/locate/1", state="accepted", provider_sid=sid, now=NOW)
+        mark_attempt(s, f"{account.account_id}/locate/1", state="accepted", provider_sid=sid, now=NOW)
     form = {
         "MessageSid": sid,
         "MessageStatus": "undelivered",
@@ -83,5 +84,5 @@ async def test_stop_from_the_emergency_contact_opts_them_out_only(
     assert response.status_code == 200 and "<Message" not in response.text
     assert third_party_state(sessions, account) == ("opted_out", [])
     with sessions.begin() as s:
-        snap = repo.account_snapshot(s, account.account_id)
+        snap = account_snapshot(s, account.account_id)
     assert snap is not None and snap.opted_out == []  # the debtor did not opt out of anything

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -24,9 +24,12 @@ from domain.governor import rules_for_profile
 from domain.profiles import load_profile
 from domain.templates import render
 from domain.timeline import AccountStatus, ContactView
-from store import repo
+from starter import voice_paused_line
+from store.accounts import account_snapshot
+from store.audit import audit_entries
+from store.contacts import AttemptView, attempt_by_sid, contact_attempts
 from store.governor import voice_verdict
-from store.repo import AttemptView, ContactStatus
+from store.rows import ContactStatus
 from tests.service.conftest import Served, random_phone
 from tests.workflows.conftest import Harness, at_local
 
@@ -104,16 +107,16 @@ async def contact_through_carrier(e2e: E2E, last_two: int, channel: Channel) -> 
     phone = random_phone(last_two)
     # the contact is always tomorrow at 10:00 (a future timer, whatever the shared clock says now)
     due_in_days, dpd = (0, 1) if channel == Channel.SMS else (-4, 5)
+    if channel == Channel.VOICE:
+        # before the account opens: moving the clock past the window later would skip its DPD-5 call
+        await clear_governor(h, phone, at_local((await h.now()).date() + timedelta(days=1), 11))
     account = await h.open_account(due_in_days=due_in_days, phone=phone)
     target = at_local(account.due_date + timedelta(days=dpd), 11)
-    if channel == Channel.VOICE:
-        await clear_governor(h, phone, target)
-        target = max(target, at_local((await h.now()).date() + timedelta(days=1), 11))
     await h.skip_to(target)
     status = await wait_settled(h, account, channel)
     contact = next(c for c in status.last_contacts if c.channel == channel.value and c.outcome in SETTLED)
     with h.sessions.begin() as s:
-        attempts = [a for a in repo.contact_attempts(s, account.account_id) if a.channel == channel]
+        attempts = [a for a in contact_attempts(s, account.account_id) if a.channel == channel]
     assert len(attempts) == 1, attempts
     log = [
         r for r in await h.carrier_log(phone) if r["channel"] == ("sms" if channel == Channel.SMS else "call")
@@ -126,7 +129,7 @@ async def contact_through_carrier(e2e: E2E, last_two: int, channel: Channel) -> 
 
 def contact_status(h: Harness, account: Account, channel: Channel) -> ContactStatus | None:
     with h.sessions.begin() as s:
-        snap = repo.account_snapshot(s, account.account_id)
+        snap = account_snapshot(s, account.account_id)
     assert snap is not None
     if channel in snap.opted_out:
         return ContactStatus.OPTED_OUT
@@ -196,8 +199,51 @@ async def test_call_answered_by_a_machine_gets_only_the_limited_voicemail(e2e: E
     assert f">{limited}</Say><Hangup /></Response>" in document
     assert document.count("<Say") == 1 and "<Gather" not in document
     with e2e.harness.sessions.begin() as s:
-        audit = [e for e in repo.audit_entries(s, r.account.account_id) if e.action == "voicemail"]
+        audit = [e for e in audit_entries(s, r.account.account_id) if e.action == "voicemail"]
     assert [(e.decision, e.details.get("sid")) for e in audit] == [("voicemail_limited", r.carrier["sid"])]
+
+
+async def a_paused_campaign_texts_instead_and_says_until_when(e2e: E2E, silent: Result) -> None:
+    """The silent call pauses the campaign's voice (one abandoned call in a window of under 34 live
+    answers): the next account's DPD-5 call is not placed, the SMS fallback goes instead, and ``status``
+    and the console say until when voice is paused: when the silent call leaves the 30-day window."""
+    h = e2e.harness
+    phone = random_phone(23)  # a person would answer: only the governor can stop this call
+    account = await h.open_account(due_in_days=-4, phone=phone)
+    await h.skip_to(at_local(account.due_date + timedelta(days=5), 11))
+    handle = h.handle(account)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 15
+    while (status := await handle.query("status", result_type=AccountStatus)).voice_paused_until is None:
+        assert loop.time() < deadline, status.last_contacts
+        await asyncio.sleep(0.1)
+    assert silent.attempt.sent_at is not None
+    ages_out = silent.attempt.sent_at + GOVERNOR_WINDOW - timedelta(days=1)  # the US window: 30 days
+    assert ages_out - timedelta(minutes=1) <= status.voice_paused_until <= ages_out + timedelta(minutes=1)
+    assert "call" not in [r["channel"] for r in await h.carrier_log(phone)]  # no call reached the carrier
+    fallback = [c for c in status.last_contacts if c.at >= at_local(account.due_date + timedelta(days=5), 0)]
+    assert [c.channel for c in fallback] == ["sms"]  # the text instead
+    with h.sessions.begin() as s:
+        denied = [a for a in contact_attempts(s, account.account_id) if a.channel == Channel.VOICE]
+    assert [(a.state, a.outcome) for a in denied] == [("denied", ContactOutcome.DENIED)]
+    line = voice_paused_line(status)  # what `./collect status` prints
+    assert line is not None and f"{status.voice_paused_until.astimezone(UTC):%Y-%m-%d %H:%M} UTC" in line
+
+    # the next call step (DPD 12), still inside the pause: the account does what its status says
+    # and texts without asking the governor again (no second refused attempt, no send activity)
+    dpd12 = at_local(account.due_date + timedelta(days=12), 0)
+    await h.skip_to(dpd12 + timedelta(hours=11))
+    deadline = loop.time() + 15
+    while True:
+        status = await handle.query("status", result_type=AccountStatus)
+        if any(c.at >= dpd12 for c in status.last_contacts):
+            break
+        assert loop.time() < deadline, status.last_contacts
+        await asyncio.sleep(0.1)
+    assert [c.channel for c in status.last_contacts if c.at >= dpd12] == ["sms"]
+    with h.sessions.begin() as s:
+        voice = [a for a in contact_attempts(s, account.account_id) if a.channel == Channel.VOICE]
+    assert len(voice) == 1 and "call" not in [r["channel"] for r in await h.carrier_log(phone)]
 
 
 async def test_call_answered_in_silence_is_silent(e2e: E2E) -> None:
@@ -207,6 +253,7 @@ async def test_call_answered_in_silence_is_silent(e2e: E2E) -> None:
         assert r.contact.outcome == ContactOutcome.SILENT
         assert (r.attempt.provider_status, r.attempt.outcome) == ("completed", "silent")
         assert r.carrier["answered_by"] == "unknown" and r.carrier["twiml_history"] == []
+        await a_paused_campaign_texts_instead_and_says_until_when(e2e, r)
     finally:
         # this abandoned call pauses voice for the whole "default" campaign for 30 days: end the run
         # and move the shared clock past the window so later tests are not governed by it
@@ -252,7 +299,7 @@ async def test_a_replayed_callback_with_a_changed_body_is_refused_and_changes_no
 
     def attempt() -> AttemptView | None:
         with h.sessions.begin() as s:
-            return repo.attempt_by_sid(s, sid)
+            return attempt_by_sid(s, sid)
 
     async with httpx.AsyncClient() as http:
         headers = {"X-Twilio-Signature": delivered.signature}

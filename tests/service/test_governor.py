@@ -21,6 +21,7 @@ from domain.governor import (
     campaign_rate,
     decide_voice,
     rules_for_profile,
+    voice_resumes_at,
     window_ok,
 )
 from domain.profiles import load_profile
@@ -200,3 +201,48 @@ async def test_operators_see_the_rate(http: httpx.AsyncClient, sessions: session
     }
     listing = (await http.get("/ops/governor")).json()
     assert campaign in [r["campaign"] for r in listing]
+
+
+# ---- when a rate pause ends -----------------------------------------------------------------------
+def test_a_pause_ends_when_the_silent_call_leaves_the_window() -> None:
+    history = calls((0, C.SILENT))
+    now = T0 + timedelta(hours=1)
+    until = voice_resumes_at(history, now, RULES)
+    assert until is not None and T0 + timedelta(days=29, hours=23) < until <= T0 + timedelta(
+        days=30, minutes=1
+    )
+    assert campaign_allows(history, until, RULES)
+    assert not campaign_allows(history, until - timedelta(seconds=1), RULES)
+    assert voice_resumes_at([], now, RULES) == now  # not paused: allowed now
+    report = campaign_rate("c", history, now, RULES)
+    assert report.paused and report.paused_until == until
+    verdict = decide_voice(history, [], now, RULES)
+    assert (verdict.allowed, verdict.rule, verdict.paused_until) == (False, RULE_RATE, until)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    specs=st.lists(
+        st.tuples(st.integers(min_value=0, max_value=60 * 24 * 40), st.one_of(st.none(), OUTCOMES)),
+        max_size=60,
+    ),
+    after=st.integers(min_value=0, max_value=60 * 24 * 45),
+    uk=st.booleans(),
+)
+def test_the_pause_ends_at_the_first_instant_a_call_is_allowed(
+    specs: list[tuple[int, ContactOutcome | None]], after: int, uk: bool
+) -> None:
+    """Brute force: with no new calls the verdict can only change when a call ages out, so the first
+    such instant the governor allows is when the pause ends (and never a moment earlier)."""
+    rules = rules_for_profile(0.03, 72, "UK" if uk else "US")
+    history = calls(*specs)
+    now = T0 + timedelta(minutes=after)
+    until = voice_resumes_at(history, now, rules)
+    if campaign_allows(history, now, rules):
+        assert until == now
+        return
+    candidates = sorted({c.at + rules.window for c in history if c.at + rules.window > now})
+    expected = next((t for t in candidates if campaign_allows(history, t, rules)), None)
+    assert until == expected
+    if until is not None:
+        assert not campaign_allows(history, until - timedelta(seconds=1), rules)

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from domain.timeline import AccountStatus
 from runtime.settings import Settings
 from service.webhooks import STOP_WORDS, keyword
-from store import repo
+from store.accounts import account_snapshot
 from tests.service.conftest import Probe, Served, Signer, new_account, quiesce, random_phone
 from tests.workflows.conftest import at_local
 
@@ -48,7 +48,7 @@ async def test_every_stop_word_opts_sms_out_and_signals(
     response = await twilio.post(http, SMS, inbound(account.debtor.phone, word.lower()))
     assert response.status_code == 200
     with sessions.begin() as s:
-        snap = repo.account_snapshot(s, account.account_id)
+        snap = account_snapshot(s, account.account_id)
     assert snap is not None and [c.value for c in snap.opted_out] == ["sms"]
     got = await probe.got(account)
     assert [(g["signal"], g["channel"]) for g in got] == [("opt_out", "sms")]
@@ -78,7 +78,7 @@ async def test_help_says_who_we_are(
     zh_reply = await twilio.post(http, SMS, inbound(zh.debtor.phone, "help"))
     assert "如有疑问" in zh_reply.text
     with sessions.begin() as s:  # HELP changes nothing but the audit log
-        snap = repo.account_snapshot(s, en.account_id)
+        snap = account_snapshot(s, en.account_id)
     assert snap is not None and snap.opted_out == []
 
 

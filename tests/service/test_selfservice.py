@@ -23,7 +23,7 @@ from runtime.settings import Settings
 from service import links
 from service.app import create_app
 from service.selfservice import strings
-from store import repo
+from store.accounts import upsert_account
 from tests.service.conftest import PUBLIC, random_phone
 from tests.workflows.conftest import NY, Harness, at_local, running_harness
 
@@ -110,7 +110,7 @@ async def overdue(harness: Harness, *, days: int = 40, language: str = "en") -> 
         due_date=today - timedelta(days=days),
     )
     with harness.sessions.begin() as s:
-        repo.upsert_account(s, account, await harness.now())
+        upsert_account(s, account, await harness.now())
     await harness.start(account)
     return account
 
@@ -203,7 +203,7 @@ async def test_a_promise_outside_the_rules_is_explained_and_a_fitting_one_agreed
 async def test_the_dunning_sms_carries_a_signed_link_that_opens_the_page(
     harness: Harness, web: httpx.AsyncClient
 ) -> None:
-    account = await harness.open_account(due_in_days=-1, phone=random_phone(42))
+    account = await harness.open_account(due_in_days=0, phone=random_phone(42))  # first text: tomorrow 10:00
     await harness.skip_to(at_local(account.due_date + timedelta(days=2), 12))
     texts = [m["body"] for m in await harness.carrier_log(account.debtor.phone) if m.get("body")]
     assert texts, "no SMS went out"

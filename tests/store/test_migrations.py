@@ -34,6 +34,8 @@ TABLES = {
     "emergency_contacts",  # 0004 (emergency contact of an unreachable debtor)
     "sender_pacing",  # 0005 (send slots of each sender number, shared by every worker)
     "sender_sends",  # 0005 (its provider requests still inside the rate window)
+    "refunds",  # 0006 (money beyond what was owed, or after the account closed)
+    "rule_versions",  # 0006 (the policy and profile text each account runs)
 }
 
 
@@ -195,8 +197,12 @@ def test_a_database_of_the_previous_release_upgrades_to_head_keeping_its_data(em
     """What an operator's production database goes through: the last release's schema with live data,
     then ``alembic upgrade head``. Everything stored stays readable through the repository, the schema
     ends exactly as the models describe it, and the application can carry on writing."""
-    from store import repo
+    from store.accounts import account_snapshot
+    from store.audit import audit_entries
+    from store.contacts import contact_attempts
     from store.db import session_factory
+    from store.holds import lift_hold
+    from store.ledger import active_plan_id, mark_instalment, plan_instalments, record_payment
 
     upgrade(empty_url, PREVIOUS_RELEASE)
     _fill_previous_release(empty_url)
@@ -205,7 +211,7 @@ def test_a_database_of_the_previous_release_upgrades_to_head_keeping_its_data(em
 
     sessions = session_factory(make_engine(empty_url))
     with sessions.begin() as s:
-        snap = repo.account_snapshot(s, "OLD-1")
+        snap = account_snapshot(s, "OLD-1")
         assert snap is not None
         assert (snap.name, snap.phone, snap.balance_minor, snap.paid_minor) == (
             "Jane Doe", "+12125550142", 100_000, 25_000,
@@ -218,21 +224,21 @@ def test_a_database_of_the_previous_release_upgrades_to_head_keeping_its_data(em
         assert [h.kind.value for h in snap.holds] == ["dispute"]
         assert [c.value for c in snap.opted_out] == ["sms"]
         assert snap.created_at == datetime(2026, 11, 1, 12, tzinfo=UTC)  # times come back aware, unchanged
-        [attempt] = repo.contact_attempts(s, "OLD-1")
+        [attempt] = contact_attempts(s, "OLD-1")
         assert (attempt.state.value, attempt.outcome, attempt.provider_sid) == (
             "accepted",
             "delivered",
             "SM-old-1",
         )
-        plan_id = repo.active_plan_id(s, "OLD-1")
+        plan_id = active_plan_id(s, "OLD-1")
         assert plan_id == "OLD-1-plan-1"
-        assert [(i.seq, i.amount, status.value) for i, _, status in repo.plan_instalments(s, plan_id)] == [
+        assert [(i.seq, i.amount, status.value) for i, _, status in plan_instalments(s, plan_id)] == [
             (1, 50_000, "due"),
             (2, 50_000, "due"),
         ]
-        assert [e.action for e in repo.audit_entries(s, "OLD-1")] == ["plan_agreed"]
+        assert [e.action for e in audit_entries(s, "OLD-1")] == ["plan_agreed"]
         # the same payment delivered again after the upgrade still counts once
-        assert not repo.record_payment(
+        assert not record_payment(
             s, account_id="OLD-1", amount_minor=25_000, currency="USD", reference="PAY-old-1",
             received_at=datetime(2026, 11, 24, tzinfo=UTC), source="lender",
         )  # fmt: skip
@@ -240,13 +246,13 @@ def test_a_database_of_the_previous_release_upgrades_to_head_keeping_its_data(em
     # and the upgraded database takes new writes of every kind the old rows had
     now = datetime(2026, 11, 24, 12, tzinfo=UTC)
     with sessions.begin() as s:
-        repo.mark_instalment(s, "OLD-1-plan-1", 1, paid_minor=50_000, status="paid")
-        assert repo.record_payment(
+        mark_instalment(s, "OLD-1-plan-1", 1, paid_minor=50_000, status="paid")
+        assert record_payment(
             s, account_id="OLD-1", amount_minor=50_000, currency="USD", reference="PAY-new-1",
             received_at=now, source="lender",
         )  # fmt: skip
-        repo.lift_hold(s, "OLD-1", "dispute", now)
+        lift_hold(s, "OLD-1", "dispute", now)
     with sessions.begin() as s:
-        snap = repo.account_snapshot(s, "OLD-1")
+        snap = account_snapshot(s, "OLD-1")
         assert snap is not None and snap.holds == []
-        assert [status.value for _, _, status in repo.plan_instalments(s, "OLD-1-plan-1")] == ["paid", "due"]
+        assert [status.value for _, _, status in plan_instalments(s, "OLD-1-plan-1")] == ["paid", "due"]

@@ -7,8 +7,8 @@ from datetime import timedelta
 from sqlalchemy.orm import Session, sessionmaker
 
 from domain.profiles import load_profile
-from store import repo
-from tests.store.test_repo import NOW, stored
+from store.audit import audit, audit_entries, purge_expired_audit
+from tests.store.conftest import NOW, stored
 
 
 def test_purge_respects_each_profiles_retention(sessions: sessionmaker[Session]) -> None:
@@ -20,7 +20,7 @@ def test_purge_respects_each_profiles_retention(sessions: sessionmaker[Session])
     with sessions.begin() as s:
         for account in (us, cn):
             for age in ages:
-                repo.audit(
+                audit(
                     s,
                     at=NOW - timedelta(days=365 * age + 2),
                     account_id=account.account_id,
@@ -31,12 +31,12 @@ def test_purge_respects_each_profiles_retention(sessions: sessionmaker[Session])
                     details={"age": str(age)},
                 )
     with sessions.begin() as s:
-        dry = repo.purge_expired_audit(s, NOW, years, dry_run=True)
+        dry = purge_expired_audit(s, NOW, years, dry_run=True)
     assert dry["US"] >= 2 and dry["CN"] >= 1
     with sessions.begin() as s:
-        repo.purge_expired_audit(s, NOW, years)
+        purge_expired_audit(s, NOW, years)
     with sessions.begin() as s:
-        left_us = [e.details["age"] for e in repo.audit_entries(s, us.account_id) if e.actor == "test"]
-        left_cn = [e.details["age"] for e in repo.audit_entries(s, cn.account_id) if e.actor == "test"]
+        left_us = [e.details["age"] for e in audit_entries(s, us.account_id) if e.actor == "test"]
+        left_cn = [e.details["age"] for e in audit_entries(s, cn.account_id) if e.actor == "test"]
     assert left_us == ["1"]  # 4 and 6 years are past the US 3 years
     assert left_cn == ["4", "1"] or sorted(left_cn) == ["1", "4"]  # only 6 years is past the CN 5

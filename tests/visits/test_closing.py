@@ -5,9 +5,13 @@ from __future__ import annotations
 import httpx
 
 from domain.accounts import HoldKind
-from store import repo
+from store.accounts import account_snapshot
+from store.audit import audit_entries
 from tests.visits.conftest import bearer
 from tests.workflows.conftest import Harness
+
+#: Every test here also runs with continue-as-new forced at every wake-up (tests/conftest.py).
+HAND_OVER_EVERY_WAKE_TOO = True
 
 
 async def test_written_off_account_closes_with_one_final_message(
@@ -27,7 +31,7 @@ async def test_written_off_account_closes_with_one_final_message(
     result = await harness.handle(account).result()
     assert result.state == "closed_written_off"
     with harness.sessions.begin() as s:
-        snap = repo.account_snapshot(s, account.account_id)
+        snap = account_snapshot(s, account.account_id)
     assert snap is not None and snap.mode == "closed" and snap.close_reason == "written_off"
     finals = [c for c in harness.sent(account) if c.get("template") == "written_off"]
     assert len(finals) == 1
@@ -46,7 +50,7 @@ async def test_bankrupt_debtor_gets_no_final_message(harness: Harness, api: http
     assert result.state == "closed_bankrupt"
     assert len(harness.sent(account)) == before  # the automatic stay: not even a goodbye
     with harness.sessions.begin() as s:
-        snap = repo.account_snapshot(s, account.account_id)
-        entries = repo.audit_entries(s, account.account_id)
+        snap = account_snapshot(s, account.account_id)
+        entries = audit_entries(s, account.account_id)
     assert snap is not None and snap.close_reason == "bankrupt"
     assert any(e.decision == HoldKind.BANKRUPTCY.value for e in entries)

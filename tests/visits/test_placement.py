@@ -9,9 +9,15 @@ from datetime import UTC, date, datetime, timedelta
 import httpx
 
 from domain.accounts import Account, Debtor, Hold, HoldKind
-from store import repo
+from store import agencies
+from store.accounts import account_snapshot, upsert_account
+from store.contacts import live_gate_inputs
+from store.holds import add_hold
 from tests.visits.conftest import bearer, eventually
 from tests.workflows.conftest import Harness, at_local
+
+#: Every test here also runs with continue-as-new forced at every wake-up (tests/conftest.py).
+HAND_OVER_EVERY_WAKE_TOO = True
 
 BALANCE = 200_000
 
@@ -22,14 +28,14 @@ async def test_placed_account_agency_collects_a_payment_that_closes_it(
     account = await harness.open_account(due_in_days=-178, phone="+12125550175", balance=BALANCE, fees=0)
     await harness.skip_to(at_local(account.due_date + timedelta(days=180), 12))
 
-    def placement() -> repo.PlacementView | None:
+    def placement() -> agencies.PlacementView | None:
         with harness.sessions.begin() as s:
-            return repo.active_placement(s, account.account_id)
+            return agencies.active_placement(s, account.account_id)
 
     placed = await eventually(placement, "the account is placed at charge-off")
     assert placed.agency_id == "national-recovery" and placed.placed_balance_minor == BALANCE
     with harness.sessions.begin() as s:
-        snap = repo.account_snapshot(s, account.account_id)
+        snap = account_snapshot(s, account.account_id)
     assert snap is not None and snap.mode == "closed" and snap.close_reason == "placed"
     notices = [c for c in harness.sent(account) if c.get("template") == "agency_placement"]
     assert len(notices) == 1  # the debtor's final message names the agency
@@ -38,7 +44,7 @@ async def test_placed_account_agency_collects_a_payment_that_closes_it(
     r = await api.get("/agency/placements", headers=bearer("tok-agency"))
     assert r.status_code == 200
     mine = [p for p in r.json() if p["account_id"] == account.account_id]
-    assert len(mine) == 1 and mine[0]["phone"] == "+12125550175"
+    assert len(mine) == 1 and mine[0]["phone"] == account.debtor.phone
     r = await api.get("/agency/placements", headers=bearer("tok-other-agency"))
     assert all(p["account_id"] != account.account_id for p in r.json())
     r = await api.post(
@@ -59,8 +65,8 @@ async def test_placed_account_agency_collects_a_payment_that_closes_it(
     result = await harness.handle(account).result()
     assert result.state == "closed_paid" and result.paid_total == BALANCE
     with harness.sessions.begin() as s:
-        ended = repo.placement(s, f"{account.account_id}/placement-1")
-        snap = repo.account_snapshot(s, account.account_id)
+        ended = agencies.placement(s, f"{account.account_id}/placement-1")
+        snap = account_snapshot(s, account.account_id)
     assert ended is not None and ended.status == "completed" and ended.collected_minor == BALANCE
     assert snap is not None and snap.close_reason == "paid"
     assert [c["template"] for c in harness.sent(account)][-1] == "payment_receipt"
@@ -84,8 +90,8 @@ async def test_agency_calls_go_through_the_same_gate_and_count_toward_the_same_c
     )
     now = datetime.now(UTC)
     with harness.sessions.begin() as s:
-        repo.upsert_account(s, account, now)
-        repo.create_placement(
+        upsert_account(s, account, now)
+        agencies.create_placement(
             s,
             placement_id=f"{account.account_id}/placement-1",
             account_id=account.account_id,
@@ -102,10 +108,10 @@ async def test_agency_calls_go_through_the_same_gate_and_count_toward_the_same_c
     assert r.status_code == 409 and r.json()["detail"]["rule"] == "cap.call_after_conversation"
     # the lender's own send-time gate sees the agency's conversation in the same ledger
     with harness.sessions.begin() as s:
-        _, ledger = repo.live_gate_inputs(s, account.account_id, since=now - timedelta(days=1))
+        _, ledger = live_gate_inputs(s, account.account_id, since=now - timedelta(days=1))
     assert [e.outcome.value for e in ledger] == ["conversation"]
     # a complaint hold stops the agency too
     with harness.sessions.begin() as s:
-        repo.add_hold(s, account.account_id, Hold(kind=HoldKind.COMPLAINT, reason="visit", since=now))
+        add_hold(s, account.account_id, Hold(kind=HoldKind.COMPLAINT, reason="visit", since=now))
     r = await api.post(url, json={"reference": "c3", "channel": "sms"}, headers=bearer("tok-agency"))
     assert r.status_code == 409 and r.json()["detail"]["rule"] == "hold.complaint"

@@ -16,22 +16,27 @@ from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
 
 from domain.accounts import HoldKind
 from domain.timeline import AccountStatus
-from store import repo
+from store.accounts import account_snapshot
+from store.agencies import VisitView, visits_for_account
+from store.audit import AuditEntry, audit_entries
 from tests.visits.conftest import bearer, eventually
 from tests.workflows.conftest import NY, Harness
 from workflows.messages import ComplaintIn, PaymentIn
 
+#: Every test here also runs with continue-as-new forced at every wake-up (tests/conftest.py).
+HAND_OVER_EVERY_WAKE_TOO = True
+
 BALANCE = 200_000
 
 
-def visits(h: Harness, account_id: str) -> list[repo.VisitView]:
+def visits(h: Harness, account_id: str) -> list[VisitView]:
     with h.sessions.begin() as s:
-        return repo.visits_for_account(s, account_id)
+        return visits_for_account(s, account_id)
 
 
-def audit(h: Harness, account_id: str) -> list[repo.AuditEntry]:
+def audit(h: Harness, account_id: str) -> list[AuditEntry]:
     with h.sessions.begin() as s:
-        return repo.audit_entries(s, account_id)
+        return audit_entries(s, account_id)
 
 
 async def running_type(h: Harness, workflow_id: str) -> str:
@@ -44,7 +49,7 @@ async def running_type(h: Harness, workflow_id: str) -> str:
     return raw.workflow_execution_info.type.name
 
 
-async def announced_visit(h: Harness, account_id: str, *, days: int = 20) -> repo.VisitView:
+async def announced_visit(h: Harness, account_id: str, *, days: int = 20) -> VisitView:
     for _ in range(days * 2):
         found = visits(h, account_id)
         if found and found[-1].status == "announced":
@@ -96,7 +101,7 @@ async def test_visit_announced_agency_reports_promise_to_pay_and_the_promise_is_
     )
     assert r.status_code == 202, r.text
 
-    def plan_agreed() -> list[repo.AuditEntry]:
+    def plan_agreed() -> list[AuditEntry]:
         return [e for e in audit(harness, account.account_id) if e.decision == "plan_agreed"]
 
     agreed = await eventually(plan_agreed, "the promise becomes a plan")
@@ -122,7 +127,7 @@ async def test_visit_announced_agency_reports_promise_to_pay_and_the_promise_is_
 
     await eventually(kept, "the promise is kept")
     with harness.sessions.begin() as s:
-        snap = repo.account_snapshot(s, account.account_id)
+        snap = account_snapshot(s, account.account_id)
     assert snap is not None and snap.balance_minor == BALANCE - 50_000 and snap.mode == "dunning"
 
 
@@ -132,7 +137,7 @@ async def test_agency_that_never_reports_is_escalated_to_a_supervisor(harness: H
 
     await harness.skip_to(visit.report_due + timedelta(hours=1))
 
-    def escalated() -> repo.VisitView | None:
+    def escalated() -> VisitView | None:
         v = visits(harness, account.account_id)[-1]
         return v if v.status == "escalated" else None
 
@@ -153,14 +158,14 @@ async def test_debtor_asks_for_a_plan_instead_and_the_visit_is_cancelled(
     r = await api.post(f"/visits/{visit.visit_id}/plan-instead", headers=bearer("tok-agent"))
     assert r.status_code == 202, r.text
 
-    def cancelled() -> repo.VisitView | None:
+    def cancelled() -> VisitView | None:
         v = visits(harness, account.account_id)[-1]
         return v if v.status == "cancelled" else None
 
     v = await eventually(cancelled, "the visit is cancelled")
     assert v.cancel_reason == "plan_requested"
     with harness.sessions.begin() as s:
-        snap = repo.account_snapshot(s, account.account_id)
+        snap = account_snapshot(s, account.account_id)
     assert snap is not None and HoldKind.NEGOTIATION in [h.kind for h in snap.holds]
     # no agency may report on a cancelled visit
     r = await api.post(
@@ -182,14 +187,14 @@ async def test_a_complaint_about_a_visit_pauses_the_account_and_calls_the_visit_
         "complaint_filed", ComplaintIn(reason="the visitor was rude on the phone", source="visit")
     )
 
-    def cancelled() -> repo.VisitView | None:
+    def cancelled() -> VisitView | None:
         v = visits(harness, account.account_id)[-1]
         return v if v.status == "cancelled" else None
 
     v = await eventually(cancelled, "the visit is called off")
     assert v.visit_id == visit.visit_id and (v.cancel_reason or "").startswith("hold.")
     with harness.sessions.begin() as s:
-        snap = repo.account_snapshot(s, account.account_id)
+        snap = account_snapshot(s, account.account_id)
     assert snap is not None
     assert {HoldKind.COMPLAINT, HoldKind.PAUSE} <= {h.kind for h in snap.holds}
 
@@ -208,7 +213,7 @@ async def test_debtor_proposes_another_day_and_gets_it_announced(
     )
     assert r.status_code == 202, r.text
 
-    def moved() -> repo.VisitView | None:
+    def moved() -> VisitView | None:
         v = visits(harness, account.account_id)[-1]
         return v if v.reschedules == 1 and v.status == "announced" else None
 

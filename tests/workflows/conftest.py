@@ -24,7 +24,8 @@ from domain.gate import debtor_zones
 from runtime.intake import start_account
 from runtime.settings import Settings
 from runtime.timeskip import skip_clock
-from store import repo
+from store.accounts import upsert_account
+from store.audit import audit_entries
 from workers.setup import build_workers
 from workflows.messages import RunResult
 
@@ -68,6 +69,8 @@ class Harness:
     sessions: sessionmaker
     simulator_url: str
     started: list[str] = field(default_factory=list)
+    #: every run hands over (continue-as-new) at each wake-up: proves nothing a handler took is lost
+    hand_over_every_wake: bool = False
 
     @property
     def client(self):  # type: ignore[no-untyped-def]
@@ -78,6 +81,19 @@ class Harness:
 
     async def skip_to(self, target: datetime) -> None:
         await skip_clock(self.env, target)
+
+    def phone(self, number: str) -> str:
+        """The number a test names, as this harness uses it.
+
+        A module that runs each test twice (steady and handing over at every wake-up) would give the
+        same fixed number to two accounts in one session, and carrier and governor counts per number
+        would see both. The second run gets the 556 exchange instead of 555 (the last two digits,
+        which choose the simulator's outcome, stay; Twilio's magic 500-555 test numbers stay too).
+        """
+        if self.hand_over_every_wake and number.startswith("+1") and number[5:8] == "555":
+            if not number.startswith("+1500"):
+                return f"{number[:5]}556{number[8:]}"
+        return number
 
     async def open_account(
         self,
@@ -96,6 +112,7 @@ class Harness:
 
         ``zone=None`` leaves the debtor's zone to be inferred from the number (possibly several).
         """
+        phone = self.phone(phone)
         home = zone or debtor_zones(None, phone)[0]
         today = (await self.now()).astimezone(ZoneInfo(home)).date()
         account = Account(
@@ -109,7 +126,7 @@ class Harness:
             due_date=today + timedelta(days=due_in_days),
         )
         with self.sessions.begin() as s:
-            repo.upsert_account(s, account, await self.now())
+            upsert_account(s, account, await self.now())
         if start:
             await self.start(account)
         return account
@@ -121,6 +138,7 @@ class Harness:
             task_queue=self.settings.task_queue,
             day_seconds=86_400,
             contact_queue=self.settings.contact_task_queue,
+            continue_as_new_every_wake=self.hand_over_every_wake,
         )
         self.started.append(account.workflow_id)
 
@@ -163,7 +181,7 @@ class Harness:
     def contacts(self, account: Account) -> list[dict]:
         """Every contact decision the send activity recorded, oldest first (audit lines)."""
         with self.sessions.begin() as s:
-            entries = repo.audit_entries(s, account.account_id)
+            entries = audit_entries(s, account.account_id)
         return [
             {"at": e.at, "decision": e.decision, "rule": e.rule, **(e.details or {})}
             for e in entries
@@ -184,16 +202,23 @@ class Harness:
             calls = (await http.get("/_sim/calls")).json()
         items = messages if isinstance(messages, list) else messages.get("messages", [])
         calls_items = calls if isinstance(calls, list) else calls.get("calls", [])
-        return [m for m in items + calls_items if m.get("to") == phone]
+        return [m for m in items + calls_items if m.get("to") == self.phone(phone)]
 
 
 def at_local(day: date, hour: int, zone: ZoneInfo = NY) -> datetime:
     return datetime.combine(day, time(hour), tzinfo=zone)
 
 
+#: ``harness`` parameters: runs that hand over only when the server suggests it, or at every wake-up.
+STEADY, EVERY_WAKE = "steady", "hand-over-every-wake"
+
+
 @pytest.fixture
-async def harness(env, settings: Settings, simulator) -> AsyncIterator[Harness]:  # type: ignore[no-untyped-def]
-    async with running_harness(env, settings, simulator) as h:
+async def harness(env, settings: Settings, simulator, request) -> AsyncIterator[Harness]:  # type: ignore[no-untyped-def]
+    """A worker on task queues of the test's own. Modules that set ``HAND_OVER_EVERY_WAKE_TOO = True``
+    run each test twice: once as usual, once with every run continuing as new at each wake-up."""
+    every_wake = getattr(request, "param", STEADY) == EVERY_WAKE
+    async with running_harness(env, settings, simulator, every_wake=every_wake) as h:
         yield h
 
 
@@ -205,14 +230,24 @@ async def own_harness(own_env, settings: Settings, simulator) -> AsyncIterator[H
 
 
 @asynccontextmanager
-async def running_harness(env, settings: Settings, simulator) -> AsyncIterator[Harness]:  # type: ignore[no-untyped-def]
+async def running_harness(
+    env, settings: Settings, simulator, *, every_wake: bool = False
+) -> AsyncIterator[Harness]:  # type: ignore[no-untyped-def]
     suffix = uuid.uuid4().hex[:8]
     local = settings.model_copy(
         update={"task_queue": f"main-{suffix}", "contact_task_queue": f"contact-{suffix}"}
     )
-    workers, deps, executor = build_workers(env.client, local, max_cached_workflows=100)
+    # a cache that holds every account a test opens (the simulation opens 200): an evicted account is
+    # replayed from its whole history at each wake-up, which was most of the simulation's time
+    workers, deps, executor = build_workers(env.client, local, max_cached_workflows=1000)
     tasks = [asyncio.create_task(w.run()) for w in workers]
-    harness = Harness(env=env, settings=local, sessions=deps.sessions, simulator_url=simulator.url)
+    harness = Harness(
+        env=env,
+        settings=local,
+        sessions=deps.sessions,
+        simulator_url=simulator.url,
+        hand_over_every_wake=every_wake,
+    )
     try:
         yield harness
     finally:

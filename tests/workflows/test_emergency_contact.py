@@ -19,9 +19,13 @@ from domain.accounts import Account, Channel, Debtor, EmergencyContact, Product
 from domain.masking import mask_phone
 from domain.templates import forbidden_in
 from domain.timeline import AccountStatus
-from store import repo
+from store.accounts import update_phone, upsert_account
+from store.contacts import contact_attempts, set_contact_status
 from tests.workflows.conftest import NY, Harness, at_local
 from workflows.messages import CeaseRequest, ContactUpdate, OptOut
+
+#: Every test here also runs with continue-as-new forced at every wake-up (tests/conftest.py).
+HAND_OVER_EVERY_WAKE_TOO = True
 
 REACHABLE = "+12125550142"  # delivered, and a person answers
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -49,7 +53,7 @@ async def open_with_emergency(harness: Harness, phone: str, due_date: date) -> A
         emergency=EmergencyContact(name="Li Lei", phone=shanghai_mobile()),
     )
     with harness.sessions.begin() as s:
-        repo.upsert_account(s, account, await harness.now())
+        upsert_account(s, account, await harness.now())
     await harness.start(account)
     return account
 
@@ -59,7 +63,7 @@ async def open_unreachable(harness: Harness, due_date: date) -> Account:
     only number cannot take texts: once the first reminder bounces, every channel is gone."""
     account = await open_with_emergency(harness, dead_number(), due_date)
     with harness.sessions.begin() as s:
-        repo.set_contact_status(s, account.account_id, Channel.VOICE, "opted_out", await harness.now())
+        set_contact_status(s, account.account_id, Channel.VOICE, "opted_out", await harness.now())
     await harness.handle(account).signal("opt_out", OptOut(channel=Channel.VOICE, source="debtor_keypad"))
     return account
 
@@ -97,9 +101,9 @@ async def test_an_unreachable_debtors_emergency_contact_is_asked_once_and_told_n
 
     await harness.handle(ceased).signal("cease_requested", CeaseRequest(channel=None))
     with harness.sessions.begin() as s:  # the debtor called in with a new number
-        repo.update_phone(s, found.account_id, "+12125550143", await harness.now())
+        update_phone(s, found.account_id, "+12125550143", await harness.now())
         # the same, but the workflow is never told: the send activity's live gate must notice
-        repo.update_phone(s, unsignalled.account_id, "+12125550144", await harness.now())
+        update_phone(s, unsignalled.account_id, "+12125550144", await harness.now())
     await harness.handle(found).signal(
         "contact_updated", ContactUpdate(masked_phone=mask_phone("+12125550143"), zones=["America/New_York"])
     )
@@ -122,7 +126,7 @@ async def test_an_unreachable_debtors_emergency_contact_is_asked_once_and_told_n
 
     # the database knows whom it went to; Temporal never saw the name or the number
     with harness.sessions.begin() as s:
-        attempts = [a for a in repo.contact_attempts(s, lost.account_id) if a.audience == "third_party"]
+        attempts = [a for a in contact_attempts(s, lost.account_id) if a.audience == "third_party"]
     assert [(a.template, a.state.value) for a in attempts] == [("third_party_locate", "accepted")]
     assert attempts[0].sent_at is not None  # sent in Shanghai's daytime, the first morning after
     assert 8 <= attempts[0].sent_at.astimezone(SHANGHAI).hour < 21

@@ -7,9 +7,13 @@ from datetime import timedelta
 
 from domain.accounts import Channel
 from domain.timeline import AccountStatus
-from store import repo
+from store.accounts import account_snapshot
+from store.audit import audit_entries
 from tests.workflows.conftest import Harness, at_local
 from workflows.messages import CeaseRequest, ComplaintDecision, ComplaintIn, DisputeIn, DisputeVerified
+
+#: Every test here also runs with continue-as-new forced at every wake-up (tests/conftest.py).
+HAND_OVER_EVERY_WAKE_TOO = True
 
 
 def templates(harness: Harness, account) -> list[str]:  # type: ignore[no-untyped-def]
@@ -34,7 +38,7 @@ async def test_complaint_pauses_everything_acknowledges_once_and_escalates_a_mis
     status = await handle.query("status", result_type=AccountStatus)
     assert status.holds == ["complaint"] and status.complaint_escalated
     with harness.sessions.begin() as s:
-        audit = repo.audit_entries(s, account.account_id)
+        audit = audit_entries(s, account.account_id)
     escalations = [e for e in audit if e.decision == "complaint_escalated"]
     assert len(escalations) == 1 and escalations[0].rule == "complaint.sla"
 
@@ -56,7 +60,7 @@ async def test_an_upheld_complaint_closes_the_account(harness: Harness) -> None:
     result = await handle.result()
     assert result.state == "closed_complaint_upheld"
     with harness.sessions.begin() as s:
-        snap = repo.account_snapshot(s, account.account_id)
+        snap = account_snapshot(s, account.account_id)
     assert snap is not None and snap.mode == "closed"
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from domain.accounts import Account, Debtor, Product
 from runtime.intake import intake_accounts
-from store import repo
+from store.accounts import account_snapshot, upsert_account
 from store.models import AccountRow
 from tests.conftest import random_phone
 from tests.workflows.conftest import Harness
@@ -46,7 +46,7 @@ async def test_batched_intake_stores_and_starts_every_good_account_and_names_the
     clash = accounts[70]
     with harness.sessions.begin() as s:
         other = clash.model_copy(update={"debtor": clash.debtor.model_copy(update={"phone": random_phone()})})
-        repo.upsert_account(s, other, now)
+        upsert_account(s, other, now)
 
     async def run() -> object:
         return await intake_accounts(
@@ -69,7 +69,7 @@ async def test_batched_intake_stores_and_starts_every_good_account_and_names_the
     ids = [a.account_id for a in accounts]
     with harness.sessions.begin() as s:
         stored = s.scalar(select(func.count()).select_from(AccountRow).where(AccountRow.account_id.in_(ids)))
-        kept = repo.account_snapshot(s, clash.account_id)
+        kept = account_snapshot(s, clash.account_id)
     assert stored == 120
     assert kept is not None and kept.phone != clash.debtor.phone  # the stored number was not overwritten
     for account in (good[0], good[60], good[-1]):  # one from each batch is running in Temporal

@@ -3,13 +3,23 @@
 The committed histories in tests/histories/ were recorded from earlier code; a change that makes a
 workflow non-deterministic (a reordered activity, a new timer on an old path) fails here, in CI,
 instead of in production where thousands of open accounts would be stuck.
-Regenerate after an intentional, versioned change with ``COLLECT_RECORD_HISTORIES=1 pytest -k replay``.
+
+* ``tests/histories/legacy/``: runs recorded before the one account state (their inputs carry no
+  rules, so they read the policy files, as such runs in production still do until their next
+  hand-over); they must replay with the files as they are.
+* ``tests/histories/*.json``: runs that carry their rules; they must replay whatever the policy and
+  profile files say now, which ``test_histories_replay_after_every_policy_file_is_edited`` proves.
+
+Record new ones after an intentional, versioned change with
+``COLLECT_RECORD_HISTORIES=1 pytest tests/workflows/test_replay.py -k main_paths`` (it writes the
+current format; the legacy folder is never rewritten).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 from datetime import timedelta
 from pathlib import Path
 
@@ -23,9 +33,10 @@ from runtime.codec import generate_key_entry
 from runtime.temporal import data_converter
 from tests.workflows.conftest import NY, Harness, at_local
 from workers.setup import WORKFLOWS, sandbox_runner
-from workflows.messages import PaymentIn
+from workflows.messages import HoldRequest, PaymentIn
 
 HISTORIES = Path(__file__).resolve().parent.parent / "histories"
+LEGACY = HISTORIES / "legacy"
 
 
 async def all_runs(harness: Harness, workflow_id: str, first_run_id: str) -> list[WorkflowHistory]:
@@ -117,6 +128,37 @@ async def test_main_paths_replay(harness: Harness) -> None:
     assert (await h.result()).state == "closed_settled"
     scenarios["plan_completed"] = await all_runs(harness, d.workflow_id, first)
 
+    # 5. a plan paused and resumed, then paid in full (holds in settlement)
+    e = await harness.open_account(due_in_days=-25, phone="+12125550124")
+    h = harness.handle(e)
+    first = (await h.describe()).run_id
+    today = (await harness.now()).astimezone(NY).date()
+    plan = await h.execute_update(
+        "propose_settlement",
+        PlanProposal(
+            kind=PlanKind.REINSTALMENT, first_due=today + timedelta(days=7), periods=2, period_days=14
+        ),
+        result_type=AgreedPlan,
+    )
+    await h.signal("pause", HoldRequest(reason="hardship review"))
+    await harness.skip_to(at_local(plan.instalments[0].due_date + timedelta(days=6), 12))
+    await h.signal("resume", HoldRequest(reason="review done"))
+    await h.signal("payment_received", PaymentIn(amount=e.balance, currency="USD", reference="all"))
+    assert (await h.result()).state == "closed_settled"
+    scenarios["settlement_paused"] = await all_runs(harness, e.workflow_id, first)
+
+    # 6. hand-overs at every wake-up: a week of dunning in many runs, then paid
+    harness.hand_over_every_wake = True
+    f = await harness.open_account(due_in_days=-3, phone="+12125550125")
+    harness.hand_over_every_wake = False
+    h = harness.handle(f)
+    first = (await h.describe()).run_id
+    await harness.skip_to(at_local(f.due_date + timedelta(days=6), 12))
+    await h.signal("payment_received", PaymentIn(amount=f.balance, currency="USD", reference="all"))
+    assert (await h.result()).state == "closed_paid"
+    scenarios["hand_over"] = await all_runs(harness, f.workflow_id, first)
+    assert len(scenarios["hand_over"]) >= 3
+
     fresh = [run for runs in scenarios.values() for run in runs]
     r = replayer()
     for run in fresh:
@@ -129,16 +171,74 @@ async def test_main_paths_replay(harness: Harness) -> None:
                 (HISTORIES / f"{name}-{i}.json").write_text(run.to_json())
 
 
-@pytest.mark.parametrize("strict", [True, False], ids=["strict-sandbox", "shared-modules"])
-async def test_committed_histories_replay(strict: bool) -> None:
-    """Both sandbox settings a worker may run (``COLLECT_STRICT_SANDBOX``) replay the same histories."""
-    files = sorted(HISTORIES.glob("*.json"))
-    assert len(files) >= 4, "recorded histories are missing from tests/histories"
-    histories = [WorkflowHistory.from_json(f.stem, json.loads(f.read_text())) for f in files]
+def recorded(folder: Path) -> list[WorkflowHistory]:
+    files = sorted(folder.glob("*.json"))
+    assert len(files) >= 4, f"recorded histories are missing from {folder}"
+    return [WorkflowHistory.from_json(f.stem, json.loads(f.read_text())) for f in files]
+
+
+async def replay_failures(histories: list[WorkflowHistory], *, strict: bool = True) -> dict[str, str]:
     r = replayer(strict=strict)
     failures = {}
     for history in histories:
         result = await r.replay_workflow(history, raise_on_replay_failure=False)
         if result.replay_failure is not None:
             failures[history.workflow_id] = str(result.replay_failure)
-    assert not failures, failures
+    return failures
+
+
+@pytest.mark.parametrize("folder", [HISTORIES, LEGACY], ids=["pinned-rules", "legacy"])
+@pytest.mark.parametrize("strict", [True, False], ids=["strict-sandbox", "shared-modules"])
+async def test_committed_histories_replay(strict: bool, folder: Path) -> None:
+    """Both sandbox settings a worker may run (``COLLECT_STRICT_SANDBOX``) replay the same histories."""
+    assert not await replay_failures(recorded(folder), strict=strict)
+
+
+#: An edit to every rule file a run could read: other hours, another cadence, tighter caps.
+EDITS = {
+    "default.toml": [
+        ('send_time = "10:00"', 'send_time = "11:30"'),
+        ("dpd = [1, 4, 8, 15, 22, 29]", "dpd = [2, 9]"),
+    ],
+    "profiles/us.toml": [('contact_start = "08:00"', 'contact_start = "09:00"')],
+    "profiles/cn.toml": [('contact_start = "08:00"', 'contact_start = "09:30"')],
+    "profiles/uk.toml": [('contact_start = "08:00"', 'contact_start = "09:00"')],
+}
+
+
+def edited_policies(root: Path) -> Path:
+    """A copy of ``policies/`` with every policy and profile file edited (each edit must apply)."""
+    from domain.policy import POLICY_DIR
+
+    shutil.copytree(POLICY_DIR, root / "policies")
+    for name, edits in EDITS.items():
+        path = root / "policies" / name
+        text = path.read_text(encoding="utf-8")
+        for old, new in edits:
+            assert old in text, f"{name} no longer has {old!r}: update EDITS"
+            text = text.replace(old, new)
+        path.write_text(text, encoding="utf-8")
+    return root / "policies"
+
+
+async def test_histories_replay_after_every_policy_file_is_edited(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Runs carry their rules: an operator editing a policy or profile file (and restarting the
+    workers) cannot change how a running account replays, so nothing gets stuck on a new rule."""
+    import domain.policy
+    import domain.profiles
+
+    folder = edited_policies(tmp_path)
+    monkeypatch.setattr(domain.policy, "POLICY_DIR", folder)
+    monkeypatch.setattr(domain.profiles, "PROFILE_DIR", folder / "profiles")
+    domain.policy.load_policy.cache_clear()
+    domain.profiles.load_profile.cache_clear()
+    try:
+        assert domain.policy.load_policy("default").send_time.hour == 11  # the edit is what a run would read
+        assert not await replay_failures(recorded(HISTORIES))
+        # the legacy runs, which read the files, are exactly what the edit would have broken
+        assert await replay_failures(recorded(LEGACY))
+    finally:
+        domain.policy.load_policy.cache_clear()
+        domain.profiles.load_profile.cache_clear()

@@ -23,11 +23,15 @@ from domain.money import format_minor
 from domain.plans import AgreedPlan, PlanKind, PlanProposal
 from domain.timeline import AccountStatus
 from runtime.settings import Settings
-from store import repo
+from store.accounts import account_snapshot
+from store.contacts import contact_attempts
 from store.models import SenderPacingRow
 from store.pacing import acquire_slot
 from tests.workflows.conftest import NY, at_local, running_harness
 from workflows.messages import PaymentIn
+
+#: Every test here also runs with continue-as-new forced at every wake-up (tests/conftest.py).
+HAND_OVER_EVERY_WAKE_TOO = True
 
 SENDER = "+15005550911"  # a sender of this test's own: its backlog holds up nobody else's sends
 PHONE = "+12125550151"
@@ -64,15 +68,18 @@ async def test_a_part_payment_withdraws_a_waiting_reminder_and_shows_at_once(
     own = settings.model_copy(update={"twilio_from_number": SENDER})
     async with running_harness(env, own, simulator) as harness:
         today = (await harness.now()).astimezone(NY).date()
-        await harness.skip_to(at_local(today + timedelta(days=1), 10))
-        book_sender(harness.sessions, seconds=BOOKED)
-        # one day past due at 10:00: the policy's first reminder is due now, and waits for its slot
+        # taken in a minute before the day's 10:00 reminder (one from before intake is never caught up)
+        ten = at_local(today + timedelta(days=1), 10)
+        await harness.skip_to(ten - timedelta(minutes=1))
         account = await harness.open_account(due_in_days=-1, phone=PHONE, balance=50_000)
+        # one day past due at 10:00: the policy's first reminder is due, and waits for its slot
+        book_sender(harness.sessions, seconds=BOOKED)
+        await harness.skip_to(ten)
         handle = harness.handle(account)
 
         async def attempts() -> list[Any]:
             with harness.sessions.begin() as s:
-                return repo.contact_attempts(s, account.account_id)
+                return contact_attempts(s, account.account_id)
 
         await until(attempts, lambda rows: len(rows) == 1)  # reserved, waiting for the sender
         before = await handle.query("status", result_type=AccountStatus)
@@ -94,7 +101,7 @@ async def test_a_part_payment_withdraws_a_waiting_reminder_and_shows_at_once(
         async def stored() -> tuple[int, int] | None:
             # the run shows the payment as it schedules its record; the row follows a moment later
             with harness.sessions.begin() as s:
-                snap = repo.account_snapshot(s, account.account_id)
+                snap = account_snapshot(s, account.account_id)
             return None if snap is None else (snap.paid_minor, snap.balance_minor)
 
         await until(stored, lambda row: row == (10_000, after.balance), within=20)
@@ -128,21 +135,23 @@ async def test_a_plan_agreed_while_a_reminder_waits_is_stored_before_the_answer_
     own = settings.model_copy(update={"twilio_from_number": SENDER})
     async with running_harness(env, own, simulator) as harness:
         today = (await harness.now()).astimezone(NY).date()
-        await harness.skip_to(at_local(today + timedelta(days=1), 10))
-        book_sender(harness.sessions, seconds=BOOKED)
+        ten = at_local(today + timedelta(days=1), 10)
+        await harness.skip_to(ten - timedelta(minutes=1))
         account = await harness.open_account(due_in_days=-1, phone=PLAN_PHONE, balance=50_000)
+        book_sender(harness.sessions, seconds=BOOKED)
+        await harness.skip_to(ten)
         handle = harness.handle(account)
 
         async def attempts() -> list[Any]:
             with harness.sessions.begin() as s:
-                return repo.contact_attempts(s, account.account_id)
+                return contact_attempts(s, account.account_id)
 
         await until(attempts, lambda rows: len(rows) == 1)  # the reminder is under way
         proposal = PlanProposal(kind=PlanKind.PROMISE_TO_PAY, first_due=today + timedelta(days=15))
         plan = await handle.execute_update("propose_settlement", proposal, result_type=AgreedPlan)
         with harness.sessions.begin() as s:
-            snap = repo.account_snapshot(s, account.account_id)
-            stored = repo.contact_attempts(s, account.account_id)
+            snap = account_snapshot(s, account.account_id)
+            stored = contact_attempts(s, account.account_id)
         assert snap is not None and snap.mode == "settlement"  # stored before the answer
         assert [a.state for a in stored] != ["reserved"]  # the waiting reminder was withdrawn
         assert plan.instalments

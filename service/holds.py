@@ -1,0 +1,93 @@
+"""Holds: pause, resume, complaints and disputes, and the gate every signal but a payment passes.
+
+Apart from payments because these signals are refused by an account that cannot act on them (its run
+is closing or has ended: :class:`AccountClosed` with the reason), where a payment is always taken.
+:func:`account_signal` is that gate; the agency API's recall and closing orders pass it too
+(:mod:`service.agency`), so an account placed with an agency takes holds and closing, not plans.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+from sqlalchemy.orm import Session, sessionmaker
+from temporalio.client import Client
+
+from service import temporal_calls as calls
+from service.accounts import account_status
+from service.operations import audit_write
+from service.temporal_calls import Purpose
+from workflows.messages import ComplaintIn, DisputeIn, HoldRequest
+
+
+# ---- holds, complaints, disputes, closing ----------------------------------------------------------
+async def account_signal(
+    client: Client,
+    sessions: sessionmaker[Session] | None,
+    account_id: str,
+    name: str,
+    arg: BaseModel,
+    purpose: Purpose,
+) -> None:
+    """A signal other than a payment, sent only if the account can act on it.
+
+    A run that is closing (or has ended) would take a signal and do nothing: :class:`AccountClosed`
+    with the reason instead. An account placed with an agency takes holds and closing (the agency's
+    calls go through the same gate), not plans.
+    """
+    status = await account_status(client, account_id, sessions=sessions)
+    closed = await calls.closed_state(client, sessions, account_id, status, purpose)
+    if closed is not None:
+        raise closed
+    await calls.signal(client, sessions, account_id, name, arg)
+
+
+async def pause(
+    client: Client, account_id: str, reason: str, actor: str, *, sessions: sessionmaker[Session] | None = None
+) -> None:
+    """An operator hold: contact stops (an in-flight send is cancelled) until :func:`resume`."""
+    await account_signal(
+        client, sessions, account_id, "pause", HoldRequest(reason=reason, actor=actor), "hold"
+    )
+    await audit_write(sessions, account_id, actor, "pause", "signalled", reason=reason)
+
+
+async def resume(
+    client: Client, account_id: str, reason: str, actor: str, *, sessions: sessionmaker[Session] | None = None
+) -> None:
+    await account_signal(
+        client, sessions, account_id, "resume", HoldRequest(reason=reason, actor=actor), "hold"
+    )
+    await audit_write(sessions, account_id, actor, "resume", "signalled", reason=reason)
+
+
+async def file_complaint(
+    client: Client,
+    account_id: str,
+    reason: str,
+    actor: str,
+    *,
+    source: str = "agent",
+    sessions: sessionmaker[Session] | None = None,
+) -> None:
+    """Contact stops at once; the debtor gets one acknowledgement; a decision is due within the SLA."""
+    complaint = ComplaintIn(reason=reason, source=source, actor=actor)
+    await account_signal(client, sessions, account_id, "complaint_filed", complaint, "hold")
+    await audit_write(sessions, account_id, actor, "complaint", "signalled", reason=reason, source=source)
+
+
+async def file_dispute(
+    client: Client, account_id: str, reason: str, actor: str, *, sessions: sessionmaker[Session] | None = None
+) -> None:
+    """No collection while the debt is disputed; one acknowledgement."""
+    dispute = DisputeIn(reason=reason, actor=actor)
+    await account_signal(client, sessions, account_id, "dispute_filed", dispute, "hold")
+    await audit_write(sessions, account_id, actor, "dispute", "signalled", reason=reason)
+
+
+__all__ = [
+    "account_signal",
+    "file_complaint",
+    "file_dispute",
+    "pause",
+    "resume",
+]

@@ -1,0 +1,117 @@
+"""The audit log: appending decisions exactly once, reading an account's history, purging lines
+past their retention, and the newest event's time."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from store.models import AccountRow, AuditRow
+from store.rows import _json
+
+
+class AuditEntry(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    at: datetime
+    account_id: str | None
+    actor: str
+    action: str
+    decision: str
+    rule: str | None
+    details: dict[str, Any]
+
+
+def audit(
+    s: Session,
+    *,
+    at: datetime,
+    account_id: str | None,
+    actor: str,
+    action: str,
+    decision: str,
+    rule: str | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> bool:
+    """Append one decision to the audit log (who decided what, under which rule, when); False if present.
+
+    An identical line (same moment, actor, action, decision, rule and details) is written once: it can
+    only come from a retried activity whose first commit went through, and a compliance log that shows
+    one contact twice is wrong. Distinct events differ at least in their time or details.
+    """
+    clean = _json(details)
+    candidates = s.scalars(
+        select(AuditRow).where(
+            AuditRow.account_id.is_(None) if account_id is None else AuditRow.account_id == account_id,
+            AuditRow.at == at,
+            AuditRow.actor == actor,
+            AuditRow.action == action,
+            AuditRow.decision == decision,
+        )
+    ).all()
+    if any(c.rule == rule and (c.details or {}) == clean for c in candidates):
+        return False
+    s.add(
+        AuditRow(
+            at=at,
+            account_id=account_id,
+            actor=actor,
+            action=action,
+            decision=decision,
+            rule=rule,
+            details=clean,
+        )
+    )
+    s.flush()
+    return True
+
+
+def audit_entries(s: Session, account_id: str) -> list[AuditEntry]:
+    """An account's audit log in the order things happened."""
+    rows = s.scalars(
+        select(AuditRow).where(AuditRow.account_id == account_id).order_by(AuditRow.at, AuditRow.id)
+    ).all()
+    return [
+        AuditEntry(
+            id=r.id,
+            at=r.at,
+            account_id=r.account_id,
+            actor=r.actor,
+            action=r.action,
+            decision=r.decision,
+            rule=r.rule,
+            details=dict(r.details or {}),
+        )
+        for r in rows
+    ]
+
+
+def purge_expired_audit(
+    s: Session, now: datetime, retention_years: Mapping[str, int], *, dry_run: bool = False
+) -> dict[str, int]:
+    """Delete audit lines older than their profile's retention (CN 5 years, US 3 …); counts per profile.
+
+    Retention is a floor set by law (kept at least this long) and a ceiling set by data-protection
+    rules (not kept much longer), so the operator runs this on a schedule. Accounts of a profile not
+    in ``retention_years`` are never touched.
+    """
+    counts: dict[str, int] = {}
+    for profile, years in sorted(retention_years.items()):
+        cutoff = now - timedelta(days=round(365.25 * years))
+        ids = select(AccountRow.account_id).where(AccountRow.profile == profile)
+        expired = select(func.count(AuditRow.id)).where(AuditRow.account_id.in_(ids), AuditRow.at < cutoff)
+        counts[profile] = s.scalar(expired) or 0
+        if not dry_run and counts[profile]:
+            s.execute(delete(AuditRow).where(AuditRow.account_id.in_(ids), AuditRow.at < cutoff))
+    return counts
+
+
+def latest_event_at(s: Session) -> datetime | None:
+    """The newest audit line's time: policy time runs ahead of the wall clock in a sped-up demo."""
+    return s.scalar(select(func.max(AuditRow.at)))

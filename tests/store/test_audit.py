@@ -1,0 +1,79 @@
+"""The audit log on SQLite and PostgreSQL: aware UTC times, order and details kept, a retried write
+leaves one line."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy.exc import StatementError
+from sqlalchemy.orm import Session, sessionmaker
+
+from domain.accounts import Channel
+from store.audit import audit, audit_entries
+from tests.store.conftest import NOW, in_tx, stored
+
+
+def test_datetimes_are_stored_as_utc_and_come_back_aware(sessions: sessionmaker[Session]) -> None:
+    account = stored(sessions)
+    shanghai = datetime(2026, 11, 23, 9, 30, tzinfo=timezone(timedelta(hours=8)))
+    with sessions.begin() as s:
+        audit(s, at=shanghai, account_id=account.account_id, actor="t", action="a", decision="d")
+    (entry,) = in_tx(sessions, lambda s: audit_entries(s, account.account_id))
+    assert entry.at == shanghai and entry.at.utcoffset() == timedelta(0)
+    with pytest.raises(StatementError, match="naive") as info, sessions.begin() as s:
+        audit(
+            s,
+            at=datetime(2026, 11, 23, 9, 30),
+            account_id=account.account_id,
+            actor="t",
+            action="a",
+            decision="d",
+        )
+        s.flush()
+    assert isinstance(info.value.orig, ValueError)
+
+
+def test_audit_entries_keep_order_and_details(sessions: sessionmaker[Session]) -> None:
+    account = stored(sessions)
+    with sessions.begin() as s:
+        audit(
+            s,
+            at=NOW + timedelta(minutes=1),
+            account_id=account.account_id,
+            actor="wf",
+            action="b",
+            decision="b",
+        )
+        audit(
+            s,
+            at=NOW,
+            account_id=account.account_id,
+            actor="wf",
+            action="a",
+            decision="deferred",
+            rule="quiet_hours",
+            details={"until": NOW, "channel": Channel.SMS, "名": "王小明"},
+        )
+    entries = in_tx(sessions, lambda s: audit_entries(s, account.account_id))
+    assert [e.action for e in entries] == ["a", "b"]
+    assert entries[0].rule == "quiet_hours"
+    assert entries[0].details == {"until": str(NOW), "channel": "sms", "名": "王小明"}
+
+
+def test_a_retried_audit_write_leaves_one_line(sessions: sessionmaker[Session]) -> None:
+    account = stored(sessions)
+    line = {
+        "at": NOW,
+        "account_id": account.account_id,
+        "actor": "send_contact",
+        "action": "contact",
+        "decision": "sent",
+        "details": {"key": "k1", "attempt": "1"},
+    }
+    with sessions.begin() as s:
+        assert audit(s, **line) is True  # type: ignore[arg-type]
+    with sessions.begin() as s:
+        assert audit(s, **line) is False  # type: ignore[arg-type]
+        assert audit(s, **{**line, "details": {"key": "k1", "attempt": "2"}}) is True  # type: ignore[arg-type]
+    assert len(in_tx(sessions, lambda s: audit_entries(s, account.account_id))) == 2

@@ -1,0 +1,56 @@
+"""A newly taken-in account starts at its stage's next step: nothing is "caught up" for a step that fell
+due before the account was ours (a debtor taken in at 17:00 got that morning's reminder at once)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+from domain.accounts import AccountTerms, Product
+from domain.cadence import due_before
+from domain.policy import load_policy
+from store.audit import audit_entries
+from tests.workflows.conftest import NY, Harness, at_local
+
+
+async def test_taken_in_after_the_days_step_waits_for_the_next_one(harness: Harness) -> None:
+    today = (await harness.now()).astimezone(NY).date()
+    # day 4 past due, 17:00 New York: day 4's 10:00 reminder fell due before intake
+    await harness.skip_to(at_local(today + timedelta(days=1), 17))
+    late = await harness.open_account(due_in_days=-4, phone="+12125550171")
+    await harness.skip_to(at_local(late.due_date + timedelta(days=5), 9))
+    assert harness.sent(late) == [], "nothing is sent for a step from before intake"
+    with harness.sessions.begin() as s:
+        [note] = [e for e in audit_entries(s, late.account_id) if e.action == "steps_before_intake"]
+    assert "1 steps fell due before intake" in note.details["detail"]
+    # the stage's next step (day 5's call at 10:00) goes as planned
+    await harness.skip_to(at_local(late.due_date + timedelta(days=5), 12))
+    assert [(c["channel"], c["template"]) for c in harness.sent(late)] == [("voice", "early_voice")]
+    await harness.finish(late.workflow_id)
+
+
+async def test_taken_in_before_the_days_step_gets_it(harness: Harness) -> None:
+    today = (await harness.now()).astimezone(NY).date()
+    await harness.skip_to(at_local(today + timedelta(days=1), 8))
+    early = await harness.open_account(due_in_days=-4, phone="+12125550172")
+    await harness.skip_to(at_local(early.due_date + timedelta(days=4), 12))
+    assert [(c["channel"], c["template"]) for c in harness.sent(early)] == [("sms", "early_reminder")]
+    await harness.finish(early.workflow_id)
+
+
+def test_due_before_lists_only_the_catch_up_window() -> None:
+    """Older steps are never sent anyway; the list (carried in the workflow state) stays short."""
+    policy = load_policy()
+    terms = AccountTerms(
+        account_id="A-1",
+        product=Product.CREDIT_LINE,
+        currency="USD",
+        balance=1,
+        due_date=date(2026, 6, 1),
+        zones=["America/New_York"],
+    )
+    # day 5 at noon: day 4's text and day 5's call were before; day 1's is outside the catch-up window
+    assert due_before(terms, policy, datetime(2026, 6, 6, 12, tzinfo=NY)) == [
+        "4:sms:early_reminder",
+        "5:voice:early_voice",
+    ]
+    assert due_before(terms, policy, datetime(2026, 6, 6, 9, tzinfo=NY)) == ["4:sms:early_reminder"]

@@ -1,0 +1,150 @@
+"""All of an account workflow's state in one serializable model, and the one input both workflows take.
+
+A run reads and writes only :class:`AccountState`; whatever a handler accepts (a payment, a report,
+an acknowledgement owed, a close request, a plan) goes into it at once, so a hand-over by
+continue-as-new, which passes the whole state to the next run, cannot lose any of it. What is not
+here is only what belongs to one run's event loop (tasks in flight, the wake-up flag) and is settled
+before any hand-over.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from domain.accounts import AccountTerms, Carried, CloseReason, Mode
+from domain.agencies import RecallRequest
+from domain.clock import REAL_DAY_SECONDS, PolicyClock
+from domain.plans import AgreedPlan
+from domain.rules import Rules
+from domain.visits import VisitResult
+from workflows.messages import OutcomeReport, PaymentIn
+
+
+class Ack(BaseModel):
+    """An answer owed to the debtor (a complaint, dispute or cease acknowledgement), sent once."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    template: str
+
+
+class CloseOrder(BaseModel):
+    """An operator or investigator closed the account; the run closes at its next safe point."""
+
+    model_config = ConfigDict(frozen=True)
+
+    reason: CloseReason
+    note: str | None = None
+
+
+class Inbox(BaseModel):
+    """What handlers accepted and the run has not acted on yet. Carried across every hand-over."""
+
+    payments: list[PaymentIn] = Field(default_factory=list)
+    reports: list[OutcomeReport] = Field(default_factory=list)
+    acks: list[Ack] = Field(default_factory=list)
+    confirm_opt_out: bool = False
+    close: CloseOrder | None = None
+    recall: RecallRequest | None = None
+    upgrade: Rules | None = Field(default=None, description="Rules an operator moved the account to")
+    upgrade_actor: str | None = None
+    visit_result: VisitResult | None = Field(default=None, description="A field visit's end, not acted on")
+
+    def empty(self) -> bool:
+        return not (
+            self.payments
+            or self.reports
+            or self.acks
+            or self.confirm_opt_out
+            or self.close
+            or self.recall
+            or self.upgrade
+            or self.visit_result
+        )
+
+
+class PlanState(BaseModel):
+    """The plan being followed (settlement), or accepted by the update and not yet handed over."""
+
+    plan: AgreedPlan
+    paid: int = Field(default=0, description="Minor units paid towards the plan so far")
+    stored: bool = Field(default=True, description="The plan's record is in the database")
+    recorded: list[int] = Field(default_factory=list, description="Instalments recorded as paid")
+    reminded: list[str] = Field(default_factory=list, description="Plan reminders already sent")
+    deadlines: dict[int, datetime] = Field(
+        default_factory=dict, description="An instalment's deadline, moved by a hold that suspended it"
+    )
+    suspended: bool = Field(
+        default=False, description="A hold is keeping the current instalment from breaking"
+    )
+
+    def covered(self) -> list[int]:
+        """The instalments the payments so far pay for, in order."""
+        due, seqs = 0, []
+        for inst in self.plan.instalments:
+            due += inst.amount
+            if self.paid >= due:
+                seqs.append(inst.seq)
+        return seqs
+
+
+class AccountState(BaseModel):
+    """Everything a run of either account workflow needs; the whole of what one run hands the next."""
+
+    terms: AccountTerms
+    rules: Rules
+    mode: Mode
+    carried: Carried
+    inbox: Inbox = Field(default_factory=Inbox)
+    plan: PlanState | None = None
+    deferred: dict[str, datetime] = Field(
+        default_factory=dict, description="Steps the live gate said to retry later, and when"
+    )
+    resumed_from: str | None = Field(default=None, description="Why this run started (broken plan …)")
+    closing: str | None = Field(
+        default=None, description="Set once the run has begun to close (charge-off, paid …): no plan now"
+    )
+    last_send_ended: datetime | None = Field(
+        default=None, description="Workflow time the last send or outcome wait ended (any run)"
+    )
+    next_label: str | None = None
+    next_at: datetime | None = None
+    voice_paused_until: datetime | None = Field(
+        default=None, description="The campaign's call governor paused voice until about then"
+    )
+    locate_note: str | None = Field(default=None, description="Why the emergency contact was last not asked")
+    continue_as_new_every_wake: bool = Field(
+        default=False, description="Test hook: hand over at every wake-up, to prove nothing is lost"
+    )
+
+
+class AccountInput(BaseModel):
+    """The input of both account workflows.
+
+    A new account starts with ``terms`` and ``rules``; every hand-over passes ``state``. The other
+    fields are those of the runs recorded before the one state existed (``DelinquencyInput`` and
+    ``SettlementInput`` had them), so their histories still replay.
+    """
+
+    state: AccountState | None = None
+    terms: AccountTerms | None = None
+    rules: Rules | None = None
+    day_seconds: float = Field(default=REAL_DAY_SECONDS, gt=0, description="Real seconds per policy day")
+    contact_queue: str = Field(default="collections-contact", description="Paced task queue for sends")
+    continue_as_new_every_wake: bool = False
+    # runs recorded before AccountState
+    carried: Carried | None = None
+    resumed_from: str | None = None
+    plan: AgreedPlan | None = None
+    paid_in_plan: int = 0
+
+    def first_clock(self, now: datetime) -> PolicyClock:
+        return PolicyClock(epoch=now, day_seconds=self.day_seconds)
+
+
+#: The names the two workflows' inputs had; kept so callers and recorded histories read the same.
+DelinquencyInput = AccountInput
+SettlementInput = AccountInput
