@@ -58,6 +58,8 @@ def _postgres_available() -> bool:
 
 #: The modules that take minutes, started first: under pytest-xdist (``./collect test`` runs two workers)
 #: each then runs beside the rest of the suite instead of after it, which sets the suite's wall time.
+#: ``./collect test`` passes ``--no-loadscope-reorder``: xdist's default puts modules with the most tests
+#: first, which queued these one-test modules last and all on one worker (the other one sat idle).
 SLOW_MODULES = (
     "tests/workflows/test_simulation.py",
     "tests/chaos/test_worker_killed.py",
