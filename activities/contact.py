@@ -35,7 +35,6 @@ indeterminate.
 from __future__ import annotations
 
 import threading
-import time as _time
 from datetime import UTC, datetime, timedelta
 
 import requests
@@ -45,18 +44,23 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.twiml.voice_response import VoiceResponse
 
 from activities.deps import Deps
+from activities.provider_records import (
+    FINAL_STATES,
+    cleared_since,
+    is_this_send,
+    poll_outcome,
+    replayed_result,
+)
 from domain.accounts import Channel, ContactOutcome, Language
 from domain.effects import AWAIT_OUTCOME, SEND_CONTACT, OutcomeRequest, SendRequest, SendResult
 from domain.gate import Allow, Audience, Defer, Deny, PlannedContact, decide
 from domain.governor import RULE_REDIAL, rules_for_profile
-from domain.outcomes import CALL_FINAL, MESSAGE_FINAL, call_outcome, error_outcome, message_outcome
+from domain.outcomes import error_outcome
 from domain.templates import THIRD_PARTY_PLACEHOLDERS, render
 from service.links import self_service_link
 from store.accounts import account_snapshot
 from store.audit import audit
 from store.contacts import (
-    AttemptView,
-    attempt_by_sid,
     claimed_sids,
     clear_for_sending,
     holds_clearance,
@@ -66,22 +70,13 @@ from store.contacts import (
     revoke_clearance,
     text_digest,
     third_party_gate_inputs,
-    update_attempt_status_by_sid,
     void_clearance,
 )
 from store.governor import voice_verdict
 from store.pacing import NotAdmitted, provider_request, wait_for_slot
 from store.rules import profile as pinned_profile
 
-FINAL_STATES = {"accepted", "rejected", "denied", "indeterminate"}
 VOICE_LANG = {Language.EN: "en-US", Language.ZH_CN: "cmn-CN"}
-#: Twilio's ``direction`` of what the REST API created: what our sends are (not ``outbound-reply``,
-#: a TwiML answer to an inbound text, nor ``inbound``)
-OUTBOUND_API = "outbound-api"
-#: How much earlier than our clearance a provider record of our send may be dated: the carrier's
-#: clock against ours (NTP on both sides) and a workflow's planned time a hair ahead of the
-#: worker's clock. Its ``date_created`` has whole seconds; the clearance is floored to match.
-CLEARANCE_SLACK = timedelta(seconds=2)
 #: What a send that waits for its final status leaves of its start-to-close timeout (to answer in time)
 FINAL_WAIT_MARGIN = timedelta(seconds=10)
 #: Sends of one worker that may wait for their final status at the same time: half the contact
@@ -280,13 +275,14 @@ class ContactActivities:
         if budget <= 0 or not self._final_waiters.acquire(blocking=False):
             return sent
         try:
-            final = self._poll_outcome(
+            final = poll_outcome(
+                self.deps,
                 OutcomeRequest(
                     dedupe_key=req.dedupe_key,
                     provider_sid=sent.provider_sid,
                     channel=req.channel,
                     timeout_seconds=budget,
-                )
+                ),
             )
         except Exception as exc:  # the send itself succeeded: never retry it for a status question
             activity.logger.warning("send %s: final status not read: %s", req.dedupe_key, type(exc).__name__)
@@ -406,7 +402,7 @@ class ContactActivities:
         its fence from now on (or passed it before this, and its request is already on its way).
         Then the provider's list for this number from our sender: a record is this send's only if
         it is an ``outbound-api`` one (what the REST API created, as our sends are), dated at or
-        after the clearance (:meth:`_cleared_since`), owned by no attempt of ours, and, for a text,
+        after the clearance (:func:`~activities.provider_records.cleared_since`), owned by no attempt of ours, and, for a text,
         of the very body the clearing try rendered (its SHA-256 is stored with the clearance; a
         re-render here could differ, e.g. in the signed link). So the service's automatic replies
         to the same number (HELP, STOP confirmation, plan answers, which own no attempt) and older
@@ -421,20 +417,20 @@ class ContactActivities:
         with self.deps.sessions.begin() as s:
             held = revoke_clearance(s, req.dedupe_key, now)
         if held is None or held.state != "reserved" or held.sent_at is None:
-            return self._replayed(held)  # another try recorded the answer, or voided, meanwhile
+            return replayed_result(held)  # another try recorded the answer, or voided, meanwhile
         to = self._to(req, snap)
         sender = self.deps.settings.twilio_from_number
         api = self.deps.twilio.messages if req.channel == Channel.SMS else self.deps.twilio.calls
-        since = self._cleared_since(req, held.sent_at)
+        since = cleared_since(req, held.sent_at)
         activity.heartbeat("reconcile")
         # newest first; a network error here: the clearance stays revoked, the next try asks again
         records = api.list(to=to, from_=sender, limit=RECONCILE_LIST_LIMIT)
-        ours = [r for r in records if self._is_this_send(req, r, held, to=to, sender=sender, since=since)]
+        ours = [r for r in records if is_this_send(req, r, held, to=to, sender=sender, since=since)]
         with self.deps.sessions.begin() as s:
             owned = claimed_sids(s, [r.sid for r in ours])
             unclaimed = [r for r in ours if r.sid not in owned]
             if not unclaimed:
-                return self._replayed(void_clearance(s, req.dedupe_key, now))
+                return replayed_result(void_clearance(s, req.dedupe_key, now))
         found = unclaimed[-1]  # the oldest
         self._finish(
             req,
@@ -446,56 +442,6 @@ class ContactActivities:
             rule="provider.reconciled",
         )
         return SendResult(outcome=ContactOutcome.SENT, provider_sid=found.sid, replayed=True)
-
-    @staticmethod
-    def _replayed(view: AttemptView | None) -> SendResult | None:
-        """The result an attempt already settled stands for (None: not settled, go on)."""
-        if view is None or view.state not in FINAL_STATES:
-            return None
-        return SendResult(
-            outcome=view.outcome or ContactOutcome.SENT,
-            provider_sid=view.provider_sid,
-            error_code=view.error_code,
-            replayed=True,
-        )
-
-    @staticmethod
-    def _cleared_since(req: SendRequest, sent_at: datetime) -> datetime | None:
-        """The earliest date the provider can have given a record of a send cleared at ``sent_at``.
-
-        ``sent_at`` is policy time: ``max(planned_at, clock.policy_now(real))`` at the clearance. Mapped
-        back to real time it is the real clearance (production, where the clocks are one, and the
-        sped-up demo), less :data:`CLEARANCE_SLACK` for clock skew and whole seconds. None (no time
-        bound) when it maps to a real instant still to come: the policy time was the workflow's
-        planned time, ahead of the wall clock (a time-skipping test server), and says nothing of
-        when the clearance really was.
-        """
-        real = req.clock.real_at(sent_at)
-        if real > _now():
-            return None
-        return real.replace(microsecond=0) - CLEARANCE_SLACK
-
-    @staticmethod
-    def _is_this_send(
-        req: SendRequest,
-        record,  # type: ignore[no-untyped-def]
-        held: AttemptView,
-        *,
-        to: str,
-        sender: str,
-        since: datetime | None,
-    ) -> bool:
-        """May this provider record (a message or call instance) be the send ``held`` cleared?"""
-        # the SDK names ``from`` ``from_`` on a message and ``_from`` on a call
-        record_from = getattr(record, "from_", None) or getattr(record, "_from", None)
-        if str(record.direction or "") != OUTBOUND_API or record.to != to or record_from != sender:
-            return False
-        if since is not None and (record.date_created is None or record.date_created < since):
-            return False
-        if req.channel == Channel.SMS and held.body_digest is not None:
-            # (a clearance from before digests were stored has none: ownership, time and sender decide)
-            return text_digest(record.body or "") == held.body_digest
-        return True
 
     def _live_gate(self, req: SendRequest, now: datetime, digest: str):  # type: ignore[no-untyped-def]
         """Decide against the live database and, if allowed, claim the send in the same transaction.
@@ -653,50 +599,4 @@ class ContactActivities:
     @activity.defn(name=AWAIT_OUTCOME, no_thread_cancel_exception=True)
     def await_outcome(self, req: OutcomeRequest) -> SendResult:
         """Poll the provider (and the database, which webhooks update) until the outcome is final."""
-        return self._poll_outcome(req)
-
-    def _poll_outcome(self, req: OutcomeRequest) -> SendResult:
-        """The database (webhooks land there first), then the provider, until final, cancelled or
-        ``req.timeout_seconds`` passed (then SENT), heartbeating all along."""
-        deadline = _time.monotonic() + req.timeout_seconds
-        pause = 0.2
-        while True:
-            activity.heartbeat()
-            with self.deps.sessions.begin() as s:
-                view = attempt_by_sid(s, req.provider_sid)
-            if view is not None and view.outcome not in (None, ContactOutcome.SENT):
-                return SendResult(
-                    outcome=view.outcome, provider_sid=req.provider_sid, error_code=view.error_code
-                )
-            outcome, status, code = self._fetch(req)
-            if outcome is not None:
-                with self.deps.sessions.begin() as s:
-                    update_attempt_status_by_sid(
-                        s,
-                        req.provider_sid,
-                        provider_status=status,
-                        outcome=outcome,
-                        error_code=code,
-                        now=_now(),
-                    )
-                return SendResult(outcome=outcome, provider_sid=req.provider_sid, error_code=code)
-            if _time.monotonic() > deadline or activity.is_cancelled():
-                return SendResult(outcome=ContactOutcome.SENT, provider_sid=req.provider_sid)
-            _time.sleep(pause)
-            pause = min(pause * 1.5, 5.0)
-
-    def _fetch(self, req: OutcomeRequest) -> tuple[ContactOutcome | None, str, int | None]:
-        client = self.deps.twilio
-        if req.channel == Channel.SMS:
-            msg = client.messages(req.provider_sid).fetch()
-            status = (msg.status or "").lower()
-            code = int(msg.error_code) if msg.error_code else None
-            if status in MESSAGE_FINAL:
-                return message_outcome(status, code), status, code
-            return None, status, code
-        call = client.calls(req.provider_sid).fetch()
-        status = (call.status or "").lower()
-        if status in CALL_FINAL:
-            duration = int(call.duration) if call.duration not in (None, "") else None
-            return call_outcome(status, getattr(call, "answered_by", None), duration), status, None
-        return None, status, None
+        return poll_outcome(self.deps, req)

@@ -127,6 +127,13 @@ class Settings(BaseSettings):
         default=None,
         description="Public URL of the HTTP service for Twilio callbacks; unset: poll for outcomes",
     )
+    status_poll_first_seconds: float = Field(
+        default=0.2,
+        gt=0,
+        le=5,
+        description="after a send, the first pause before asking again for its final status (then x1.5, "
+        "at most 5 s); the database, where webhooks land, is read at the same pace",
+    )
 
     # who we are, in messages
     company_name: str = "Acme Finance"

@@ -39,10 +39,6 @@ UNKNOWN_CALL = {
     Language.EN: "This is {company}. Please call us on {callback}. Goodbye.",
     Language.ZH_CN: "这里是{company}。请拨打{callback}联系我们。再见。",
 }
-SMS_HELP = {
-    Language.EN: "{company}: questions? Call {callback}. Reply STOP to stop texts.",
-    Language.ZH_CN: "{company}：如有疑问请致电{callback}。回复STOP退订短信。",
-}
 SMS_STOPPED = {
     Language.EN: "{company}: you will receive no more texts from us. Questions? Call {callback}.",
     Language.ZH_CN: "{company}：您将不再收到我们的短信。如有疑问请致电{callback}。",
@@ -118,7 +114,6 @@ def sms_text(table: dict[Language, str], language: Language | str | None, compan
 
 
 __all__ = [
-    "SMS_HELP",
     "SMS_PLAN",
     "SMS_STOPPED",
     "VOICE_LANG",

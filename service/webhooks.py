@@ -55,6 +55,7 @@ from domain.templates import render
 from runtime.settings import Settings
 from service import temporal_calls as calls
 from service import twiml
+from service.links import self_service_link
 from service.signing import request_is_valid
 from service.state import app_sessions, app_settings
 from store import governor as governor_store
@@ -562,6 +563,29 @@ def _e164(value: str) -> str:
         return value.strip()
 
 
+def help_reply(settings: Settings, found: Inbound) -> str:
+    """The language pack's ``help_reply``: who we are, how to reach us, how to stop texts.
+
+    The link is the debtor's own signed one when the number belongs to one account; for a number we
+    do not know, or one shared by several accounts, it is the bare self-service address (sign-in),
+    so a stranger's HELP learns nothing about anyone's debt.
+    """
+    mine = {account_id for account_id, _, _ in found.accounts}
+    url = self_service_link(settings, mine.pop()) if len(mine) == 1 else settings.self_service_url
+    context = {
+        "company": settings.company_name,
+        "callback_number": settings.callback_number,
+        "self_service_url": url,
+    }
+    return render(
+        "help_reply",
+        found.language.value,
+        purpose=Purpose.ACKNOWLEDGEMENT,
+        channel=Channel.SMS,
+        context=context,
+    ).text
+
+
 @router.api_route(INBOUND_SMS, methods=["POST", "GET"], include_in_schema=False)
 async def inbound_sms(request: Request, params: FormData = Depends(twilio_params)) -> Response:
     """A text from a debtor: STOP words, HELP, or a plan request ("1", "PLAN", "协商").
@@ -590,7 +614,7 @@ async def inbound_sms(request: Request, params: FormData = Depends(twilio_params
             return _xml(twiml.sms_reply(twiml.sms_text(twiml.SMS_STOPPED, found.language, company, callback)))
         return _empty()
     if found.kind == "help":
-        return _xml(twiml.sms_reply(twiml.sms_text(twiml.SMS_HELP, found.language, company, callback)))
+        return _xml(twiml.sms_reply(help_reply(st, found)))
     if found.kind == "plan":
         asked = False
         for account_id, _, mode in found.accounts:

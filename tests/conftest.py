@@ -125,6 +125,7 @@ def settings(database_url: str, simulator: object) -> Settings:
         twilio_api_base_url=simulator.url,  # type: ignore[attr-defined]
         sender_messages_per_second=1000.0,
         public_base_url=None,
+        status_poll_first_seconds=0.01,  # the simulator answers in milliseconds; Twilio takes seconds
         _env_file=None,  # type: ignore[call-arg]
     )
 

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
+from pydantic import SecretStr
 from sqlalchemy.orm import Session, sessionmaker
 
 from domain.timeline import AccountStatus
 from runtime.settings import Settings
+from service.app import create_app
+from service.links import verify
 from service.webhooks import STOP_WORDS, keyword
 from store.accounts import account_snapshot
-from tests.service.conftest import Probe, Served, Signer, new_account, quiesce, random_phone
+from tests.service.conftest import PUBLIC, Probe, Served, Signer, new_account, quiesce, random_phone
 from tests.workflows.conftest import at_local
 
 SMS = "/webhooks/twilio/sms"
@@ -65,18 +70,32 @@ async def test_stop_with_no_running_workflow_is_confirmed_here_once(
     assert "<Message" not in second.text
 
 
-async def test_help_says_who_we_are(
-    http: httpx.AsyncClient, twilio: Signer, sessions: sessionmaker[Session], service_settings: Settings
+async def test_help_says_who_we_are_and_how_to_stop(
+    twilio: Signer, sessions: sessionmaker[Session], service_settings: Settings, env: Any
 ) -> None:
+    settings = service_settings.model_copy(update={"link_secret": SecretStr("help-reply-test-secret")})
+    application = create_app(settings)
+    application.state.temporal_client = env.client
+    transport = httpx.ASGITransport(app=application)
     en = new_account(sessions, random_phone())
     zh = new_account(sessions, random_phone(), language="zh-CN")
-    stranger = await twilio.post(http, SMS, inbound("+16465550000", "help"))
-    for response in (await twilio.post(http, SMS, inbound(en.debtor.phone, "HELP")), stranger):
+    async with httpx.AsyncClient(transport=transport, base_url=PUBLIC) as http:
+        stranger = await twilio.post(http, SMS, inbound("+16465550000", "help"))
+        mine = await twilio.post(http, SMS, inbound(en.debtor.phone, "HELP"))
+        zh_reply = await twilio.post(http, SMS, inbound(zh.debtor.phone, "help"))
+    for response in (mine, stranger):
         assert response.text.count("<Message>") == 1
-        assert service_settings.company_name in response.text
-        assert service_settings.callback_number in response.text
-    zh_reply = await twilio.post(http, SMS, inbound(zh.debtor.phone, "help"))
-    assert "如有疑问" in zh_reply.text
+        assert settings.company_name in response.text
+        assert settings.callback_number in response.text
+        assert "Reply STOP to opt out" in response.text  # the language pack's help_reply, with its way out
+    # the debtor's own signed link opens their account; a stranger gets the sign-in page, nobody's account
+    base = settings.self_service_url.rstrip("/")
+    link = re.search(re.escape(base) + r"/(\S+) Reply STOP", mine.text)
+    assert link is not None
+    assert settings.link_secret is not None
+    assert verify(link.group(1), settings.link_secret, now=datetime.now(UTC)) == en.account_id
+    assert base in stranger.text and f"{base}/" not in stranger.text
+    assert "如需帮助" in zh_reply.text and zh_reply.text.count("回复TD退订") == 1
     with sessions.begin() as s:  # HELP changes nothing but the audit log
         snap = account_snapshot(s, en.account_id)
     assert snap is not None and snap.opted_out == []
