@@ -11,6 +11,7 @@ the clock regardless, and the loop reads where it got to.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,9 +21,14 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 STEP_DEADLINE = timedelta(minutes=5)
-#: failed steps in a row, each without the clock having moved at all, before giving up: a clock
-#: that stands still for that long is held by something (a leaked time lock), not merely busy
+#: failed steps in a row, each moving the clock less than :data:`HELD_BELOW`, before giving up: a
+#: clock that stands still, or only keeps pace with the wall clock (a server whose time skipping is
+#: locked for good, sdk-java#1138), for ten minutes is held by something, not merely busy
 STALLED_STEPS = 2
+#: a failed five-minute step that moved the clock less than this was held (a free clock moves days)
+HELD_BELOW = timedelta(minutes=30)
+#: how long the server may take to tell the time
+ANSWER_WITHIN = timedelta(seconds=60)
 
 
 async def skip_clock(
@@ -38,9 +44,9 @@ async def skip_clock(
     that should show where it is.
     """
     sleeper = await Client.connect(env.client.service_client.config.target_host, keep_alive_config=None)
-    origin = await env.get_current_time()
+    origin = await _now(env)
     stalled, last_day = 0, -1
-    while (remaining := target - (now := await env.get_current_time())) > timedelta(0):
+    while (remaining := target - (now := await _now(env))) > timedelta(0):
         if on_day is not None and (day := (now - origin).days) > last_day:
             last_day = day
             on_day(day)
@@ -50,6 +56,21 @@ async def skip_clock(
             await sleeper.test_service.unlock_time_skipping_with_sleep(request, timeout=STEP_DEADLINE)
             stalled = 0
         except RPCError:
-            stalled = stalled + 1 if await env.get_current_time() == now else 0
+            # a clock that moved no faster than the wall clock over a whole step is held, not busy
+            moved = await _now(env) - now
+            stalled = stalled + 1 if moved < HELD_BELOW else 0
             if stalled >= STALLED_STEPS:
-                raise
+                raise RuntimeError(
+                    f"the time-skipping clock is held: {moved} in the last {STEP_DEADLINE} step "
+                    f"({target - now} still to go); an activity outstanding or a leaked time lock"
+                ) from None
+
+
+async def _now(env: Any) -> datetime:
+    """The server's clock, or a clear error when the server does not answer (instead of a hang)."""
+    try:
+        return await asyncio.wait_for(env.get_current_time(), ANSWER_WITHIN.total_seconds())
+    except TimeoutError:
+        raise RuntimeError(
+            f"the time-skipping server did not tell the time within {ANSWER_WITHIN}: it is gone or stuck"
+        ) from None
