@@ -444,6 +444,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--sqlite", action="store_true", help="use a fresh SQLite file even if PostgreSQL is there"
     )
+    p.add_argument(
+        "--both-databases",
+        action="store_true",
+        help="run everything on PostgreSQL, then again on a fresh SQLite file (results name@database)",
+    )
     p.add_argument("--out", type=Path, default=RESULTS)
     return p
 
@@ -454,26 +459,27 @@ def table(results: dict[str, Any]) -> Table:
     t.add_column("measured")
     t.add_column("raw engine")
     t.add_column("ratio / goal")
-    for name, r in results.items():
+    for key, r in results.items():
+        name = key.split("@", 1)[0]  # "intake@sqlite" with --both-databases
         if "error" in r:
-            t.add_row(name, f"[red]{r['error']}[/]", "", "")
+            t.add_row(key, f"[red]{r['error']}[/]", "", "")
         elif name == "intake":
             t.add_row(
-                name,
+                key,
                 f"{r['ours_per_s']} accounts/s ({r['accounts']})",
                 f"{r['raw_per_s']} starts/s",
                 f"{r['ratio']} (goal {r['goal']}) {'✔' if r['met'] else '✘'}",
             )
         elif name == "negotiation":
             t.add_row(
-                name,
+                key,
                 f"p50 {r['ours_p50_ms']} ms, p99 {r['ours_p99_ms']} ms ({r['open_accounts']} open)",
                 f"p50 {r['raw_p50_ms']} ms, p99 {r['raw_p99_ms']} ms",
                 f"p99 x{r['p99_ratio']} (goal {r['goal']}) {'✔' if r['met'] else '✘'}",
             )
         elif name == "lifecycle":
             t.add_row(
-                name,
+                key,
                 f"{r['accounts_per_s']} accounts/s ({r['accounts']} x {r['days']} days, {r['seconds']} s)",
                 "",
                 f"{r['carrier_messages']} SMS, {r['carrier_calls']} calls; goal 2 accounts/s "
@@ -482,7 +488,7 @@ def table(results: dict[str, Any]) -> Table:
             if h := r.get("histories"):
                 per, goals = h["per_contact"], h["goals"]
                 t.add_row(
-                    "histories",
+                    key.replace(name, "histories", 1),
                     ", ".join(f"{per[k]} {k.replace('_', ' ')}" for k in goals) + " per contact",
                     f"{h['contacts']} contacts, {h['accounts']} accounts, {h['runs']} runs",
                     "; ".join(f"{k} ≤ {g} {'✔' if h['met'][k] else '✘'}" for k, g in goals.items()),
@@ -492,10 +498,10 @@ def table(results: dict[str, Any]) -> Table:
                 f"{p['open_accounts']}: {p['rss_mb']} MB, {p['idle_cpu_cores']} cores idle"
                 for p in r["points"]
             )
-            t.add_row(name, pts, "", f"sticky cache {r['max_cached_workflows']}")
+            t.add_row(key, pts, "", f"sticky cache {r['max_cached_workflows']}")
         elif name == "pacing":
             t.add_row(
-                name,
+                key,
                 f"{r['steady_per_s']} SMS/s (peak {r['max_in_any_1s']} in 1 s)",
                 f"limit {r['limit_per_s']}/s",
                 f"{r['ratio']} (goal {r['goal']}) {'✔' if r['met'] else '✘'}",
@@ -504,10 +510,21 @@ def table(results: dict[str, Any]) -> Table:
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    if not args.both_databases:
+        return await run_on(args, sqlite=args.sqlite)
+    results: dict[str, Any] = {}
+    for sqlite in (False, True):  # PostgreSQL (where one is reachable), then SQLite
+        for name, r in (await run_on(args, sqlite=sqlite)).items():
+            results[f"{name}@{r['database']}"] = r
+    return results
+
+
+async def run_on(args: argparse.Namespace, *, sqlite: bool) -> dict[str, Any]:
+    """Every chosen benchmark on one stack (dev server, simulator, app database)."""
     names = args.only or NAMES
     s = args.scale
     results: dict[str, Any] = {}
-    with stack(args.database_url, sqlite=args.sqlite) as st:
+    with stack(None if sqlite and args.both_databases else args.database_url, sqlite=sqlite) as st:
         results_db = st.database_url.split(":", 1)[0].split("+", 1)[0]
         console.print(f"app database: {results_db}")
         for name in names:

@@ -24,6 +24,7 @@ from service import (
     codec,
     console,
     dashboard,
+    inbound_sms,
     metrics,
     selfservice,
     webhooks,
@@ -73,7 +74,7 @@ def create_app(settings: Settings | None = None, temporal_client: Client | None 
         app.state.temporal_client = temporal_client
     app.add_middleware(tracing.TraceRequests)  # one span per request, continuing the caller's trace
     api = (api_accounts, api_plans, api_payments, api_holds)  # the /api routers, one per concern
-    for module in (webhooks, *api, console, selfservice, codec, dashboard, agency, metrics):
+    for module in (webhooks, inbound_sms, *api, console, selfservice, codec, dashboard, agency, metrics):
         app.include_router(module.router)
     return app
 

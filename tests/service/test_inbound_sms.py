@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from domain.timeline import AccountStatus
 from runtime.settings import Settings
 from service.app import create_app
+from service.inbound_sms import STOP_WORDS, keyword
 from service.links import verify
-from service.webhooks import STOP_WORDS, keyword
 from store.accounts import account_snapshot
 from tests.service.conftest import PUBLIC, Probe, Served, Signer, new_account, quiesce, random_phone
 from tests.workflows.conftest import at_local
