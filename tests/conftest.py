@@ -63,14 +63,32 @@ LONG_TIMEOUTS = {"tests/workflows/test_simulation.py": 30, "tests/chaos/": 20}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The long tests get their own time limits. (Their order is xdist's: modules with the most tests
-    first, so the one-test simulation and chaos modules come last. Queued first, beside the quick
-    modules, they took up to twice as long and the suite no less: 17:38 against 17:20.)"""
+    """The long tests get their own time limits."""
     for item in items:
         module = item.nodeid.split("::", 1)[0]
         for prefix, minutes in LONG_TIMEOUTS.items():
             if module.startswith(prefix):
                 item.add_marker(pytest.mark.timeout(minutes * 60))
+
+
+#: Modules that each load both cores for minutes: xdist runs them as one unit, one after another on one
+#: worker, while the other worker runs the quick modules. Two of them side by side (each chaos test has a
+#: dev server and worker processes of its own) took three times as long and a 500-account campaign on
+#: 8-second days fell behind its own deadlines: the worker-kill test once failed that way (479 s beside
+#: the settlement race, 136 s after it).
+HEAVY = ("tests/chaos/", "tests/workflows/test_simulation.py")
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    if config.getoption("dist") != "loadscope":
+        return None  # xdist's own choice
+    from xdist.scheduler import LoadScopeScheduling
+
+    class HeavyTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "heavy" if nodeid.startswith(HEAVY) else super()._split_scope(nodeid)
+
+    return HeavyTogether(config, log)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
