@@ -21,11 +21,7 @@ from typing import Any
 
 from rich.table import Table
 
-from runtime.cli_common import account_handle as _handle
-from runtime.cli_common import client_for as _client
-from runtime.cli_common import console, err
-from runtime.cli_common import money as _money
-from runtime.cli_common import sessions_for as _sessions
+from runtime.cli_common import account_handle, client_for, console, err, money, sessions_for
 from runtime.cli_parser import EXAMPLES, parser
 from runtime.cli_processes import (
     cmd_doctor,
@@ -66,8 +62,8 @@ async def cmd_intake(args: argparse.Namespace, settings: Settings, client: Any =
         who = f" ({error.account_id})" if error.account_id else ""
         err.print(f"[yellow]{path}:{error.line}[/]{who}: [bold]{error.field}[/]: {error.reason}")
     accounts = [a for _, a in report.accounts]
-    client = client or await _client(settings)
-    sessions = _sessions(settings)
+    client = client or await client_for(settings)
+    sessions = sessions_for(settings)
     with Progress(
         TextColumn("intake"),
         BarColumn(),
@@ -120,11 +116,11 @@ async def cmd_reopen(args: argparse.Namespace, settings: Settings) -> int:
     actor = _operator(args)
     if actor is None:
         return 2
-    client = await _client(settings)
+    client = await client_for(settings)
     try:
         done = await reopen_account(
             client,
-            _sessions(settings),
+            sessions_for(settings),
             args.account,
             reason=args.reason,
             actor=actor,
@@ -137,7 +133,7 @@ async def cmd_reopen(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     console.print(
         f"{done.account_id} reopened by {actor} (was closed: {done.close_reason or '-'}): dunning again from "
-        f"{_money(done.balance, done.currency)} under {done.rules.versions}",
+        f"{money(done.balance, done.currency)} under {done.rules.versions}",
         highlight=False,
     )
     return 0
@@ -147,7 +143,7 @@ async def cmd_policy(args: argparse.Namespace, settings: Settings) -> int:
     """``policy list``: the versions and who runs them; ``policy upgrade``: move running accounts."""
     from runtime.operator_actions import rule_versions, upgrade_accounts
 
-    sessions = _sessions(settings)
+    sessions = sessions_for(settings)
     if args.policy_command == "list":
         table = Table(title="Policy and profile versions")
         for col in ("kind", "name", "version", "file now", "stored", "open accounts"):
@@ -169,7 +165,7 @@ async def cmd_policy(args: argparse.Namespace, settings: Settings) -> int:
     actor = _operator(args)
     if actor is None:
         return 2
-    client = await _client(settings)
+    client = await client_for(settings)
     try:
         result = await upgrade_accounts(
             client,
@@ -201,16 +197,16 @@ async def cmd_policy(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from domain.timeline import AccountStatus
 
-    client = await _client(settings)
-    status = await _handle(client, args.account).query("status", result_type=AccountStatus)
+    client = await client_for(settings)
+    status = await account_handle(client, args.account).query("status", result_type=AccountStatus)
     if args.json:
         print(status.model_dump_json(indent=2))
         return 0
     table = Table(title=f"Account {status.account_id} ({status.masked_phone})", show_header=False)
     table.add_row("mode", status.mode.value)
     table.add_row("stage", f"{status.stage.value} ({status.dpd} days past due)")
-    table.add_row("balance", _money(status.balance, status.currency))
-    table.add_row("paid", _money(status.paid_total, status.currency))
+    table.add_row("balance", money(status.balance, status.currency))
+    table.add_row("paid", money(status.paid_total, status.currency))
     table.add_row("holds", ", ".join(status.holds) or "none")
     table.add_row("opted out", ", ".join(status.opted_out) or "none")
     table.add_row(
@@ -224,8 +220,8 @@ async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     if status.plan:
         table.add_row(
             "plan",
-            f"{status.plan.kind.value}: {_money(status.plan_paid, status.currency)} of "
-            f"{_money(status.plan.total, status.currency)}, ends {status.plan.end_date}",
+            f"{status.plan.kind.value}: {money(status.plan_paid, status.currency)} of "
+            f"{money(status.plan.total, status.currency)}, ends {status.plan.end_date}",
         )
     for c in status.last_contacts[-5:]:
         table.add_row("contact", f"{c.at:%Y-%m-%d %H:%M} {c.channel} {c.template}: {c.outcome}")
@@ -247,8 +243,8 @@ def voice_paused_line(status: Any) -> str | None:
 async def cmd_timeline(args: argparse.Namespace, settings: Settings) -> int:
     from domain.timeline import Timeline
 
-    client = await _client(settings)
-    tl = await _handle(client, args.account).query("timeline", result_type=Timeline)
+    client = await client_for(settings)
+    tl = await account_handle(client, args.account).query("timeline", result_type=Timeline)
     if args.json:
         print(tl.model_dump_json(indent=2))
         return 0
@@ -274,8 +270,8 @@ async def cmd_pay(args: argparse.Namespace, settings: Settings) -> int:
     from domain.timeline import AccountStatus
     from workflows.messages import PaymentIn
 
-    client = await _client(settings)
-    handle = _handle(client, args.account)
+    client = await client_for(settings)
+    handle = account_handle(client, args.account)
     status = await handle.query("status", result_type=AccountStatus)
     amount = parse_major(args.amount, status.currency)
     reference = args.reference or f"cli-{args.account}-{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
@@ -284,7 +280,7 @@ async def cmd_pay(args: argparse.Namespace, settings: Settings) -> int:
         PaymentIn(amount=amount, currency=status.currency, reference=reference, source="cli"),
     )
     console.print(
-        f"payment of {_money(amount, status.currency)} sent to {args.account} (reference {reference})"
+        f"payment of {money(amount, status.currency)} sent to {args.account} (reference {reference})"
     )
     return 0
 
@@ -296,8 +292,8 @@ async def cmd_negotiate(args: argparse.Namespace, settings: Settings) -> int:
     from domain.plans import AgreedPlan, PlanProposal
     from domain.timeline import AccountStatus
 
-    client = await _client(settings)
-    handle = _handle(client, args.account)
+    client = await client_for(settings)
+    handle = account_handle(client, args.account)
     status = await handle.query("status", result_type=AccountStatus)
     proposal = PlanProposal(
         kind=args.kind,
@@ -318,15 +314,17 @@ async def cmd_negotiate(args: argparse.Namespace, settings: Settings) -> int:
         return 3
     console.print(f"plan {plan.plan_id} agreed; dunning has stopped. Instalments:")
     for inst in plan.instalments:
-        console.print(f"  {inst.seq}. {inst.due_date}  {_money(inst.amount, plan.currency)}")
+        console.print(f"  {inst.seq}. {inst.due_date}  {money(inst.amount, plan.currency)}")
     return 0
 
 
 async def cmd_hold(args: argparse.Namespace, settings: Settings) -> int:
     from workflows.messages import HoldRequest
 
-    client = await _client(settings)
-    await _handle(client, args.account).signal(args.command, HoldRequest(reason=args.reason, actor="cli"))
+    client = await client_for(settings)
+    await account_handle(client, args.account).signal(
+        args.command, HoldRequest(reason=args.reason, actor="cli")
+    )
     console.print(f"{args.command} sent to {args.account}")
     return 0
 
@@ -335,8 +333,10 @@ async def cmd_opt_out(args: argparse.Namespace, settings: Settings) -> int:
     from domain.accounts import Channel
     from workflows.messages import OptOut
 
-    client = await _client(settings)
-    await _handle(client, args.account).signal("opt_out", OptOut(channel=Channel(args.channel), source="cli"))
+    client = await client_for(settings)
+    await account_handle(client, args.account).signal(
+        "opt_out", OptOut(channel=Channel(args.channel), source="cli")
+    )
     console.print(f"{args.channel} opt-out sent to {args.account}")
     return 0
 
@@ -370,8 +370,8 @@ async def cmd_case(args: argparse.Namespace, settings: Settings) -> int:
     payloads["recall"] = lambda: ("recall", RecallRequest(reason=args.reason, actor="cli"))
     payloads["close"] = lambda: ("close", CloseRequest(reason=args.reason, note=args.note, actor="cli"))
     signal, payload = payloads[args.command]()
-    client = await _client(settings)
-    await _handle(client, args.account).signal(signal, payload)
+    client = await client_for(settings)
+    await account_handle(client, args.account).signal(signal, payload)
     console.print(f"{signal} sent to {args.account}")
     return 0
 
@@ -385,7 +385,7 @@ async def cmd_purge_audit(args: argparse.Namespace, settings: Settings) -> int:
 
     names = [p.stem.upper() for p in sorted((ROOT / "policies" / "profiles").glob("*.toml"))]
     years = {name: load_profile(name).retention_years for name in names}
-    with _sessions(settings).begin() as s:
+    with sessions_for(settings).begin() as s:
         counts = purge_expired_audit(s, datetime.now(UTC), years, dry_run=args.dry_run)
     verb = "would delete" if args.dry_run else "deleted"
     for name, n in counts.items():
@@ -396,7 +396,7 @@ async def cmd_purge_audit(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
     from store.audit import audit_entries
 
-    sessions = _sessions(settings)
+    sessions = sessions_for(settings)
     with sessions.begin() as s:
         entries = audit_entries(s, args.account)
     rows = [e.model_dump(mode="json") for e in entries]
@@ -459,7 +459,7 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
                 settings.simulator_host, settings.simulator_port, settings.twilio_sid, settings.twilio_token
             )
         settings, demo_tokens = with_demo_secrets(settings, var)
-        client = await _client(settings)
+        client = await client_for(settings)
         workers, _deps, executor = build_workers(client, settings)
         tasks = [asyncio.create_task(w.run()) for w in workers]
         from runtime.devserver import port_open
