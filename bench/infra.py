@@ -86,8 +86,12 @@ _PHONE_BASE = int.from_bytes(os.urandom(2)) % 50
 
 
 def unique_phone(i: int, digits: int = 42) -> str:
-    """+1 NPA NXX XXDD, unique for i < 400,000 within one run; DD = 42 (SMS delivered, call answered)."""
-    npa = [212, 646, 917, 332, 718, 347, 929, 415][(i // 50_000) % 8]
+    """+1 NPA NXX XXDD, unique for i < 400,000 within one run; DD = 42 (SMS delivered, call answered).
+
+    The NPAs are no area codes (555, and 960-966 kept for expansion): the number has no region, so
+    the zone the benchmark gives each debtor is their only candidate zone (domain.zones).
+    """
+    npa = [555, 960, 961, 962, 963, 964, 965, 966][(i // 50_000) % 8]
     serial = (_PHONE_BASE * 1000 + i) % 50_000
     return f"+1{npa}{200 + serial // 100:03d}{serial % 100:02d}{digits:02d}"
 

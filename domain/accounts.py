@@ -149,6 +149,15 @@ class Debtor(BaseModel):
             raise ValueError(f"timezone {value!r} is not an IANA time zone") from None
         return value
 
+    @model_validator(mode="after")
+    def _located(self) -> Debtor:
+        """A debtor must be placeable in time: contact hours are local hours (domain.zones)."""
+        from domain.zones import located
+
+        if reason := located(self.timezone, self.phone):
+            raise ValueError(reason)
+        return self
+
 
 class EmergencyContact(BaseModel):
     """Someone the debtor named to reach them through. Asked only how to reach the debtor, and only

@@ -32,12 +32,12 @@ from functools import lru_cache
 from typing import Literal, NamedTuple
 from zoneinfo import ZoneInfo
 
-import phonenumbers
-from phonenumbers import timezone as pn_timezone
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from domain.accounts import Channel, ContactOutcome, Hold, HoldKind, LedgerEntry, Mode
 from domain.profiles import Profile
+from domain.zones import debtor_zones as debtor_zones
+from domain.zones import zones_for_phone as zones_for_phone
 
 
 class Purpose(StrEnum):
@@ -148,29 +148,8 @@ _CONNECTED = {ContactOutcome.CONVERSATION, ContactOutcome.SILENT, ContactOutcome
 _ABANDONED = {ContactOutcome.SILENT}
 
 
-# ---- zones --------------------------------------------------------------------------------------
-@lru_cache(maxsize=4096)
-def zones_for_phone(e164: str) -> tuple[str, ...]:
-    """Every IANA zone a number may be in.
-
-    A number phonenumbers cannot place (unassigned range, Ofcom drama numbers, test numbers) gets
-    every zone of its *country calling code*, not UTC: UTC would put a UK debtor's 21:00 at 22:00
-    in summer, and a US debtor's 08:00 at 03:00. Only a number with no country at all gets UTC.
-    """
-    try:
-        parsed = phonenumbers.parse(e164, None)
-    except phonenumbers.NumberParseException:
-        return ("UTC",)
-    zones = tuple(z for z in pn_timezone.time_zones_for_number(parsed) if z != "Etc/Unknown")
-    if not zones:
-        country = pn_timezone.TIMEZONE_DATA.get(str(parsed.country_code), ())
-        zones = tuple(z for z in country if z != "Etc/Unknown")
-    return zones or ("UTC",)
-
-
-def debtor_zones(timezone: str | None, phone: str) -> list[str]:
-    """The debtor's own zone when known, else all zones the phone number allows (strictest reading)."""
-    return [timezone] if timezone else list(zones_for_phone(phone))
+# ---- zones ----------------------------------------------------------------------------------------
+# Where the debtor may be is domain.zones; re-exported here, where the gate's callers look for it.
 
 
 @lru_cache(maxsize=1024)

@@ -210,6 +210,8 @@ def _parse_row(
             column = _LOC_TO_COLUMN.get(loc[:2], loc[0] if loc else "row")
             if not loc and "emergency_phone" in str(err.get("msg")):
                 column = "emergency_phone"  # the model's own check: the debtor's number as emergency number
+            if loc == ("debtor",) and "timezone is required" in str(err.get("msg")):
+                column = "timezone"  # the debtor's own check: a number with no region and no zone
             reason = _reason(column, dict(err))
             if column == "emergency_phone":  # the shared phone validator says "phone ..."
                 reason = reason.replace("phone ", "emergency_phone ", 1)

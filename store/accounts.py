@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from domain.accounts import Account, Channel, CloseReason, Hold, Language, Mode, Product, Stage, validate_e164
 from domain.gate import debtor_zones
+from domain.zones import located
 from store.holds import _active_holds
 from store.models import AccountRow, ContactPoint, Debtor, EmergencyContactRow
 from store.rows import ContactStatus, _account_row, _channels_with, _emergency, _phone, _points, _value
@@ -318,6 +319,8 @@ def update_phone(s: Session, account_id: str, e164: str, now: datetime) -> bool:
     """
     number = validate_e164(e164)
     row = _account_row(s, account_id, lock=True)
+    if reason := located(row.debtor.timezone, number):
+        raise ValueError(reason)
     changed = False
     for point in _points(row).values():
         if point.address == number:

@@ -47,6 +47,20 @@ def random_phone(last_two: int = 42) -> str:
     return f"+1{_NYC_AREAS[n // 90]}555{10 + n % 90:02d}{last_two:02d}"
 
 
+_next_unplaced = itertools.count(random.randrange(800 * 100))
+
+
+def unplaced_phone(last_two: int = 42) -> str:
+    """A fictional number with no region of its own (NANP 555 is no area code), unique in the session.
+
+    For a debtor whose zone the test chooses (wherever it is mid-day now): a New York number would
+    make New York a second candidate zone (domain.zones) and move every contact to hours that suit
+    both places. A number with no region leaves the file's zone the only one.
+    """
+    n = next(_next_unplaced) % (800 * 100)
+    return f"+1555{200 + n // 100:03d}{n % 100:02d}{last_two:02d}"
+
+
 def _postgres_available() -> bool:
     try:
         engine = create_engine(PG_ADMIN_URL, connect_args={"connect_timeout": 2})

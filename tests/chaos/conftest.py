@@ -256,9 +256,13 @@ _SERIALS = itertools.count(random.randrange(0, 40_000))
 
 
 def fictional_phone(digits: int) -> str:
-    """+1 646 NXX SSDD: unique in this session; the last two digits pick the carrier's outcome."""
+    """+1 555 NXX SSDD: unique in this session; the last two digits pick the carrier's outcome.
+
+    555 is no area code, so the number has no region and the debtor's zone (any of :data:`ZONES`)
+    is the only candidate; a New York number would add New York's hours to a Tokyo debtor's.
+    """
     serial = next(_SERIALS) % 80_000
-    return f"+1646{200 + serial // 100:03d}{serial % 100:02d}{digits:02d}"
+    return f"+1555{200 + serial // 100:03d}{serial % 100:02d}{digits:02d}"
 
 
 def make_accounts(

@@ -84,8 +84,9 @@ def test_a_western_file_that_is_not_utf8_is_refused_whole_until_its_encoding_is_
 
 def test_decimal_commas_are_never_read_as_thousands() -> None:
     rows = [
-        ["EU-1", "Ana Pereira", "+351912345678", "EUR", "12,50", "2026-10-01", "UK"],
-        ["EU-2", "Ana Pereira", "+351912345679", "EUR", "1,250", "2026-10-01", "UK"],
+        # Lisbon landlines: a Portuguese mobile is nationwide, and the Azores keep another clock
+        ["EU-1", "Ana Pereira", "+351212345678", "EUR", "12,50", "2026-10-01", "UK"],
+        ["EU-2", "Ana Pereira", "+351212345679", "EUR", "1,250", "2026-10-01", "UK"],
     ]
     _, got = verdicts(csv_text(rows).encode())
     assert got == [
@@ -103,7 +104,7 @@ def test_decimal_commas_are_never_read_as_thousands() -> None:
             "; a file written with decimal commas is read with --decimal-comma",
         ),
     ]
-    rows.append(["EU-4", "Ana Pereira", "+351912345671", "EUR", "1.234,50", "2026-10-01", "UK"])
+    rows.append(["EU-4", "Ana Pereira", "+351212345671", "EUR", "1.234,50", "2026-10-01", "UK"])
     _, got = verdicts(csv_text(rows, sep=";").encode(), decimal_comma=True)
     assert got == [
         (2, "EU-1", "Ana Pereira", 1_250, "EUR"),
@@ -111,7 +112,7 @@ def test_decimal_commas_are_never_read_as_thousands() -> None:
         (3, "balance", "amount '1,250' has more than 2 decimal places for EUR"),
     ]
     _, got = verdicts(
-        csv_text([["EU-3", "Ana", "+351912345670", "EUR", "12.50", "2026-10-01", "UK"]], sep=";").encode(),
+        csv_text([["EU-3", "Ana", "+351212345670", "EUR", "12.50", "2026-10-01", "UK"]], sep=";").encode(),
         decimal_comma=True,
     )
     assert got == [

@@ -26,7 +26,7 @@ from runtime.tracing import setup_tracing, stop_tracing, temporal_interceptors
 from service.app import create_app
 from store.accounts import upsert_account
 from store.db import make_engine, session_factory
-from tests.conftest import random_phone
+from tests.conftest import unplaced_phone
 from workers.setup import build_workers
 from workflows import search
 from workflows.messages import RunResult
@@ -63,7 +63,7 @@ async def test_api_to_workflow_and_workflow_to_twilio_are_traced_hop_by_hop(sett
             tasks = [asyncio.create_task(w.run()) for w in workers]
             try:
                 zone = daytime_zone()
-                phone = random_phone(77)
+                phone = unplaced_phone(77)
                 account = Account(
                     account_id=f"TR-{suffix}",
                     debtor=Debtor(name="Jane Doe", phone=phone, timezone=zone),

@@ -30,6 +30,7 @@ from runtime.temporal import data_converter
 from service.app import create_app
 from store.accounts import account_snapshot, upsert_account
 from store.audit import AuditEntry, audit_entries
+from tests.conftest import unplaced_phone
 from tests.service.conftest import random_phone
 from workers.setup import build_workers
 from workflows import search
@@ -61,7 +62,9 @@ class Stack:
         today = datetime.now(zone).date()
         account = Account(
             account_id=f"API-{uuid.uuid4().hex[:10]}",
-            debtor=Debtor(name="Jane Doe", phone=random_phone(), timezone=str(zone)),
+            debtor=Debtor(
+                name="Jane Doe", phone=random_phone() if zone == NY else unplaced_phone(), timezone=str(zone)
+            ),
             currency="USD",
             balance=balance,
             fees=fees,

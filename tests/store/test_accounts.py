@@ -140,9 +140,20 @@ def test_a_new_number_clears_unreachable_but_not_an_opt_out(sessions: sessionmak
     snap = in_tx(sessions, lambda s: account_snapshot(s, acct))
     assert snap is not None
     assert (snap.phone, snap.opted_out, snap.unreachable) == ("+13125550150", [Channel.SMS], [])
-    assert snap.zones == ["America/New_York"]  # the stored time zone still wins over the new area code
+    # the stored zone and the new number's region disagree: both count (Reg F, conflicting location)
+    assert snap.zones == ["America/New_York", "America/Chicago"]
     with pytest.raises(ValueError, match=r"E\.164"), sessions.begin() as s:
         update_phone(s, acct, "3125550150", NOW)
+
+
+def test_a_new_number_with_no_region_needs_a_zone_on_file(sessions: sessionmaker[Session]) -> None:
+    """A debtor placed only by their area code cannot move to a toll-free number: nothing would say
+    where they are, and contact hours are local hours."""
+    account = stored(sessions, phone="+13125550151", timezone=None)
+    with pytest.raises(ValueError, match="timezone is required"), sessions.begin() as s:
+        update_phone(s, account.account_id, "+18005550151", NOW)
+    snap = in_tx(sessions, lambda s: account_snapshot(s, account.account_id))
+    assert snap is not None and (snap.phone, snap.zones) == ("+13125550151", ["America/Chicago"])
 
 
 def test_a_batch_stored_at_once_is_the_same_as_account_by_account(sessions: sessionmaker[Session]) -> None:

@@ -13,6 +13,7 @@ from store import agencies
 from store.accounts import account_snapshot, upsert_account
 from store.contacts import live_gate_inputs
 from store.holds import add_hold
+from tests.conftest import unplaced_phone
 from tests.visits.conftest import bearer, eventually
 from tests.workflows.conftest import Harness, at_local
 
@@ -83,7 +84,7 @@ async def test_agency_calls_go_through_the_same_gate_and_count_toward_the_same_c
 ) -> None:
     account = Account(
         account_id=f"P-{uuid.uuid4().hex[:10]}",
-        debtor=Debtor(name="Jane Doe", phone="+12125550142", timezone=_zone_at_midday()),
+        debtor=Debtor(name="Jane Doe", phone=unplaced_phone(), timezone=_zone_at_midday()),
         currency="USD",
         balance=BALANCE,
         due_date=date(2026, 5, 1),

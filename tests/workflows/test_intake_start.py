@@ -4,6 +4,7 @@ due before the account was ours (a debtor taken in at 17:00 got that morning's r
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from domain.accounts import AccountTerms, Product
 from domain.cadence import due_before
@@ -35,6 +36,22 @@ async def test_taken_in_before_the_days_step_gets_it(harness: Harness) -> None:
     await harness.skip_to(at_local(early.due_date + timedelta(days=4), 12))
     assert [(c["channel"], c["template"]) for c in harness.sent(early)] == [("sms", "early_reminder")]
     await harness.finish(early.workflow_id)
+
+
+async def test_a_file_zone_and_a_phone_region_that_disagree_are_both_respected(harness: Harness) -> None:
+    """The file says New York, the number is a Los Angeles one (Reg F: conflicting location
+    information). Day 4's 10:00 reminder would reach Los Angeles at 07:00; it waits for 08:00 there."""
+    la = ZoneInfo("America/Los_Angeles")
+    today = (await harness.now()).astimezone(NY).date()
+    await harness.skip_to(at_local(today + timedelta(days=1), 8))
+    account = await harness.open_account(due_in_days=-4, phone="+13105550173", zone="America/New_York")
+    await harness.skip_to(at_local(account.due_date + timedelta(days=4), 10, la))
+    [text] = harness.sent(account)
+    assert text["template"] == "early_reminder"
+    local = text["at"].astimezone(la)
+    assert (local.date(), local.hour, local.minute) == (account.due_date + timedelta(days=4), 8, 0)
+    assert text["at"].astimezone(NY).hour == 11
+    await harness.finish(account.workflow_id)
 
 
 def test_due_before_lists_only_the_catch_up_window() -> None:

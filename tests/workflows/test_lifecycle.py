@@ -290,7 +290,7 @@ async def test_undeliverable_sms_falls_back_to_voice_and_all_failing_means_conta
 
 
 async def test_timeline_answers_how_long_they_will_chase(harness: Harness) -> None:
-    account = await harness.open_account(due_in_days=-3, phone="+12125550107", zone="Asia/Shanghai")
+    account = await harness.open_account(due_in_days=-3, phone="+8613800000107", zone="Asia/Shanghai")
     timeline = await harness.handle(account).query("timeline", result_type=Timeline)
     assert timeline.chargeoff_date == account.due_date + timedelta(days=180)
     kinds = [e.kind for e in timeline.entries]
