@@ -413,8 +413,8 @@ async def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
     for col in ("at", "actor", "action", "decision", "rule", "details"):
         table.add_column(col)
     for row in rows:
-        table.add_row(
-            str(row.get("at")),
+        table.add_row(  # policy time, and the wall time beside it where they differ (day scaling)
+            str(row.get("at")) + (f"\n(wall {row['wall_at']})" if row.get("wall_at") else ""),
             str(row.get("actor")),
             str(row.get("action")),
             str(row.get("decision")),

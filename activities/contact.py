@@ -327,6 +327,7 @@ class ContactActivities:
             audit(
                 s,
                 at=now,
+                clock="policy",
                 account_id=req.account_id,
                 actor="send_contact",
                 action="contact",

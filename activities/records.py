@@ -49,6 +49,7 @@ class RecordActivities:
                 audit(
                     s,
                     at=datetime.now(UTC),
+                    clock="wall",
                     account_id=change.account_id if _known(s, change.account_id) else None,
                     actor="record",
                     action="operator_alert",
@@ -129,6 +130,7 @@ def apply_change(s, change: Change) -> None:  # type: ignore[no-untyped-def]
         audit(
             s,
             at=ev.at,
+            clock="policy",
             account_id=acct,
             actor=change.actor,
             action=ev.kind,
@@ -140,6 +142,7 @@ def apply_change(s, change: Change) -> None:  # type: ignore[no-untyped-def]
         audit(
             s,
             at=at,
+            clock="policy",
             account_id=acct,
             actor=change.actor,
             action=change.decision,

@@ -50,6 +50,7 @@ class VisitActivities:
                 audit(
                     s,
                     at=req.at,
+                    clock="policy",
                     account_id=req.account_id,
                     actor="workflow",
                     action="visit_assigned" if agency else "visit_unassigned",
@@ -84,6 +85,7 @@ class VisitActivities:
             audit(
                 s,
                 at=change.at,
+                clock="policy",
                 account_id=change.account_id,
                 actor=change.actor,
                 action=change.action,

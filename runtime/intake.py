@@ -24,10 +24,12 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from domain.accounts import Account, AccountTerms, Mode
+from domain.clock import REAL_DAY_SECONDS, PolicyClock
 from domain.effects import CONTACT_TASK_QUEUE
 from domain.money import format_minor
 from domain.rules import Rules, RuleSource, current_rules, read_source, rules_from
 from store.accounts import StoredState, store_accounts, stored_states, upsert_account
+from store.audit import store_clock
 from store.rules import pin_accounts, rules_for, save_sources, set_account_rules
 from workflows import search
 from workflows.state import AccountInput
@@ -73,6 +75,7 @@ async def start_account(
     rules: Rules | None = None,
     continue_as_new_every_wake: bool = False,
     id_reuse_policy: WorkflowIDReusePolicy = WorkflowIDReusePolicy.REJECT_DUPLICATE,
+    sessions: sessionmaker[Session] | None = None,
 ) -> bool:
     """Start the account's workflow; False if it already exists (running, or finished and still kept).
 
@@ -81,8 +84,14 @@ async def start_account(
     ``id_reuse_policy=ALLOW_DUPLICATE`` starts it again after a finished run
     (``operator_actions.reopen_account``). ``continue_as_new_every_wake`` is a test hook (see
     ``AccountState``).
+
+    A scaled policy clock (``day_seconds`` other than a day) starts now, and with ``sessions`` the
+    account's row learns it once the workflow has started, so the service and the CLI write their
+    audit lines on the account's clock (``store.audit``). A real-time clock is the wall clock.
     """
     rules = rules or current_rules(terms.policy, terms.profile)
+    clock = PolicyClock(epoch=datetime.now(UTC), day_seconds=day_seconds)
+    scaled = day_seconds != REAL_DAY_SECONDS
     try:
         await client.start_workflow(
             "DelinquencyWorkflow",
@@ -90,6 +99,7 @@ async def start_account(
                 terms=terms,
                 rules=rules,
                 day_seconds=day_seconds,
+                epoch=clock.epoch if scaled else None,
                 contact_queue=contact_queue,
                 continue_as_new_every_wake=continue_as_new_every_wake,
             ),
@@ -103,7 +113,15 @@ async def start_account(
         )
     except WorkflowAlreadyStartedError:
         return False
+    # a reopened account may have run on another clock before: its row always learns the new one
+    if sessions is not None and (scaled or id_reuse_policy == WorkflowIDReusePolicy.ALLOW_DUPLICATE):
+        await asyncio.to_thread(_store_clock, sessions, terms.account_id, clock)
     return True
+
+
+def _store_clock(sessions: sessionmaker[Session], account_id: str, clock: PolicyClock) -> None:
+    with sessions.begin() as s:
+        store_clock(s, account_id, clock)
 
 
 async def intake_accounts(
@@ -174,6 +192,7 @@ async def intake_accounts(
                     day_seconds=day_seconds,
                     contact_queue=contact_queue,
                     rules=ready.rules,
+                    sessions=sessions,
                 )
             except Exception as exc:  # reported per account; the rest go on
                 fail(account.account_id, f"{type(exc).__name__}: {exc}")

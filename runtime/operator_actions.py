@@ -158,6 +158,7 @@ async def reopen_account(
         audit(
             s,
             at=at,
+            clock="wall",
             account_id=account_id,
             actor=actor,
             action="reopened",
@@ -179,6 +180,7 @@ async def reopen_account(
             contact_queue=contact_queue,
             rules=rules,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            sessions=sessions,
         )
         if not started:
             raise Refused(f"{account_id} was started by someone else meanwhile: nothing reopened")
@@ -190,6 +192,7 @@ async def reopen_account(
             audit(
                 s,
                 at=at,
+                clock="wall",
                 account_id=account_id,
                 actor=actor,
                 action="reopen_failed",
@@ -414,6 +417,7 @@ async def upgrade_accounts(
                 audit(
                     s,
                     at=at,
+                    clock="wall",
                     account_id=account_id,
                     actor=actor,
                     action="rules_upgrade_requested",

@@ -185,6 +185,7 @@ def agency_call(request: Request, account_id: str, call: AgencyCall, who: Agency
             audit(
                 s,
                 at=now,
+                clock="wall",
                 account_id=account_id,
                 actor=f"agency:{who.name}",
                 action="agency_call",

@@ -136,6 +136,7 @@ def _audit_read(request: Request) -> None:
         audit(
             s,
             at=datetime.now(UTC),
+            clock="wall",
             account_id=request.path_params.get("account_id"),
             actor=who.name,
             action="api_read",

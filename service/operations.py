@@ -92,6 +92,7 @@ async def audit_write(
             audit(
                 s,
                 at=datetime.now(UTC),
+                clock="wall",
                 account_id=account_id,
                 actor=actor,
                 action=action,

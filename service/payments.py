@@ -132,7 +132,7 @@ def _after_close(
                 currency=snapshot.currency, reason=f"received after the account closed ({why})", now=now,
             )  # fmt: skip
             audit(
-                s, at=now, account_id=account_id, actor=actor, action="payment_after_close",
+                s, at=now, clock="wall", account_id=account_id, actor=actor, action="payment_after_close",
                 decision="refund_queued", details={
                     "reference": reference, "amount": amount_minor, "currency": snapshot.currency,
                     "refund_id": refund.id if refund else None, "close_reason": why,
@@ -178,7 +178,7 @@ def resolve_refund(
             raise RefundNotFound(f"refund #{refund_id} not found")
         view = refund_store.resolve_refund(s, refund_id, status=status, by=actor, note=note or None, now=now)
         audit(
-            s, at=now, account_id=view.account_id, actor=actor, action="refund_resolved", decision=status,
+            s, at=now, clock="wall", account_id=view.account_id, actor=actor, action="refund_resolved", decision=status,
             details={"refund_id": refund_id, "amount": view.amount, "currency": view.currency, "note": note},
         )  # fmt: skip
         return view

@@ -260,6 +260,7 @@ async def request_waiver(
             audit(
                 s,
                 at=datetime.now(UTC),
+                clock="wall",
                 account_id=account_id,
                 actor=actor,
                 action="waiver_requested",
@@ -340,6 +341,7 @@ def _decide(
         audit(
             s,
             at=now,
+            clock="wall",
             account_id=view.account_id,
             actor=supervisor,
             action="waiver_decided",

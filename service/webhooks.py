@@ -160,7 +160,16 @@ async def _signal(client: Client | None, account_id: str, name: str, arg: object
 
 
 def _audit(s: Session, account_id: str, action: str, decision: str, now: datetime, **details: Any) -> None:
-    audit(s, at=now, account_id=account_id, actor=ACTOR, action=action, decision=decision, details=details)
+    audit(
+        s,
+        at=now,
+        clock="wall",
+        account_id=account_id,
+        actor=ACTOR,
+        action=action,
+        decision=decision,
+        details=details,
+    )
 
 
 def _changed(before: AttemptView, after: AttemptView) -> bool:

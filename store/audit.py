@@ -1,18 +1,29 @@
 """The audit log: appending decisions exactly once, reading an account's history, purging lines
-past their retention, and the newest event's time."""
+past their retention, and the newest event's time.
+
+One clock: ``at`` is always the account's *policy* time, the clock its rules run on, so one account's
+log reads in the order things happened even under the demo's day scaling. Workflows and activities
+know policy time; the service and the CLI know the wall clock and say so (``clock="wall"``): their
+time is carried onto the account's policy clock (``accounts.clock_epoch``). The wall time of writing
+is kept beside (``wall_at``) whenever the two differ.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from domain.clock import REAL_DAY_SECONDS, PolicyClock
 from store.models import AccountRow, AuditRow
 from store.rows import _json
+
+#: Policy and wall time closer than this are the same moment (the line shows one time).
+SAME_MOMENT = timedelta(seconds=1)
 
 
 class AuditEntry(BaseModel):
@@ -26,12 +37,33 @@ class AuditEntry(BaseModel):
     decision: str
     rule: str | None
     details: dict[str, Any]
+    wall_at: datetime | None = None
+
+
+def account_clock(s: Session, account_id: str | None) -> PolicyClock | None:
+    """The account's scaled policy clock, or None where it runs in real time (or is unknown)."""
+    if account_id is None:
+        return None
+    row = s.get(AccountRow, account_id)
+    if row is None or row.clock_epoch is None or row.clock_day_seconds is None:
+        return None
+    return PolicyClock(epoch=row.clock_epoch, day_seconds=row.clock_day_seconds)
+
+
+def store_clock(s: Session, account_id: str, clock: PolicyClock) -> None:
+    """Remember the clock an account's workflow runs on (only a scaled one differs from the wall)."""
+    row = s.get(AccountRow, account_id)
+    if row is not None:
+        scaled = clock.day_seconds != REAL_DAY_SECONDS
+        row.clock_epoch = clock.epoch if scaled else None
+        row.clock_day_seconds = clock.day_seconds if scaled else None
 
 
 def audit(
     s: Session,
     *,
     at: datetime,
+    clock: Literal["policy", "wall"],
     account_id: str | None,
     actor: str,
     action: str,
@@ -44,7 +76,18 @@ def audit(
     An identical line (same moment, actor, action, decision, rule and details) is written once: it can
     only come from a retried activity whose first commit went through, and a compliance log that shows
     one contact twice is wrong. Distinct events differ at least in their time or details.
+
+    ``clock`` says which clock ``at`` is on: ``"policy"`` (workflows and activities) or ``"wall"``
+    (the service and the CLI, carried onto the account's policy clock here).
     """
+    if clock == "wall":
+        wall_at = at
+        scaled = account_clock(s, account_id)
+        at = scaled.policy_now(at) if scaled is not None else at
+    else:
+        wall_at = datetime.now(UTC)
+    if at.tzinfo is None or abs(at - wall_at) < SAME_MOMENT:  # a naive ``at`` is refused on flush
+        wall_at = None
     clean = _json(details)
     candidates = s.scalars(
         select(AuditRow).where(
@@ -66,6 +109,7 @@ def audit(
             decision=decision,
             rule=rule,
             details=clean,
+            wall_at=wall_at,
         )
     )
     s.flush()
@@ -87,6 +131,7 @@ def audit_entries(s: Session, account_id: str) -> list[AuditEntry]:
             decision=r.decision,
             rule=r.rule,
             details=dict(r.details or {}),
+            wall_at=r.wall_at,
         )
         for r in rows
     ]

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -165,6 +166,10 @@ class AccountRow(Base):
     # The policy and profile versions the account's workflow runs (0006); see ``rule_versions``.
     policy_version: Mapped[str | None] = mapped_column(String(100))
     profile_version: Mapped[str | None] = mapped_column(String(100))
+    # The account's policy clock when it runs scaled (0007; NULL: real time), for lines the service
+    # and the CLI write: they know only the wall clock, and the audit log speaks policy time.
+    clock_epoch: Mapped[datetime | None]
+    clock_day_seconds: Mapped[float | None] = mapped_column(Float)
 
     debtor: Mapped[Debtor] = relationship(lazy="joined", innerjoin=True)
     holds: Mapped[list[HoldRow]] = relationship(lazy="selectin", order_by="HoldRow.id")
@@ -339,6 +344,8 @@ class AuditRow(Base):
     decision: Mapped[str] = mapped_column(String(64))
     rule: Mapped[str | None] = mapped_column(String(128))
     details: Mapped[dict[str, Any]]
+    # ``at`` is policy time; the wall time of writing, when it differs (0007: one clock per log).
+    wall_at: Mapped[datetime | None]
 
 
 # ---- negotiation API (issue 5): fee waivers wait here for a supervisor -----------------------------

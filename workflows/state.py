@@ -133,6 +133,13 @@ class AccountInput(BaseModel):
     terms: AccountTerms | None = None
     rules: Rules | None = None
     day_seconds: float = Field(default=REAL_DAY_SECONDS, gt=0, description="Real seconds per policy day")
+    epoch: datetime | None = Field(
+        default=None,
+        description=(
+            "Where a scaled policy clock starts, chosen by whoever starts the account so that the "
+            "database can hold the same clock (store.audit.store_clock); None: the first run's start"
+        ),
+    )
     contact_queue: str = Field(default="collections-contact", description="Paced task queue for sends")
     continue_as_new_every_wake: bool = False
     # runs recorded before AccountState
@@ -142,7 +149,7 @@ class AccountInput(BaseModel):
     paid_in_plan: int = 0
 
     def first_clock(self, now: datetime) -> PolicyClock:
-        return PolicyClock(epoch=now, day_seconds=self.day_seconds)
+        return PolicyClock(epoch=self.epoch or now, day_seconds=self.day_seconds)
 
 
 #: The names the two workflows' inputs had; kept so callers and recorded histories read the same.

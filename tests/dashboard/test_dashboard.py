@@ -117,7 +117,13 @@ def seed(url: str) -> dict[str, int]:
                 set_plan_status(s, plan.plan_id, "broken", now=NOW)
         for i in range(3):
             audit(
-                s, at=NOW, account_id=ids[i], actor="agent", action="plan_rejected", decision="plan_rejected"
+                s,
+                at=NOW,
+                clock="policy",
+                account_id=ids[i],
+                actor="agent",
+                action="plan_rejected",
+                decision="plan_rejected",
             )
         # holds: pauses, disputes, one cease; complaints: 3 within the 15-day SLA, 1 overdue, 1 escalated
         for i, kind in enumerate([HoldKind.PAUSE] * 4 + [HoldKind.DISPUTE] * 3 + [HoldKind.CEASE]):
@@ -129,6 +135,7 @@ def seed(url: str) -> dict[str, int]:
         audit(
             s,
             at=NOW,
+            clock="policy",
             account_id=ids[54],
             actor="workflow",
             action="complaint_escalated",

@@ -34,6 +34,7 @@ from runtime.temporal import data_converter
 from service.app import create_app
 from service.dashboard import render_dashboard
 from store.accounts import upsert_account
+from store.audit import AuditEntry, account_clock, audit_entries
 from store.db import make_engine, session_factory, upgrade
 from store.reporting import dashboard_data
 from tests.conftest import random_phone
@@ -116,7 +117,8 @@ async def open_account(
         fees=0,
         due_date=datetime.now(NY).date() - timedelta(days=dpd),
     )
-    with session_factory(make_engine(settings.database_url)).begin() as s:
+    sessions = session_factory(make_engine(settings.database_url))
+    with sessions.begin() as s:
         upsert_account(s, account, datetime.now(UTC))
     await start_account(
         env.client,
@@ -124,6 +126,7 @@ async def open_account(
         task_queue=settings.task_queue,
         day_seconds=1.0,  # a policy day a second: the late accounts' visit comes within seconds
         contact_queue=settings.contact_task_queue,
+        sessions=sessions,
     )
     return account.account_id
 
@@ -163,6 +166,41 @@ async def test_the_dashboard_counts_account_workflows_not_field_visits(
     assert accounts == 3, seen  # the account workflows, whatever their children
     assert everything > 3, seen  # the bare count holds the visits as well
     assert dashboard == accounts, seen
+
+
+async def test_the_audit_log_speaks_the_accounts_policy_clock(
+    stack: tuple[WorkflowEnvironment, Settings],
+) -> None:
+    """A policy day a second: the workflow's lines are days ahead of the wall clock. An agent's read
+    through the API, written after them, used to carry the wall time and sort before all of them."""
+    env, settings = stack
+    account_id = await open_account(env, settings, dpd=10, balance=20_000, last=42)
+    sessions = session_factory(make_engine(settings.database_url))
+
+    def workflow_lines() -> list[AuditEntry]:
+        with sessions.begin() as s:
+            return [e for e in audit_entries(s, account_id) if e.action != "api_read"]
+
+    for _ in range(300):  # up to a minute
+        if workflow_lines():
+            break
+        await asyncio.sleep(0.2)
+    assert workflow_lines(), "the workflow wrote nothing"
+    app = create_app(settings, env.client)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as http:
+        wall = datetime.now(UTC)
+        read = await http.get(f"/api/accounts/{account_id}", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert read.status_code == 200, read.text
+    with sessions.begin() as s:
+        clock = account_clock(s, account_id)
+        entries = audit_entries(s, account_id)
+    assert clock is not None and clock.day_seconds == 1.0
+    [line] = [e for e in entries if e.action == "api_read"]
+    assert line.wall_at is not None and timedelta(0) <= line.wall_at - wall < timedelta(seconds=5)
+    assert line.at == clock.policy_now(line.wall_at)  # the wall time carried onto the account's clock
+    before = [e for e in entries if e.id < line.id]
+    assert before and all(e.at <= line.at for e in before), [(e.action, e.at) for e in entries]
+    assert entries.index(line) >= len(before)  # nothing written before the read sorts after it
 
 
 def test_an_account_taken_in_but_not_yet_staged_is_open() -> None:

@@ -119,7 +119,16 @@ def seed(url: str, now: datetime) -> Seeded:
             (t, "contact_denied", "denied", "hold.pause"),
             (t, "plan_proposed", "rejected", "plan.max_periods"),
         ):
-            audit(s, at=when, account_id="M-2", actor="test", action=action, decision=decision, rule=rule)
+            audit(
+                s,
+                at=when,
+                clock="policy",
+                account_id="M-2",
+                actor="test",
+                action=action,
+                decision=decision,
+                rule=rule,
+            )
 
         # holds: M-2 paused (active), M-4 disputed then verified (lifted: not counted)
         add_hold(s, "M-2", Hold(kind=HoldKind.PAUSE, reason="agent asked", since=t))

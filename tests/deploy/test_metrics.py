@@ -165,7 +165,7 @@ def test_open_refunds_and_operator_alerts_are_reported_as_queued(metrics_db: str
             )  # fmt: skip
         resolve_refund(s, queued.id, status="applied", by="sam", note=None, now=now)  # not open
         audit(
-            s, at=now, account_id="M-4", actor="record", action="operator_alert",
+            s, at=now, clock="policy", account_id="M-4", actor="record", action="operator_alert",
             decision="record_refused", rule="payment", details={"reason": "IntegrityError"},
         )  # fmt: skip
     try:

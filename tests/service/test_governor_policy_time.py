@@ -96,7 +96,15 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
             )  # fmt: skip
             mark_attempt(s, key, state="accepted", provider_sid=f"CA{i}", outcome=outcome or "sent", now=at)
             # as the send activity does: its audit line at the same policy instant
-            audit(s, at=at, account_id="SC-1", actor="send_contact", action="contact", decision="sent")
+            audit(
+                s,
+                at=at,
+                clock="policy",
+                account_id="SC-1",
+                actor="send_contact",
+                action="contact",
+                decision="sent",
+            )
     yield Seeded(url=url, campaign=campaign, policy_now=p)
     dispose_engine(url)
 

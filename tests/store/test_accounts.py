@@ -93,7 +93,7 @@ def test_a_failed_transaction_leaves_no_trace(sessions: sessionmaker[Session]) -
     account = new_account()
     with pytest.raises(RuntimeError), sessions.begin() as s:
         upsert_account(s, account, NOW)
-        audit(s, at=NOW, account_id=account.account_id, actor="t", action="x", decision="x")
+        audit(s, at=NOW, clock="policy", account_id=account.account_id, actor="t", action="x", decision="x")
         raise RuntimeError("activity crashed before commit")
     assert in_tx(sessions, lambda s: account_snapshot(s, account.account_id)) is None
     assert in_tx(sessions, lambda s: audit_entries(s, account.account_id)) == []

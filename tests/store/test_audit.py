@@ -3,7 +3,7 @@ leaves one line."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy.exc import StatementError
@@ -18,13 +18,16 @@ def test_datetimes_are_stored_as_utc_and_come_back_aware(sessions: sessionmaker[
     account = stored(sessions)
     shanghai = datetime(2026, 11, 23, 9, 30, tzinfo=timezone(timedelta(hours=8)))
     with sessions.begin() as s:
-        audit(s, at=shanghai, account_id=account.account_id, actor="t", action="a", decision="d")
+        audit(
+            s, at=shanghai, clock="policy", account_id=account.account_id, actor="t", action="a", decision="d"
+        )
     (entry,) = in_tx(sessions, lambda s: audit_entries(s, account.account_id))
     assert entry.at == shanghai and entry.at.utcoffset() == timedelta(0)
     with pytest.raises(StatementError, match="naive") as info, sessions.begin() as s:
         audit(
             s,
             at=datetime(2026, 11, 23, 9, 30),
+            clock="policy",
             account_id=account.account_id,
             actor="t",
             action="a",
@@ -40,6 +43,7 @@ def test_audit_entries_keep_order_and_details(sessions: sessionmaker[Session]) -
         audit(
             s,
             at=NOW + timedelta(minutes=1),
+            clock="policy",
             account_id=account.account_id,
             actor="wf",
             action="b",
@@ -48,6 +52,7 @@ def test_audit_entries_keep_order_and_details(sessions: sessionmaker[Session]) -
         audit(
             s,
             at=NOW,
+            clock="policy",
             account_id=account.account_id,
             actor="wf",
             action="a",
@@ -65,6 +70,7 @@ def test_a_retried_audit_write_leaves_one_line(sessions: sessionmaker[Session]) 
     account = stored(sessions)
     line = {
         "at": NOW,
+        "clock": "policy",
         "account_id": account.account_id,
         "actor": "send_contact",
         "action": "contact",
@@ -77,3 +83,29 @@ def test_a_retried_audit_write_leaves_one_line(sessions: sessionmaker[Session]) 
         assert audit(s, **line) is False  # type: ignore[arg-type]
         assert audit(s, **{**line, "details": {"key": "k1", "attempt": "2"}}) is True  # type: ignore[arg-type]
     assert len(in_tx(sessions, lambda s: audit_entries(s, account.account_id))) == 2
+
+
+def test_one_clock_policy_time_first_and_the_wall_time_beside(sessions: sessionmaker[Session]) -> None:
+    """An account on a scaled clock (two seconds a day) and one in real time, each written to from
+    the wall clock (the API) and from policy time (a workflow's activity)."""
+    from domain.clock import PolicyClock
+    from store.audit import account_clock, store_clock
+
+    scaled, real = stored(sessions), stored(sessions)
+    epoch = datetime.now(UTC) - timedelta(seconds=10)
+    with sessions.begin() as s:
+        store_clock(s, scaled.account_id, PolicyClock(epoch=epoch, day_seconds=2))
+        store_clock(s, real.account_id, PolicyClock(epoch=epoch))
+    wall = epoch + timedelta(seconds=4)
+    with sessions.begin() as s:
+        assert account_clock(s, real.account_id) is None
+        for account in (scaled, real):
+            audit(
+                s, at=wall, clock="wall", account_id=account.account_id, actor="api", action="a", decision="d"
+            )
+        audit(s, at=NOW, clock="policy", account_id=real.account_id, actor="wf", action="b", decision="d")
+    [on_scaled] = in_tx(sessions, lambda s: audit_entries(s, scaled.account_id))
+    assert (on_scaled.at, on_scaled.wall_at) == (epoch + timedelta(days=2), wall)  # 4 s = 2 policy days
+    workflow, api = in_tx(sessions, lambda s: audit_entries(s, real.account_id))  # NOW is earlier
+    assert (api.at, api.wall_at) == (wall, None)  # real time: one time, shown once
+    assert workflow.at == NOW and workflow.wall_at is not None  # NOW is a fixed test date, not today

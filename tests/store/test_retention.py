@@ -23,6 +23,7 @@ def test_purge_respects_each_profiles_retention(sessions: sessionmaker[Session])
                 audit(
                     s,
                     at=NOW - timedelta(days=365 * age + 2),
+                    clock="policy",
                     account_id=account.account_id,
                     actor="test",
                     action="contact",
