@@ -38,6 +38,10 @@ PLAN_AT_HAND_OVER_PATCH = "hand-over-keeps-accepted-plan"
 FALLBACK_PATCH = "fallback-fits-the-stage"
 #: A new account starts at its stage's next step: steps that fell due before intake are not caught up.
 NO_CATCH_UP_PATCH = "no-catch-up-before-intake"
+#: ... where intake is the moment the account was started, not the run's first workflow task: under a
+#: burst of starts (1,000 accounts at once) that task may run many seconds later, and on a sped-up
+#: clock (a policy day in 20 minutes) seconds are policy hours, so the day's step fell "before intake".
+INTAKE_AT_START_PATCH = "intake-is-the-start"
 
 
 @workflow.defn
@@ -52,7 +56,12 @@ class DelinquencyWorkflow(FieldVisits, Placement, Locate):
         if start.state is None and start.carried is None:
             opened = [self.event("opened", f"{self.terms.product.value}, due {self.terms.due_date}")]
             if workflow.patched(NO_CATCH_UP_PATCH):
-                missed = due_before(self.terms, self.policy, self.now())
+                taken_in = self.now()
+                if workflow.patched(INTAKE_AT_START_PATCH):
+                    # the instant the caller started it (the epoch it chose), else the server's
+                    started = start.epoch or workflow.info().start_time
+                    taken_in = min(taken_in, self.carried.clock.policy_now(started))
+                missed = due_before(self.terms, self.policy, taken_in)
                 if missed:
                     self.carried.done_steps = [*self.carried.done_steps, *missed]
                     opened.append(

@@ -46,9 +46,11 @@ from tests.conftest import free_port
 # Zones to choose the debtors' home from: the test picks those at the local hour it needs (mid-day, or
 # just before the 10:00 reminders), so the first reminders go out soon whatever hour CI runs at (quiet
 # hours would otherwise delay them; nothing from before intake is caught up). One for
-# every whole-hour offset, winter and summer alike: with fewer there were hours (07:00-08:59 UTC) at
-# which no zone was at mid-day and the campaign opened in a debtor's evening.
+# every whole-hour offset, winter and summer alike (``test_zones.py`` checks every hour of a year):
+# with fewer there were hours at which no zone was at mid-day and the campaign opened in a debtor's
+# evening, and hours (20:00 UTC in winter, 08:00 and 17:00 in summer) with no zone at 08:00-08:59.
 ZONES = [
+    "Pacific/Gambier",  # -9, no summer time (Anchorage is -8 in summer)
     "Pacific/Pago_Pago",  # -11
     "Pacific/Honolulu",  # -10
     "America/Anchorage",  # -9/-8
@@ -60,6 +62,7 @@ ZONES = [
     "America/Sao_Paulo",  # -3
     "Atlantic/South_Georgia",  # -2
     "Atlantic/Cape_Verde",  # -1
+    "Africa/Abidjan",  # 0, no summer time (London is +1 in summer)
     "Europe/London",  # 0/+1
     "Europe/Berlin",  # +1/+2
     "Europe/Athens",  # +2/+3
@@ -73,6 +76,7 @@ ZONES = [
     "Australia/Brisbane",  # +10
     "Australia/Sydney",  # +10/+11
     "Pacific/Noumea",  # +11
+    "Pacific/Tarawa",  # +12, no summer time (Auckland is +13 in its summer)
     "Pacific/Auckland",  # +12/+13
 ]
 CLOSED_OK = {WorkflowExecutionStatus.RUNNING, WorkflowExecutionStatus.COMPLETED}

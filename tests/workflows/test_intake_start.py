@@ -3,7 +3,7 @@ due before the account was ours (a debtor taken in at 17:00 got that morning's r
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from domain.accounts import AccountTerms, Product
@@ -36,6 +36,35 @@ async def test_taken_in_before_the_days_step_gets_it(harness: Harness) -> None:
     await harness.skip_to(at_local(early.due_date + timedelta(days=4), 12))
     assert [(c["channel"], c["template"]) for c in harness.sent(early)] == [("sms", "early_reminder")]
     await harness.finish(early.workflow_id)
+
+
+async def test_intake_is_the_moment_the_account_was_started_not_its_first_task(harness: Harness) -> None:
+    """Started at 09:59 with its first workflow task only at 10:30 (a burst of a thousand starts, a
+    worker catching up): day 4's 10:00 reminder fell due after intake and goes, late, not never."""
+    from domain.rules import current_rules
+    from workflows.state import AccountInput
+
+    today = (await harness.now()).astimezone(NY).date()
+    day = today + timedelta(days=1)
+    await harness.skip_to(datetime.combine(day, time(10, 30), tzinfo=NY))
+    account = await harness.open_account(due_in_days=-4, phone="+12125550174", start=False)
+    terms = AccountTerms.from_account(account)
+    await harness.client.start_workflow(
+        "DelinquencyWorkflow",
+        AccountInput(
+            terms=terms,
+            rules=current_rules(terms.policy, terms.profile),
+            epoch=datetime.combine(day, time(9, 59), tzinfo=NY),
+            contact_queue=harness.settings.contact_task_queue,
+            continue_as_new_every_wake=harness.hand_over_every_wake,
+        ),
+        id=terms.workflow_id,
+        task_queue=harness.settings.task_queue,
+    )
+    harness.started.append(terms.workflow_id)
+    await harness.skip_to(at_local(day, 12))
+    assert [(c["channel"], c["template"]) for c in harness.sent(account)] == [("sms", "early_reminder")]
+    await harness.finish(terms.workflow_id)
 
 
 async def test_a_file_zone_and_a_phone_region_that_disagree_are_both_respected(harness: Harness) -> None:
