@@ -30,7 +30,7 @@ from runtime.cli_processes import (
     cmd_server,
     cmd_service,
     cmd_worker,
-    install_sigterm,
+    install_stop_signals,
     local_dev_server,
 )
 from runtime.settings import ROOT, Settings, get_settings
@@ -439,7 +439,7 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
     var = settings.state_dir
     var.mkdir(parents=True, exist_ok=True)
-    install_sigterm(asyncio.current_task())
+    install_stop_signals(asyncio.current_task())
     if args.day_seconds:
         settings = settings.model_copy(update={"day_seconds": args.day_seconds})
     server = None

@@ -21,17 +21,26 @@ async def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def install_sigterm(task: asyncio.Task[Any] | None) -> None:
-    """SIGTERM stops like Ctrl-C: the current task is cancelled and its ``finally`` stops what it started
-    (the default SIGTERM would end the process at once and leave the dev server running)."""
+def install_stop_signals(task: asyncio.Task[Any] | None) -> None:
+    """Ctrl-C (SIGINT) and a process manager's SIGTERM both cancel the current task at once, and its
+    ``finally`` stops what it started (the default SIGTERM would end the process at once and leave the
+    dev server running).
+
+    Both through the event loop, because the HTTP service's uvicorn takes the two signals over while it
+    serves and hands them on only after its own graceful shutdown, which waits for every open request
+    to end: a demo given Ctrl-C while a webhook waited on a busy database went on sending for 40 s.
+    A signal the loop handles reaches this task whatever uvicorn does with it.
+    """
     import signal
 
     if task is None:
         return
-    try:
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-    except (NotImplementedError, RuntimeError):  # not on this platform or not the main thread
-        pass
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, task.cancel)
+        except (NotImplementedError, RuntimeError):  # not on this platform or not the main thread
+            return
 
 
 def local_dev_server(settings: Settings, what: str) -> Any:
@@ -119,7 +128,7 @@ async def cmd_server(args: argparse.Namespace, settings: Settings) -> int:
         )
         return 2
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    install_sigterm(asyncio.current_task())
+    install_stop_signals(asyncio.current_task())
     proc = local_dev_server(settings, "`server`")
     if proc is None:
         return 1

@@ -79,9 +79,25 @@ def create_app(settings: Settings | None = None, temporal_client: Client | None 
     return app
 
 
+class _CancelledAtStop(logging.Filter):
+    """A request still open when the service stops is cancelled on purpose (``timeout_graceful_shutdown``):
+    one warning line, not uvicorn's "Exception in ASGI application" and a traceback of the cancellation."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, asyncio.CancelledError) and "graceful shutdown" in str(exc):
+            record.msg, record.args, record.exc_info = "a request still open at stop was cancelled", (), None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 def make_server(settings: Settings, temporal_client: Client):  # type: ignore[no-untyped-def]
     """A uvicorn server for the app, to run on the caller's event loop (demo, ``starter.py service``)."""
     import uvicorn
+
+    error_log = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _CancelledAtStop) for f in error_log.filters):
+        error_log.addFilter(_CancelledAtStop())
 
     config = uvicorn.Config(
         create_app(settings, temporal_client),
@@ -90,5 +106,6 @@ def make_server(settings: Settings, temporal_client: Client):  # type: ignore[no
         log_level="warning",
         log_config=None,  # uvicorn's lines go through the process's own logging (text or JSON)
         proxy_headers=True,
+        timeout_graceful_shutdown=5,  # on stop, a request still open after 5 s is cancelled, not awaited
     )
     return uvicorn.Server(config)

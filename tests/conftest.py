@@ -85,12 +85,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 item.add_marker(pytest.mark.timeout(minutes * 60))
 
 
-#: Modules that each load both cores for minutes: xdist runs them as one unit, one after another on one
-#: worker, while the other worker runs the quick modules. Two of them side by side (each chaos test has a
-#: dev server and worker processes of its own) took three times as long and a 500-account campaign on
-#: 8-second days fell behind its own deadlines: the worker-kill test once failed that way (479 s beside
-#: the settlement race, 136 s after it).
-HEAVY = ("tests/chaos/", "tests/workflows/test_simulation.py")
+#: Modules that each load a core or two for minutes, in two xdist units handed out first, one to each
+#: worker: the chaos tests (dev servers and worker processes of their own, keeping wall-clock deadlines),
+#: one after another, and the half-year simulation (time-skipping, CPU only). The quick modules fill in
+#: after them. Two chaos tests side by side took three times as long and a 500-account campaign on
+#: 8-second days fell behind its own deadlines (the worker-kill test: 479 s beside the settlement race,
+#: 136 s after it), so they never share a unit with each other's time. As one unit with the simulation
+#: (about 20 minutes on one worker) they set the suite's time; xdist hands out the units with the most
+#: tests first, and left last, that unit once ran alone while the other worker idled.
+HEAVY = {"heavy-chaos": "tests/chaos/", "heavy-simulation": "tests/workflows/test_simulation.py"}
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
@@ -98,26 +101,22 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
         return None  # xdist's own choice
     from xdist.scheduler import LoadScopeScheduling
 
-    class HeavyTogether(LoadScopeScheduling):
-        """The heavy modules as one unit, handed out first: one worker runs them one after another
-        while the other runs every quick module. xdist hands out the units with the most tests first,
-        and the heavy unit has few: last, it ran alone for 20 minutes while the other worker idled."""
+    class HeavyFirst(LoadScopeScheduling):
+        """Test modules as units (loadscope), with the :data:`HEAVY` units handed out before the rest."""
 
         def _split_scope(self, nodeid: str) -> str:
-            return "heavy" if nodeid.startswith(HEAVY) else super()._split_scope(nodeid)
+            for unit, prefix in HEAVY.items():
+                if nodeid.startswith(prefix):
+                    return unit
+            return super()._split_scope(nodeid)
 
         def _assign_work_unit(self, node: Any) -> None:
-            if "heavy" in self.workqueue:
-                self.workqueue.move_to_end("heavy", last=False)
-                # the simulation first: it only needs CPU, while the chaos tests keep wall-clock
-                # deadlines, which hold best once the quick modules are done
-                unit = self.workqueue["heavy"]
-                self.workqueue["heavy"] = dict(
-                    sorted(unit.items(), key=lambda kv: not kv[0].startswith(HEAVY[1]))
-                )
+            for unit in reversed(HEAVY):
+                if unit in self.workqueue:
+                    self.workqueue.move_to_end(unit, last=False)
             super()._assign_work_unit(node)
 
-    return HeavyTogether(config, log)
+    return HeavyFirst(config, log)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

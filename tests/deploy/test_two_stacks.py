@@ -15,6 +15,7 @@ import csv
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -128,6 +129,7 @@ async def test_two_demos_run_side_by_side_and_stop_cleanly(tmp_path: Path) -> No
         demo = Demo(name, state, free_port(), free_port(), free_port(), free_port(), ids)
         demos.append((demo, csv_file))
     started = time.monotonic()
+    stuck: socket.socket | None = None
     try:
         for demo, csv_file in demos:
             demo.start(csv_file)
@@ -165,6 +167,15 @@ async def test_two_demos_run_side_by_side_and_stop_cleanly(tmp_path: Path) -> No
                 assert listed.status_code == 200, listed.text
                 assert sorted(a["account_id"] for a in listed.json()) == sorted(demo.accounts), demo.name
 
+        # A request still being uploaded to demo one's service: uvicorn's own graceful stop waits for every
+        # open request, and Ctrl-C used to wait for it too (a webhook stuck on a busy database kept a demo
+        # sending for 40 s after Ctrl-C). The demo must stop anyway.
+        first = demos[0][0]
+        stuck = socket.create_connection(("127.0.0.1", first.service))
+        stuck.sendall(
+            f"POST /api/accounts/{first.accounts[0]}/payments HTTP/1.1\r\nHost: x\r\n"
+            "Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{".encode()
+        )
         # Ctrl-C to one demo, SIGTERM (what a process manager sends) to the other: each stops its worker,
         # service, simulator and dev server
         for demo, _ in demos:
@@ -179,6 +190,8 @@ async def test_two_demos_run_side_by_side_and_stop_cleanly(tmp_path: Path) -> No
             for port in (demo.temporal, demo.ui, demo.service, demo.simulator):
                 assert not port_open("127.0.0.1", port), (demo.name, port)
     finally:
+        if stuck is not None:
+            stuck.close()
         for demo, _ in demos:
             if demo.proc is not None:
                 for pid in group_members(demo.proc.pid):  # only what this test started
