@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from domain.clock import PolicyClock
 from domain.money import check_currency
+from domain.zones import debtor_zones, located
 
 ACCOUNT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -152,8 +153,6 @@ class Debtor(BaseModel):
     @model_validator(mode="after")
     def _located(self) -> Debtor:
         """A debtor must be placeable in time: contact hours are local hours (domain.zones)."""
-        from domain.zones import located
-
         if reason := located(self.timezone, self.phone):
             raise ValueError(reason)
         return self
@@ -343,7 +342,6 @@ class AccountTerms(BaseModel):
 
     @classmethod
     def from_account(cls, account: Account) -> AccountTerms:
-        from domain.gate import debtor_zones
         from domain.masking import mask_phone
 
         return cls(

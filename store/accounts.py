@@ -13,8 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from domain.accounts import Account, Channel, CloseReason, Hold, Language, Mode, Product, Stage, validate_e164
-from domain.gate import debtor_zones
-from domain.zones import located
+from domain.zones import debtor_zones, located
 from store.holds import _active_holds
 from store.models import AccountRow, ContactPoint, Debtor, EmergencyContactRow
 from store.rows import ContactStatus, _account_row, _channels_with, _emergency, _phone, _points, _value
