@@ -51,6 +51,7 @@ from activities.provider_records import (
     poll_outcome,
     replayed_result,
 )
+from activities.records import apply_change
 from domain.accounts import Channel, ContactOutcome, Language
 from domain.effects import AWAIT_OUTCOME, SEND_CONTACT, OutcomeRequest, SendRequest, SendResult
 from domain.gate import Allow, Audience, Defer, Deny, PlannedContact, decide
@@ -61,6 +62,7 @@ from service.links import self_service_link
 from store.accounts import account_snapshot
 from store.audit import audit
 from store.contacts import (
+    attempt_exists,
     claimed_sids,
     clear_for_sending,
     holds_clearance,
@@ -112,6 +114,7 @@ class ContactActivities:
                     type="ConfigurationError",
                     non_retryable=True,
                 )
+            fresh = bool(req.changes) and not attempt_exists(s, req.dedupe_key)
             attempt, created = reserve_attempt(
                 s,
                 dedupe_key=req.dedupe_key,
@@ -123,13 +126,23 @@ class ContactActivities:
                 now=now,
                 audience=req.audience,
             )
+            if fresh and created:
+                # what the workflow noted since its last write (a stage entered on this wake) is
+                # written with the reservation, once: a later try finds the reservation and skips it
+                for change in req.changes:
+                    apply_change(s, change)
         if attempt.state in FINAL_STATES:
-            return SendResult(
+            replayed = SendResult(
                 outcome=attempt.outcome or ContactOutcome.SENT,
                 provider_sid=attempt.provider_sid,
                 error_code=attempt.error_code,
                 replayed=True,
             )
+            if req.fallback is not None and attempt.outcome == ContactOutcome.DENIED:
+                # a try that was refused by the governor and died before its text: the text now
+                # (under its own dedupe key: if it went already, this finds it and sends nothing)
+                return replayed.model_copy(update={"fallback": self.send_contact(req.fallback)})
+            return replayed
         if attempt.state == "reserved" and not created and attempt.sent_at is not None:
             # a previous try passed the gate and then died or lost the provider's answer: ask the
             # provider before anything else, so the debtor gets it once, neither twice nor never
@@ -174,6 +187,9 @@ class ContactActivities:
             return SendResult(outcome=ContactOutcome.DENIED, rule=verdict.rule, deferred_until=verdict.until)
         if req.channel == Channel.VOICE:
             held = self._governor(req, snap, now)
+            if held is not None and req.fallback is not None and held.deferred_until is None:
+                # voice paused for the campaign: the step goes by text, in this same activity
+                return held.model_copy(update={"fallback": self.send_contact(req.fallback)})
             if held is not None:
                 return held
         if activity.is_cancelled():

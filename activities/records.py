@@ -10,10 +10,10 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.deps import Deps
-from domain.effects import RECORD, Change
+from domain.effects import RECORD, RECORD_BATCH, Change, ChangeBatch
 from store.accounts import account_snapshot, set_mode, update_progress
 from store.audit import audit
-from store.contacts import set_contact_status
+from store.contacts import attempt_exists, set_contact_status
 from store.holds import add_hold, lift_hold
 from store.ledger import active_plan_id, mark_instalment, record_payment, save_plan, set_plan_status
 from store.refunds import queue_refund
@@ -39,28 +39,47 @@ class RecordActivities:
         log (with the whole change, so nothing is lost) and the workflow is told, non-retryably.
         A database that is down or busy is retried as before.
         """
+        self._write([change])
+
+    @activity.defn(name=RECORD_BATCH)
+    def record_batch(self, batch: ChangeBatch) -> None:
+        """Several changes in one transaction, in order: all of them or none (issue 18: a stage noted
+        on a wake and the close that follows it are one write, one activity, not two)."""
+        self._write(batch.changes)
+
+    def _write(self, changes: list[Change]) -> None:
         try:
             with self.deps.sessions.begin() as s:
-                apply_change(s, change)
+                for change in changes:
+                    apply_change(s, change)
         except REFUSED as exc:
             reason = f"{type(exc).__name__}: {exc}"[:500]
-            log.error("record refused for account %s (%s): %s", change.account_id, change.decision, reason)
+            first = changes[0]
+            decisions = ",".join(c.decision or "progress" for c in changes)
+            log.error("record refused for account %s (%s): %s", first.account_id, decisions, reason)
             with self.deps.sessions.begin() as s:
                 audit(
                     s,
                     at=datetime.now(UTC),
                     clock="wall",
-                    account_id=change.account_id if _known(s, change.account_id) else None,
+                    account_id=first.account_id if _known(s, first.account_id) else None,
                     actor="record",
                     action="operator_alert",
                     decision="record_refused",
-                    rule=change.decision,
-                    details={"reason": reason, "change": change.model_dump_json()[:4000]},
+                    rule=decisions,
+                    details={
+                        "reason": reason,
+                        "change": "[" + ",".join(c.model_dump_json() for c in changes)[:4000] + "]"
+                        if len(changes) > 1
+                        else first.model_dump_json()[:4000],
+                    },
                 )
             raise ApplicationError(reason, type="RecordRefused", non_retryable=True) from None
 
 
 def apply_change(s, change: Change) -> None:  # type: ignore[no-untyped-def]
+    if change.unless_sent is not None and attempt_exists(s, change.unless_sent):
+        return  # it rode on that send, whose reservation wrote it in the same transaction
     acct, at = change.account_id, change.at
     if change.plan is not None:
         save_plan(s, acct, change.plan)

@@ -140,8 +140,14 @@ def next_action(
     now: datetime,
     *,
     ledger: Sequence[LedgerEntry] | None = None,
+    stage_at_contact: bool = False,
 ) -> NextAction:
-    """What dunning does next: a contact (with its lawful time), a stage change, or charge-off."""
+    """What dunning does next: a contact (with its lawful time), a stage change, or charge-off.
+
+    ``stage_at_contact``: a stage that begins on a day with a contact is entered at that contact
+    instead of at the day's midnight, so the day costs the engine one wake, not two (issue 18); the
+    stage is written with the contact's send. Charge-off is never postponed.
+    """
     dpd = dpd_at(now, terms)
     stage = policy.stage_for(dpd, terms.product)
     chargeoff_dpd = policy.chargeoff_for(terms.product)
@@ -201,9 +207,14 @@ def next_action(
             skipped=tuple(skipped),
             skipped_rules=tuple(skipped_rules),
         )
+        same_day = (
+            stage_at_contact
+            and upcoming.kind == "stage"
+            and local_date(action.at, terms) == local_date(upcoming.at, terms)
+        )
         return (
             action
-            if action.at <= upcoming.at
+            if action.at <= upcoming.at or same_day
             else upcoming.model_copy(
                 update={"skipped": tuple(skipped), "skipped_rules": tuple(skipped_rules)}
             )

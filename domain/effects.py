@@ -18,6 +18,8 @@ from domain.plans import AgreedPlan
 SEND_CONTACT = "send_contact"
 AWAIT_OUTCOME = "await_outcome"
 RECORD = "record"
+#: Several changes in one transaction (a stage change noted on a wake with nothing to send, then a close)
+RECORD_BATCH = "record_batch"
 
 CONTACT_TASK_QUEUE = "collections-contact"  # paced: Twilio's per-sender throughput
 MAIN_TASK_QUEUE = "collections"
@@ -53,6 +55,20 @@ class SendRequest(BaseModel):
             "(0: return at once, the workflow asks with a separate await_outcome activity)"
         ),
     )
+    fallback: SendRequest | None = Field(
+        default=None,
+        description=(
+            "A call's step by text, sent by this same activity when the campaign's call governor "
+            "pauses voice (the workflow has cleared it at plan time): one activity, not two"
+        ),
+    )
+    changes: list[Change] = Field(
+        default_factory=list,
+        description=(
+            "State changes noted since the last write (a stage entered on this wake), written in the "
+            "send's own first transaction, once: by the try that reserves the send"
+        ),
+    )
 
 
 class SendResult(BaseModel):
@@ -69,6 +85,9 @@ class SendResult(BaseModel):
     voice_paused_until: datetime | None = Field(
         default=None,
         description="The campaign's abandoned-call governor paused voice: when it expects to allow calls again",
+    )
+    fallback: SendResult | None = Field(
+        default=None, description="What became of the request's fallback text, when voice was paused"
     )
 
 
@@ -133,3 +152,22 @@ class Change(BaseModel):
     events: list[Event] = Field(default_factory=list, description="Audit lines: kind -> action, detail")
     decision: str | None = None
     rule: str | None = None
+    unless_sent: str | None = Field(
+        default=None,
+        description=(
+            "A change that rode on this send (dedupe key) and is written again because the send "
+            "failed: skipped if the send was reserved, whose transaction already wrote it"
+        ),
+    )
+
+
+class ChangeBatch(BaseModel):
+    """Changes the ``record_batch`` activity writes in one transaction, in order."""
+
+    model_config = ConfigDict(frozen=True)
+
+    changes: list[Change] = Field(min_length=1)
+
+
+SendRequest.model_rebuild()
+SendResult.model_rebuild()

@@ -31,7 +31,7 @@ from domain.rules import Rules, RuleSource, current_rules, read_source, rules_fr
 from store.accounts import StoredState, store_accounts, stored_states, upsert_account
 from store.audit import store_clock
 from store.rules import pin_accounts, rules_for, save_sources, set_account_rules
-from workflows import search
+from workflows import patches, search
 from workflows.state import AccountInput
 
 
@@ -102,6 +102,7 @@ async def start_account(
                 epoch=clock.epoch if scaled else None,
                 contact_queue=contact_queue,
                 continue_as_new_every_wake=continue_as_new_every_wake,
+                code=patches.CODE,  # every patch this code has is its only path: no markers
             ),
             id=terms.workflow_id,
             task_queue=task_queue,

@@ -341,6 +341,12 @@ def _attempt(s: Session, dedupe_key: str, *, lock: bool = False) -> ContactAttem
     return s.scalars(stmt.execution_options(populate_existing=True)).one_or_none()
 
 
+def attempt_exists(s: Session, dedupe_key: str) -> bool:
+    return (
+        s.scalar(select(ContactAttempt.dedupe_key).where(ContactAttempt.dedupe_key == dedupe_key)) is not None
+    )
+
+
 def reserve_attempt(
     s: Session,
     *,

@@ -77,6 +77,7 @@ def build_workers(
         workflows=WORKFLOWS,
         activities=[
             records.record,
+            records.record_batch,
             contacts.await_outcome,
             visits.assign_visit,
             visits.update_visit,

@@ -17,10 +17,12 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
+from workflows import patches
+
 with workflow.unsafe.imports_passed_through():
     from domain.accounts import AccountTerms, Carried, Event, Mode
     from domain.cadence import dpd_at
-    from domain.effects import RECORD, Change, PaymentRecord, RefundDue
+    from domain.effects import RECORD, RECORD_BATCH, Change, ChangeBatch, PaymentRecord, RefundDue
     from domain.money import format_minor
     from domain.plans import AgreedPlan
     from domain.policy import Policy, load_policy
@@ -39,11 +41,16 @@ RECORD_RETRY = RetryPolicy(
 )
 
 #: A signal that arrived between two sleeps wakes the next one at once (``sleep_until``).
-WAKE_PATCH = "signal-between-sleeps-wakes"
+WAKE_PATCH = patches.WAKE
 #: Payments that arrive while a run is closing are recorded before it ends (they used to be dropped).
-LATE_PAYMENTS_PATCH = "closing-run-takes-late-payments"
+LATE_PAYMENTS_PATCH = patches.LATE_PAYMENTS
 #: Search attributes are upserted only when a value changes (runs recorded before upserted every wake)
-CHANGED_ONLY_PATCH = "upsert-only-changes"
+CHANGED_ONLY_PATCH = patches.CHANGED_ONLY
+#: A wake writes once (issue 18): a stage entered is noted and written with the wake's send, in the
+#: send's own first transaction, or with the next write, or before the run sleeps; the account is
+#: opened with its first stage in one write; a stage whose day has a contact is entered at that
+#: contact, not at midnight. Runs recorded before wrote each at once; their replay is unchanged.
+ONE_WRITE_PATCH = patches.ONE_WRITE
 
 
 def legacy_rules(terms: AccountTerms) -> Rules:
@@ -93,6 +100,12 @@ class AccountCore:
         self.wake = False
         self.stop_contacts = False  # set the instant a plan or full payment lands; nothing new goes out
         self.plan_stored: asyncio.Future[None] | None = None  # a quiet plan's record, under way
+        self.noted: list[Change] = []  # written with the next send or write, or before any sleep
+        self.code = start.code  # the code generation this run was started with (workflows/patches.py)
+
+    def patched(self, patch_id: str) -> bool:
+        """``workflow.patched``, without a marker when this run's generation includes the patch."""
+        return patches.patched(patch_id, self.code)
 
     # ---- views on the state -----------------------------------------------------------------------
     @property
@@ -128,8 +141,9 @@ class AccountCore:
         sleeping through it until the next contact. Runs recorded before kept the flag cleared at
         the start (``workflow.patched``), and replay identically.
         """
+        await self.flush()
         delay = self.carried.clock.real_delay(self.now(), policy_at)
-        if workflow.patched(WAKE_PATCH):
+        if self.patched(WAKE_PATCH):
             woken, self.wake = self.wake, False
             if woken or delay <= timedelta(0):
                 return False
@@ -159,18 +173,44 @@ class AccountCore:
         return ev
 
     async def record(self, change: Change) -> None:
-        """One atomic write. A write the database can never take (the activity says so, non-retryably,
-        after raising an operator alert) is noted and the account goes on instead of freezing on it."""
+        """One atomic write, with whatever was noted before it. A write the database can never take
+        (the activity says so, non-retryably, after raising an operator alert) is noted and the
+        account goes on instead of freezing on it."""
+        changes, self.noted = [*self.noted, change], []
+        label = ",".join(c.decision or (c.mode.value if c.mode else "progress") for c in changes)
         try:
-            await workflow.execute_activity(
-                RECORD,
-                change,
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=RECORD_RETRY,
-                summary=f"record {change.decision or (change.mode.value if change.mode else 'progress')}",
-            )
+            if len(changes) == 1:
+                await workflow.execute_activity(
+                    RECORD,
+                    change,
+                    start_to_close_timeout=timedelta(seconds=30),
+                    retry_policy=RECORD_RETRY,
+                    summary=f"record {label}",
+                )
+            else:  # only runs under ONE_WRITE_PATCH note anything
+                await workflow.execute_activity(
+                    RECORD_BATCH,
+                    ChangeBatch(changes=changes),
+                    start_to_close_timeout=timedelta(seconds=30),
+                    retry_policy=RECORD_RETRY,
+                    summary=f"record {label}",
+                )
         except ActivityError as err:
-            self.event("record_rejected", f"{change.decision}: {err.cause or err}"[:300])
+            self.event("record_rejected", f"{label}: {err.cause or err}"[:300])
+
+    async def note(self, change: Change) -> None:
+        """A change that may wait for the wake's write: the send's transaction, the next record, or
+        the flush before the run sleeps (runs recorded before wrote it at once)."""
+        if self.patched(ONE_WRITE_PATCH):
+            self.noted = [*self.noted, change]
+        else:
+            await self.record(change)
+
+    async def flush(self) -> None:
+        """Write what was noted and not yet written: before a sleep, a hand-over or a run's end."""
+        if self.noted:
+            last, self.noted = self.noted[-1], self.noted[:-1]
+            await self.record(last)
 
     def change(self, **fields: object) -> Change:
         return Change(account_id=self.terms.account_id, at=self.now(), **fields)  # type: ignore[arg-type]
@@ -197,7 +237,7 @@ class AccountCore:
         else:
             updates.append(search.NEXT_CONTACT.value_unset())
         updates += list(extra.values())  # type: ignore[arg-type]
-        if workflow.patched(CHANGED_ONLY_PATCH):
+        if self.patched(CHANGED_ONLY_PATCH):
             # only what changed: an unchanged upsert is still an event, a workflow task's worth of work
             # for the server and an action on Temporal Cloud (issue 18)
             current = workflow.info().typed_search_attributes
@@ -318,10 +358,11 @@ class AccountCore:
         """
         while True:
             await self.drain_payments()
+            await self.flush()
             if self.plan_stored is None:
                 break
             await self.plan_stored
             self.plan_stored = None
             if self.state.plan is not None:
                 self.state.plan.stored = True
-        workflow.continue_as_new(AccountInput(state=self.state), workflow=workflow_type)
+        workflow.continue_as_new(AccountInput(state=self.state, code=patches.CODE), workflow=workflow_type)

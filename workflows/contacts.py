@@ -16,11 +16,13 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, CancelledError
 
+from workflows import patches
+
 with workflow.unsafe.imports_passed_through():
     from domain.accounts import Channel, ContactOutcome, ContactRecord, Event, LedgerEntry, Mode
     from domain.cadence import gate_state, third_party_gate_state, usable_channels
     from domain.effects import AWAIT_OUTCOME, SEND_CONTACT, OutcomeRequest, SendRequest, SendResult
-    from domain.gate import TRANSACTIONAL, Audience, Defer, Deny, PlannedContact, Purpose, decide
+    from domain.gate import TRANSACTIONAL, Allow, Audience, Defer, Deny, PlannedContact, Purpose, decide
     from domain.money import format_minor
     from workflows.base import KEEP_CONTACTS, AccountCore, AccountInput
 
@@ -48,13 +50,13 @@ SEND_RETRY = RetryPolicy(
 
 #: Part payments cancel a reminder still waiting to go out (it quotes the old balance). Runs recorded
 #: before this let it go; ``workflow.patched`` keeps their replay identical.
-STALE_REMINDER_PATCH = "payment-cancels-stale-reminder"
+STALE_REMINDER_PATCH = patches.STALE_REMINDER
 #: ... and any other message still waiting, which is then decided again after the payment is recorded.
-PAYMENTS_FIRST_PATCH = "payments-first-for-every-message"
+PAYMENTS_FIRST_PATCH = patches.PAYMENTS_FIRST
 #: The lean send: the send activity also waits for the final status while its try has time left, so
 #: one contact is one activity, not two (issue 18). A call still going on by then (a conversation
 #: lasts minutes) or a status that is late is waited for by ``await_outcome``, as before.
-LEAN_SEND_PATCH = "send-waits-for-final-status"
+LEAN_SEND_PATCH = patches.LEAN_SEND
 #: How long the send activity may wait for the provider's final word (bounded by its start-to-close).
 #: A text's delivery report comes in seconds; a call's final status only after the conversation, so
 #: a call usually leaves it to ``await_outcome``. Short, because the wait holds a contact-queue slot.
@@ -83,25 +85,17 @@ class Contacts(AccountCore):
         template: str,
         context: dict[str, str] | None = None,
         audience: Audience = Audience.DEBTOR,
+        fallback: tuple[str, Channel, str] | None = None,
     ) -> SendResult | None:
         """Plan-time gate, then the send activity (which gates again against live state).
 
         Returns None when the contact was cancelled because a plan or payment stopped contact.
         ``audience=THIRD_PARTY``: to the emergency contact (workflows/locate.py), with its own ledger.
+        ``fallback``: a call's step by text, ``(key, channel, template)``; when the plan-time gate
+        allows it too, it rides on the call's request and the activity sends it if the campaign's
+        governor pauses voice (``result.fallback``, already settled like a send of its own).
         """
-        contact = PlannedContact(
-            channel=channel, purpose=purpose, template=template, at=self.now(), audience=audience
-        )
-        third_party = audience == Audience.THIRD_PARTY
-        verdict = decide(
-            contact,
-            third_party_gate_state(self.terms, self.carried, self.mode)
-            if third_party
-            else gate_state(self.terms, self.carried, self.mode),
-            self.carried.locate_ledger if third_party else self.carried.ledger,
-            self.now(),
-            self.profile,
-        )
+        verdict = self.plan_time_verdict(channel, purpose, template, audience)
         if isinstance(verdict, Deny):
             self.event("contact_denied", f"{template} by {channel.value}: {verdict.rule}")
             await self.record(
@@ -118,23 +112,20 @@ class Contacts(AccountCore):
             return SendResult(outcome=ContactOutcome.DENIED, rule=verdict.rule)
         if isinstance(verdict, Defer):
             return SendResult(outcome=ContactOutcome.DENIED, rule=verdict.rule, deferred_until=verdict.until)
-        request = SendRequest(
-            dedupe_key=f"{self.terms.account_id}/{key}",
-            account_id=self.terms.account_id,
-            channel=channel,
-            purpose=purpose,
-            template=template,
-            language=self.terms.language,
-            profile=self.terms.profile,
-            clock=self.carried.clock,
-            planned_at=self.now(),
-            context=(context or {})
-            if third_party  # nothing about the debt, not even in the request
-            else {"amount": format_minor(self.carried.balance, self.terms.currency), **(context or {})},
-            audience=audience,
-            profile_version=self.state.rules.profile_version,
-            wait_final_seconds=FINAL_WAIT_SECONDS if workflow.patched(LEAN_SEND_PATCH) else 0.0,
+        third_party = audience == Audience.THIRD_PARTY
+        backup: SendRequest | None = None
+        if fallback is not None:
+            fb_key, fb_channel, fb_template = fallback
+            if isinstance(self.plan_time_verdict(fb_channel, purpose, fb_template, audience), Allow):
+                backup = self.send_request(fb_key, fb_channel, purpose, fb_template, context, audience)
+        request = self.send_request(key, channel, purpose, template, context, audience).model_copy(
+            update={
+                "fallback": backup,
+                # empty in runs recorded before ONE_WRITE_PATCH: nothing is noted there
+                "changes": self.noted,
+            }
         )
+        riding, self.noted = self.noted, []
         to = f"emergency contact {self.terms.emergency_masked}" if third_party else self.terms.masked_phone
         summary = f"{channel.value.upper()} {template.replace('_', ' ')}, {self.mode.value}, {to}"
         self.contact_channel, self.contact_purpose, self.contact_template = channel, purpose, template
@@ -154,9 +145,14 @@ class Contacts(AccountCore):
         try:
             result = await self.contact_task
         except ActivityError as err:
+            # the changes that rode on it were written only if the send was reserved: write them
+            # again, to be skipped if it was (Change.unless_sent)
+            self.noted = [
+                c.model_copy(update={"unless_sent": request.dedupe_key}) for c in riding
+            ] + self.noted
             # withdrawn at our request: the activity reports it as cancelled, or as its own
             # "Cancelled" error when it noticed while waiting for its send slot
-            withdrawn = self.cancelling_contacts and workflow.patched(STALE_REMINDER_PATCH)
+            withdrawn = self.cancelling_contacts and self.patched(STALE_REMINDER_PATCH)
             if isinstance(err.cause, CancelledError) or self.stop_contacts or withdrawn:
                 self.event("contact_cancelled", f"{template} by {channel.value}")
                 return None
@@ -167,18 +163,69 @@ class Contacts(AccountCore):
             # scheduled: nothing went out. A cancellation of the whole run still propagates.
             if not self.cancelling_contacts:
                 raise
+            self.noted = riding + self.noted  # never scheduled: nothing of it was written
             self.event("contact_cancelled", f"{template} by {channel.value}")
             return None
         finally:
             self.contact_task = None
             self.cancelling_contacts = False
             self.state.last_send_ended = workflow.now()
+        if result.fallback is not None and backup is not None:
+            settled = await self.settle(backup, fallback[0], result.fallback)  # type: ignore[index]
+            result = result.model_copy(update={"fallback": settled})
+        return await self.settle(request, key, result)
+
+    async def settle(self, request: SendRequest, key: str, result: SendResult) -> SendResult:
+        """What a send's answer leaves to do: note a deferral, or wait for a final status."""
         if result.deferred_until is not None:
             self.state.deferred[key] = result.deferred_until
             return result
         if result.outcome == ContactOutcome.SENT and result.provider_sid and not self.stop_contacts:
             result = await self.await_outcome(request, result)
         return result
+
+    def plan_time_verdict(self, channel: Channel, purpose: Purpose, template: str, audience: Audience):  # type: ignore[no-untyped-def]
+        """The contact gate on the run's own view of the account, at this instant."""
+        third_party = audience == Audience.THIRD_PARTY
+        return decide(
+            PlannedContact(
+                channel=channel, purpose=purpose, template=template, at=self.now(), audience=audience
+            ),
+            third_party_gate_state(self.terms, self.carried, self.mode)
+            if third_party
+            else gate_state(self.terms, self.carried, self.mode),
+            self.carried.locate_ledger if third_party else self.carried.ledger,
+            self.now(),
+            self.profile,
+        )
+
+    def send_request(
+        self,
+        key: str,
+        channel: Channel,
+        purpose: Purpose,
+        template: str,
+        context: dict[str, str] | None,
+        audience: Audience,
+    ) -> SendRequest:
+        third_party = audience == Audience.THIRD_PARTY
+        return SendRequest(
+            dedupe_key=f"{self.terms.account_id}/{key}",
+            account_id=self.terms.account_id,
+            channel=channel,
+            purpose=purpose,
+            template=template,
+            language=self.terms.language,
+            profile=self.terms.profile,
+            clock=self.carried.clock,
+            planned_at=self.now(),
+            context=(context or {})
+            if third_party  # nothing about the debt, not even in the request
+            else {"amount": format_minor(self.carried.balance, self.terms.currency), **(context or {})},
+            audience=audience,
+            profile_version=self.state.rules.profile_version,
+            wait_final_seconds=FINAL_WAIT_SECONDS if self.patched(LEAN_SEND_PATCH) else 0.0,
+        )
 
     async def await_outcome(self, request: SendRequest, sent: SendResult) -> SendResult:
         """Wait for the provider's final word (webhook signal or polling), cancellable like a send."""
@@ -324,7 +371,7 @@ class Contacts(AccountCore):
         """
         deadline = self.now() + max_wait
         while True:
-            if self.state.inbox.payments and workflow.patched(PAYMENTS_FIRST_PATCH):
+            if self.state.inbox.payments and self.patched(PAYMENTS_FIRST_PATCH):
                 await self.take_payments()
             reason = wanted() if wanted is not None else None
             if reason is not None:
@@ -335,7 +382,7 @@ class Contacts(AccountCore):
                 key=key, channel=Channel.SMS, purpose=purpose, template=template, context=context
             )
             if result is None:
-                if self.payment_withdrew and workflow.patched(PAYMENTS_FIRST_PATCH):
+                if self.payment_withdrew and self.patched(PAYMENTS_FIRST_PATCH):
                     continue  # withdrawn for a payment: record it, then decide again
                 return False
             if result.deferred_until is None or result.deferred_until > deadline:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from temporalio import workflow
 
+from workflows import patches
+
 with workflow.unsafe.imports_passed_through():
     from domain.accounts import Channel, ContactOutcome, Mode, Stage
     from domain.cadence import (
@@ -20,10 +22,11 @@ with workflow.unsafe.imports_passed_through():
         legacy_fallback_step,
         next_action,
     )
+    from domain.effects import SendResult
     from domain.gate import Purpose
     from domain.timeline import AccountStatus, Timeline, project_dunning, project_plan
     from workflows import search
-    from workflows.base import CHANGED_ONLY_PATCH
+    from workflows.base import CHANGED_ONLY_PATCH, ONE_WRITE_PATCH
     from workflows.contacts import LEAN_SEND_PATCH
     from workflows.fieldvisits import FieldVisits
     from workflows.locate import Locate
@@ -33,15 +36,15 @@ with workflow.unsafe.imports_passed_through():
 
 #: A hand-over that finds a plan accepted goes to settlement, not into a fresh dunning run (which
 #: dropped the plan). Runs recorded before this continued as dunning; their replay is unchanged.
-PLAN_AT_HAND_OVER_PATCH = "hand-over-keeps-accepted-plan"
+PLAN_AT_HAND_OVER_PATCH = patches.PLAN_AT_HAND_OVER
 #: A fallback text fits the step's stage (it could quote a pre-due reminder for a past-due account).
-FALLBACK_PATCH = "fallback-fits-the-stage"
+FALLBACK_PATCH = patches.FALLBACK
 #: A new account starts at its stage's next step: steps that fell due before intake are not caught up.
-NO_CATCH_UP_PATCH = "no-catch-up-before-intake"
+NO_CATCH_UP_PATCH = patches.NO_CATCH_UP
 #: ... where intake is the moment the account was started, not the run's first workflow task: under a
 #: burst of starts (1,000 accounts at once) that task may run many seconds later, and on a sped-up
 #: clock (a policy day in 20 minutes) seconds are policy hours, so the day's step fell "before intake".
-INTAKE_AT_START_PATCH = "intake-is-the-start"
+INTAKE_AT_START_PATCH = patches.INTAKE_AT_START
 
 
 @workflow.defn
@@ -55,9 +58,9 @@ class DelinquencyWorkflow(FieldVisits, Placement, Locate):
     async def run(self, start: AccountInput) -> RunResult:
         if start.state is None and start.carried is None:
             opened = [self.event("opened", f"{self.terms.product.value}, due {self.terms.due_date}")]
-            if workflow.patched(NO_CATCH_UP_PATCH):
+            if self.patched(NO_CATCH_UP_PATCH):
                 taken_in = self.now()
-                if workflow.patched(INTAKE_AT_START_PATCH):
+                if self.patched(INTAKE_AT_START_PATCH):
                     # the instant the caller started it (the epoch it chose), else the server's
                     started = start.epoch or workflow.info().start_time
                     taken_in = min(taken_in, self.carried.clock.policy_now(started))
@@ -69,7 +72,7 @@ class DelinquencyWorkflow(FieldVisits, Placement, Locate):
                             "steps_before_intake", f"{len(missed)} steps fell due before intake: not sent"
                         )
                     )
-            await self.record(self.change(mode=Mode.DUNNING, decision="opened", events=opened))
+            await self.note(self.change(mode=Mode.DUNNING, decision="opened", events=opened))
         elif self.state.resumed_from:
             ev = self.event("dunning_resumed", self.state.resumed_from)
             self.state.resumed_from = None
@@ -77,6 +80,7 @@ class DelinquencyWorkflow(FieldVisits, Placement, Locate):
 
         while True:
             if self.agreeing or self.state.plan is not None:
+                await self.flush()
                 await workflow.wait_condition(lambda: self.state.plan is not None)
                 return await self.switch_to_settlement()
             await self.take_inbox()
@@ -103,7 +107,14 @@ class DelinquencyWorkflow(FieldVisits, Placement, Locate):
             if self.agreeing:
                 continue  # the visit's report was a promise to pay: a plan is being agreed
 
-            action = next_action(self.terms, self.carried, self.policy, self.profile, now)
+            action = next_action(
+                self.terms,
+                self.carried,
+                self.policy,
+                self.profile,
+                now,
+                stage_at_contact=self.patched(ONE_WRITE_PATCH),
+            )
             if action.skipped:
                 self.carried.done_steps = [*self.carried.done_steps, *action.skipped]
             step = action.step
@@ -115,7 +126,7 @@ class DelinquencyWorkflow(FieldVisits, Placement, Locate):
                 f"{step.channel.value.upper()} {step.template.replace('_', ' ')}" if step else action.kind
             )
             due_now = step is not None and wait_until <= now and not self.stop_contacts
-            if not (due_now and workflow.patched(CHANGED_ONLY_PATCH)):
+            if not (due_now and self.patched(CHANGED_ONLY_PATCH)):
                 # a step due now is published once it is done, with what comes after it: one upsert
                 # per wake, not one for "about to send" and one for "sent" (issue 18)
                 self.publish(dpd, stage)
@@ -127,14 +138,14 @@ class DelinquencyWorkflow(FieldVisits, Placement, Locate):
             if self.should_hand_over(slept) and self.visit_task is None:
                 if await self.drain_payments():
                     continue  # a payment came in: it may close the account, decide again first
-                if (self.agreeing or self.state.plan is not None) and workflow.patched(
-                    PLAN_AT_HAND_OVER_PATCH
-                ):
+                if (self.agreeing or self.state.plan is not None) and self.patched(PLAN_AT_HAND_OVER_PATCH):
                     continue  # a plan was accepted meanwhile: the loop hands over to settlement
                 await self.hand_over("DelinquencyWorkflow")
 
-    async def do_step(self, step: Step, stage: Stage) -> None:
-        if step.channel == Channel.VOICE and self.voice_known_paused() and workflow.patched(LEAN_SEND_PATCH):
+    async def do_step(self, step: Step, stage: Stage, sent: SendResult | None = None) -> None:
+        """Send one step and keep its books. ``sent``: the step already went, riding on a call's
+        request as its fallback text (see ``Contacts.contact``)."""
+        if step.channel == Channel.VOICE and self.voice_known_paused() and self.patched(LEAN_SEND_PATCH):
             # the governor told this account when voice resumes: while every account of the campaign
             # keeps away, that estimate holds (it assumes no new calls), so asking again would only
             # cost a send activity that is refused. The step goes by SMS, as after a refusal.
@@ -145,12 +156,16 @@ class DelinquencyWorkflow(FieldVisits, Placement, Locate):
                 self.event("fallback", f"voice paused by the governor, trying {alt.channel.value}")
                 await self.do_step(alt, stage)
             return
-        result = await self.contact(
+        riding = None
+        if sent is None and step.channel == Channel.VOICE and self.patched(ONE_WRITE_PATCH):
+            riding = self.fallback(step)
+        result = sent or await self.contact(
             key=step.key,
             channel=step.channel,
             purpose=Purpose.DUNNING,
             template=step.template,
             context={"stage": stage.value},
+            fallback=(riding.key, riding.channel, riding.template) if riding is not None else None,
         )
         if result is None:
             return  # cancelled by a plan or payment: the step is not spent
@@ -161,11 +176,13 @@ class DelinquencyWorkflow(FieldVisits, Placement, Locate):
         self.note_contact(step.key, step.channel, step.template, result)
         if step.channel == Channel.VOICE:
             self.state.voice_paused_until = result.voice_paused_until  # the governor's word, or none now
-        if result.rule is not None and result.rule.startswith("governor.") and step.channel == Channel.VOICE:
+        governed = result.rule is not None and result.rule.startswith("governor.")
+        if (governed or result.fallback is not None) and step.channel == Channel.VOICE:
             alt = self.fallback(step)
             if alt is not None:  # voice paused for the campaign: the same step by SMS instead
                 self.event("fallback", f"voice paused ({result.rule}), trying {alt.channel.value}")
-                await self.do_step(alt, stage)
+                went = result.fallback if riding is not None and riding.key == alt.key else None
+                await self.do_step(alt, stage, sent=went)
             return
         if result.outcome in (ContactOutcome.UNDELIVERABLE, ContactOutcome.OPTED_OUT):
             lost = await self.apply_channel_outcome(step.channel, result.outcome)
@@ -186,7 +203,7 @@ class DelinquencyWorkflow(FieldVisits, Placement, Locate):
         ``fallback_step``); runs recorded before keep their choice where it differs in kind."""
         alt = fallback_step(self.policy, self.terms.product, step.channel, self.carried, step)
         legacy = legacy_fallback_step(self.policy, step.dpd, step.channel, self.carried, step)
-        if (alt is None) != (legacy is None) and not workflow.patched(FALLBACK_PATCH):
+        if (alt is None) != (legacy is None) and not self.patched(FALLBACK_PATCH):
             return legacy
         return alt
 
@@ -206,7 +223,7 @@ class DelinquencyWorkflow(FieldVisits, Placement, Locate):
         previous = self.carried.stage
         self.carried.stage = stage
         ev = self.event("stage", f"{previous.value if previous else 'start'} -> {stage.value} at {dpd} DPD")
-        await self.record(
+        await self.note(
             self.change(stage=stage, dpd=dpd, balance=self.carried.balance, events=[ev], decision="stage")
         )
 

@@ -14,6 +14,8 @@ from datetime import date
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
+from workflows import patches
+
 with workflow.unsafe.imports_passed_through():
     from domain.accounts import HoldKind, Mode, Stage
     from domain.money import format_minor
@@ -24,9 +26,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows.state import AccountInput
     from workflows.visit import FieldVisitWorkflow, VisitInput, visit_workflow_id
 
-VISITS_PATCH = "field-visits"
+VISITS_PATCH = patches.VISITS
 #: A payment in full calls a running visit off from the payment's handler.
-VISIT_PAID_PATCH = "paid-calls-visit-off"
+VISIT_PAID_PATCH = patches.VISIT_PAID
 
 
 class FieldVisits(Negotiation):
@@ -48,7 +50,7 @@ class FieldVisits(Negotiation):
         """Paid in full: a visit under way is called off now, its announcement withdrawn if it waits,
         not after the payment's record (the announcement could go out in between)."""
         handle, task = self.visit_handle, self.visit_task
-        if handle is not None and task is not None and not task.done() and workflow.patched(VISIT_PAID_PATCH):
+        if handle is not None and task is not None and not task.done() and self.patched(VISIT_PAID_PATCH):
             self.visit_cancel = asyncio.ensure_future(self._cancel_visit(handle, "paid"))
 
     async def tend_visit(self, stage: Stage, dpd: int) -> None:
@@ -85,7 +87,7 @@ class FieldVisits(Negotiation):
             region=self.terms.region,
             profile_name=self.terms.profile,
         )
-        if not verdict.eligible or not workflow.patched(VISITS_PATCH):
+        if not verdict.eligible or not self.patched(VISITS_PATCH):
             return
         self.carried.visits += 1
         self.carried.last_visit_at = now

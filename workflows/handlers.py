@@ -173,9 +173,9 @@ class AccountWorkflow(Contacts):
             self.payment_withdrew = self.message_waiting()
             self.cancel_contacts()
             self.on_paid_in_full()
-        elif self.reminder_waiting() and workflow.patched(STALE_REMINDER_PATCH):
+        elif self.reminder_waiting() and self.patched(STALE_REMINDER_PATCH):
             self.cancel_stale_reminder()
-        elif self.message_waiting() and workflow.patched(PAYMENTS_FIRST_PATCH):
+        elif self.message_waiting() and self.patched(PAYMENTS_FIRST_PATCH):
             self.cancel_stale_reminder()  # any message waiting is decided again after the payment
         self.wake = True
 
@@ -439,12 +439,13 @@ class AccountWorkflow(Contacts):
         while True:
             await workflow.wait_condition(workflow.all_handlers_finished)
             if self.owed_at_close > 0 >= self.carried.balance and state_label not in PAID_LABELS:
-                if workflow.patched(LATE_PAYMENTS_PATCH):
+                if self.patched(LATE_PAYMENTS_PATCH):
                     state_label = await self.paid_after_close()
                     continue
-            if not self.state.inbox.payments or not workflow.patched(LATE_PAYMENTS_PATCH):
+            if not self.state.inbox.payments or not self.patched(LATE_PAYMENTS_PATCH):
                 break
             await self.take_payments()
+        await self.flush()  # anything noted and not yet written (none in runs recorded before)
         return RunResult(
             account_id=self.terms.account_id,
             state=state_label,

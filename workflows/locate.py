@@ -17,6 +17,8 @@ from datetime import datetime
 
 from temporalio import workflow
 
+from workflows import patches
+
 with workflow.unsafe.imports_passed_through():
     from domain.accounts import Channel, ContactOutcome, LedgerEntry, Mode
     from domain.cadence import third_party_gate_state
@@ -25,7 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.handlers import AccountWorkflow
 
 LOCATE_TEMPLATE = "third_party_locate"
-PATCH = "emergency-contact"
+PATCH = patches.EMERGENCY_CONTACT
 
 
 class Locate(AccountWorkflow):
@@ -38,7 +40,7 @@ class Locate(AccountWorkflow):
                 self.state.locate_note = None
                 self.event("locate_ended", "the debtor is reachable again")
             return None
-        if self.mode != Mode.DUNNING or self.stop_contacts or not workflow.patched(PATCH):
+        if self.mode != Mode.DUNNING or self.stop_contacts or not self.patched(PATCH):
             return None
         now = self.now()
         key = f"locate/{len(self.carried.locate_ledger) + 1}"

@@ -12,6 +12,8 @@ import asyncio
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
+from workflows import patches
+
 with workflow.unsafe.imports_passed_through():
     from domain.accounts import Mode
     from domain.cadence import local_date
@@ -21,7 +23,7 @@ with workflow.unsafe.imports_passed_through():
 
 #: A plan agreed on a quiet account answers before its record is written (``agree_plan``). Runs
 #: recorded before this wrote first; ``workflow.patched`` keeps their replay identical.
-QUIET_PLAN_PATCH = "quiet-plan-answers-first"
+QUIET_PLAN_PATCH = patches.QUIET_PLAN
 
 
 class Negotiation(AccountWorkflow):
@@ -112,7 +114,7 @@ class Negotiation(AccountWorkflow):
             mode=Mode.SETTLEMENT, plan=plan, decision="plan_agreed", events=[ev], actor=actor
         )
         quiet = self.visit_running() is False and self.contacts_quiet()
-        if quiet and workflow.patched(QUIET_PLAN_PATCH):
+        if quiet and self.patched(QUIET_PLAN_PATCH):
             # Nothing of ours is under way or can still be (see contacts_quiet), no field visit can
             # announce itself, and this run starts no new contact now: dunning has stopped already.
             # Answer at once; the plan is stored right after, before settlement begins.

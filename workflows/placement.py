@@ -12,6 +12,8 @@ from datetime import timedelta
 
 from temporalio import workflow
 
+from workflows import patches
+
 with workflow.unsafe.imports_passed_through():
     from domain.accounts import CloseReason, Mode, Stage
     from domain.agencies import (
@@ -32,7 +34,7 @@ with workflow.unsafe.imports_passed_through():
 
 
 #: A charged-off account that was not placed stays open for payments (it used to end at once).
-CHARGED_OFF_OPEN_PATCH = "charged-off-takes-payments"
+CHARGED_OFF_OPEN_PATCH = patches.CHARGED_OFF_OPEN
 
 
 class Placement(AccountWorkflow):
@@ -51,11 +53,11 @@ class Placement(AccountWorkflow):
         paid account (one receipt), not a charge-off or a placement."""
         self.state.closing = "charged_off"
         await self.stop_side_work("charged_off")
-        if self.state.inbox.payments and workflow.patched(PAYMENTS_FIRST_PATCH):
+        if self.state.inbox.payments and self.patched(PAYMENTS_FIRST_PATCH):
             await self.take_payments()
             if self.carried.balance <= 0:
                 return await self.close_paid()
-        if self.placement_due() and workflow.patched("agency-placement"):
+        if self.placement_due() and self.patched(patches.AGENCY_PLACEMENT):
             placed = await self.place(dpd)
             if placed is not None:
                 return placed
@@ -66,7 +68,7 @@ class Placement(AccountWorkflow):
             "charged_off",
             f"at {dpd} DPD; placement record created for agency hand-off",
         )
-        if workflow.patched(CHARGED_OFF_OPEN_PATCH):
+        if self.patched(CHARGED_OFF_OPEN_PATCH):
             return await self.while_charged_off(dpd)
         self.set_details(f"charged off at {dpd} DPD and placed")
         return await self.finish("charged_off")

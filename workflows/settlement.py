@@ -14,6 +14,8 @@ from datetime import datetime, timedelta
 
 from temporalio import workflow
 
+from workflows import patches
+
 with workflow.unsafe.imports_passed_through():
     from domain.accounts import CloseReason, Hold, HoldKind, Mode, Stage
     from domain.cadence import dpd_at, local_date
@@ -30,9 +32,9 @@ SUSPENDING = {HoldKind.PAUSE, HoldKind.COMPLAINT, HoldKind.DISPUTE, HoldKind.NEG
 #: How long a suspended plan sleeps before it looks again when no hold says when it ends.
 SUSPENDED_RECHECK = timedelta(days=7)
 #: Runs recorded before a hold could suspend a break; their replay is unchanged.
-SUSPEND_PATCH = "holds-suspend-plan-break"
+SUSPEND_PATCH = patches.SUSPEND
 #: Settlement hands over at any wake-up (it used to only after an instalment was paid).
-WAKE_HAND_OVER_PATCH = "settlement-hands-over-at-wake"
+WAKE_HAND_OVER_PATCH = patches.WAKE_HAND_OVER
 
 
 class _Closing(Exception):
@@ -145,7 +147,7 @@ class SettlementWorkflow(AccountWorkflow):
                 if seq is None:
                     return True
                 held = self.suspending_holds()
-                if not held or not workflow.patched(SUSPEND_PATCH):
+                if not held or not self.patched(SUSPEND_PATCH):
                     return True
                 if not ps.suspended:
                     ps.suspended = True
@@ -155,7 +157,7 @@ class SettlementWorkflow(AccountWorkflow):
                 wake_at = max(ends) if len(ends) == len(held) else now + SUSPENDED_RECHECK
             self.publish()
             slept = await self.sleep_until(self.bounded(wake_at))
-            if self.should_hand_over(slept) and workflow.patched(WAKE_HAND_OVER_PATCH):
+            if self.should_hand_over(slept) and self.patched(WAKE_HAND_OVER_PATCH):
                 await self.hand_over("SettlementWorkflow")
 
     def publish(self) -> None:

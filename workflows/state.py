@@ -142,6 +142,14 @@ class AccountInput(BaseModel):
     )
     contact_queue: str = Field(default="collections-contact", description="Paced task queue for sends")
     continue_as_new_every_wake: bool = False
+    code: int = Field(
+        default=0,
+        ge=0,
+        description=(
+            "The code generation that started this run (workflows/patches.py): its patches need no "
+            "marker. 0 for runs recorded before generations, which ask the server for each"
+        ),
+    )
     # runs recorded before AccountState
     carried: Carried | None = None
     resumed_from: str | None = None

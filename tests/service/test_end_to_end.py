@@ -17,8 +17,10 @@ from typing import Any
 import httpx
 import pytest
 
+from bench.histories import account_runs
 from carrier.store import CallbackRecord
 from domain.accounts import Account, Channel, ContactOutcome, Language
+from domain.effects import SEND_CONTACT
 from domain.gate import Purpose
 from domain.governor import rules_for_profile
 from domain.profiles import load_profile
@@ -226,6 +228,18 @@ async def a_paused_campaign_texts_instead_and_says_until_when(e2e: E2E, silent: 
     with h.sessions.begin() as s:
         denied = [a for a in contact_attempts(s, account.account_id) if a.channel == Channel.VOICE]
     assert [(a.state, a.outcome) for a in denied] == [("denied", ContactOutcome.DENIED)]
+    # the refused call and its text were one send activity: the call's request carried the text
+    # (issue 18), so every attempt but one had an activity of its own
+    runs = await account_runs(h.env.client, handle.id)
+    sends = [
+        e
+        for run in runs
+        for e in run.events
+        if e.activity_task_scheduled_event_attributes.activity_type.name == SEND_CONTACT
+    ]
+    with h.sessions.begin() as s:
+        attempts = contact_attempts(s, account.account_id)
+    assert len(sends) == len(attempts) - 1, [(a.channel, a.template, a.state) for a in attempts]
     line = voice_paused_line(status)  # what `./collect status` prints
     assert line is not None and f"{status.voice_paused_until.astimezone(UTC):%Y-%m-%d %H:%M} UTC" in line
 

@@ -26,7 +26,7 @@ from activities.contact import ContactActivities
 from activities.deps import Deps
 from activities.records import RecordActivities
 from domain.accounts import Product
-from domain.effects import RECORD, Change
+from domain.effects import RECORD, RECORD_BATCH, Change, ChangeBatch
 from domain.plans import AgreedPlan, PlanKind, PlanProposal
 from domain.timeline import AccountStatus
 from runtime.settings import Settings
@@ -40,7 +40,8 @@ from workflows.messages import PaymentIn
 
 
 class HeldClose:
-    """The real ``record`` activity, except that the write with ``decision`` waits for ``release``."""
+    """The real ``record`` activities, except that the write with ``decision`` waits for ``release``
+    (alone, or in a batch with what the run noted before it, such as the stage it just entered)."""
 
     def __init__(self, real: RecordActivities, decision: str) -> None:
         self.real, self.decision = real, decision
@@ -53,6 +54,13 @@ class HeldClose:
             self.entered.set()
             assert self.release.wait(60), "the test never released the closing write"
         self.real.record(change)
+
+    @activity.defn(name=RECORD_BATCH)
+    def record_batch(self, batch: ChangeBatch) -> None:
+        if any(c.decision == self.decision for c in batch.changes) and not self.entered.is_set():
+            self.entered.set()
+            assert self.release.wait(60), "the test never released the closing write"
+        self.real.record_batch(batch)
 
     async def wait_entered(self) -> None:
         loop = asyncio.get_running_loop()
@@ -75,7 +83,7 @@ async def held_close(
         env.client,
         task_queue=local.task_queue,
         workflows=WORKFLOWS,
-        activities=[held.record, contacts.await_outcome],
+        activities=[held.record, held.record_batch, contacts.await_outcome],
         activity_executor=executor,
         workflow_runner=sandbox_runner(),
     )

@@ -22,7 +22,7 @@ from temporalio.worker import Worker
 
 from activities.deps import Deps
 from activities.records import RecordActivities
-from domain.effects import RECORD, Change
+from domain.effects import RECORD, RECORD_BATCH, Change, ChangeBatch
 from domain.timeline import AccountStatus
 from runtime.settings import Settings
 from store.db import make_engine
@@ -32,7 +32,8 @@ from workflows.messages import PaymentIn
 
 
 class HeldStageWrite:
-    """The real ``record`` activity, except that the first stage change waits for ``release``."""
+    """The real ``record`` activities, except that the first stage change waits for ``release``
+    (written with the opening, in one batch, by runs that note it)."""
 
     def __init__(self, real: RecordActivities) -> None:
         self.real = real
@@ -45,6 +46,13 @@ class HeldStageWrite:
             self.entered.set()
             assert self.release.wait(30), "the test never released the stage write"
         self.real.record(change)
+
+    @activity.defn(name=RECORD_BATCH)
+    def record_batch(self, batch: ChangeBatch) -> None:
+        if any(c.decision == "stage" for c in batch.changes) and not self.entered.is_set():
+            self.entered.set()
+            assert self.release.wait(30), "the test never released the stage write"
+        self.real.record_batch(batch)
 
 
 async def test_a_payment_during_a_stage_write_shows_without_waiting_for_the_next_contact(
@@ -61,7 +69,7 @@ async def test_a_payment_during_a_stage_write_shows_without_waiting_for_the_next
         env.client,
         task_queue=local.task_queue,
         workflows=WORKFLOWS,
-        activities=[held.record],
+        activities=[held.record, held.record_batch],
         activity_executor=executor,
         workflow_runner=sandbox_runner(),
     )

@@ -1,0 +1,84 @@
+"""Every patch of the account workflows, and the code generation that made each the only path.
+
+A patch (``workflow.patched``) keeps the replay of runs recorded before a change identical. Its
+price is paid by every run started after it: a marker event and an upsert of the
+``TemporalChangeVersion`` search attribute for each patch the run reaches, about 13 history
+events per run with the 19 patches of generation 1, again after every hand-over (issue 18).
+
+A run started by code that already has a patch does not need it: nothing before that patch can ever
+replay that run. So whoever starts an account run (intake, and every hand-over) writes the code
+generation it runs into the input (``AccountInput.code``). A run whose generation includes a patch
+takes the new path without a marker; a run without it (recorded before generations existed, or
+started by a test with a bare input) asks ``workflow.patched`` exactly as before, so every
+recorded history replays as it did. The input is part of the history, so the choice is
+deterministic on every replay.
+
+A new patch goes into the next generation: add its id to a new set in ``GENERATIONS`` and raise
+:data:`CODE`. Only a run started with that generation skips its marker.
+"""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+# ---- generation 1: every patch up to issue 18 -------------------------------------------------------
+WAKE = "signal-between-sleeps-wakes"  # a signal between two sleeps wakes the next one at once
+LATE_PAYMENTS = "closing-run-takes-late-payments"  # payments during a close are recorded first
+CHANGED_ONLY = "upsert-only-changes"  # search attributes upserted only when a value changes
+ONE_WRITE = "one-write-per-wake"  # a stage rides on the wake's send; the opening is one write
+STALE_REMINDER = "payment-cancels-stale-reminder"  # a part payment withdraws a waiting reminder
+PAYMENTS_FIRST = "payments-first-for-every-message"  # ... and any waiting message
+LEAN_SEND = "send-waits-for-final-status"  # the send waits for the final status itself
+PLAN_AT_HAND_OVER = "hand-over-keeps-accepted-plan"
+FALLBACK = "fallback-fits-the-stage"
+NO_CATCH_UP = "no-catch-up-before-intake"
+INTAKE_AT_START = "intake-is-the-start"
+SUSPEND = "holds-suspend-plan-break"
+WAKE_HAND_OVER = "settlement-hands-over-at-wake"
+QUIET_PLAN = "quiet-plan-answers-first"
+CHARGED_OFF_OPEN = "charged-off-takes-payments"
+AGENCY_PLACEMENT = "agency-placement"
+VISITS = "field-visits"
+VISIT_PAID = "paid-calls-visit-off"
+EMERGENCY_CONTACT = "emergency-contact"
+
+GENERATIONS: list[frozenset[str]] = [
+    frozenset(),  # generation 0: runs that ask the server for every patch
+    frozenset(
+        {
+            WAKE,
+            LATE_PAYMENTS,
+            CHANGED_ONLY,
+            ONE_WRITE,
+            STALE_REMINDER,
+            PAYMENTS_FIRST,
+            LEAN_SEND,
+            PLAN_AT_HAND_OVER,
+            FALLBACK,
+            NO_CATCH_UP,
+            INTAKE_AT_START,
+            SUSPEND,
+            WAKE_HAND_OVER,
+            QUIET_PLAN,
+            CHARGED_OFF_OPEN,
+            AGENCY_PLACEMENT,
+            VISITS,
+            VISIT_PAID,
+            EMERGENCY_CONTACT,
+        }
+    ),
+]
+
+#: The generation new runs are started with (intake, hand-over).
+CODE = len(GENERATIONS) - 1
+
+
+def included(patch_id: str, code: int) -> bool:
+    """Is ``patch_id`` part of generation ``code`` (or an earlier one)?"""
+    return any(patch_id in GENERATIONS[g] for g in range(1, min(code, CODE) + 1))
+
+
+def patched(patch_id: str, code: int) -> bool:
+    """``workflow.patched`` for a run started with generation ``code``: no marker when the
+    generation already includes the patch."""
+    return included(patch_id, code) or workflow.patched(patch_id)
