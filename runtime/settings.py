@@ -95,6 +95,15 @@ class Settings(BaseSettings):
         default=True,
         description="Re-import our workflow modules in each workflow's sandbox (false: faster, less memory)",
     )
+    workflow_task_slots: int = Field(
+        default=16,
+        ge=2,
+        description=(
+            "Workflow tasks a worker takes at once. Python runs them one at a time under the GIL, so "
+            "more slots only queue tasks inside the worker, where their 10 s timeout runs: with the SDK's "
+            "100, a burst of cold accounts (0.1 to 0.25 s each in the sandbox) timed out and was redone"
+        ),
+    )
     max_cached_workflows: int | None = Field(
         default=None,
         ge=0,

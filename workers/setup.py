@@ -87,6 +87,7 @@ def build_workers(
         activity_executor=executor,
         workflow_runner=sandbox_runner(strict=settings.strict_sandbox),
         max_cached_workflows=settings.sticky_cache if max_cached_workflows is None else max_cached_workflows,
+        max_concurrent_workflow_tasks=settings.workflow_task_slots,
         max_concurrent_activities=MAIN_ACTIVITY_SLOTS,
         graceful_shutdown_timeout=graceful_shutdown,
     )

@@ -49,3 +49,25 @@ def test_the_environment_sets_it(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_this_machines_memory_is_read() -> None:
     memory = settings_module.memory_limit_bytes()
     assert memory is None or memory > 64 * 1024 * 1024
+
+
+async def test_the_worker_takes_only_as_many_workflow_tasks_as_its_setting() -> None:
+    """Python runs workflow tasks one at a time; the SDK's 100 slots let a burst of cold accounts wait
+    inside the worker past their 10 s timeout (the settlement race failed so on a slow machine)."""
+    from temporalio.testing import WorkflowEnvironment
+
+    from runtime.devserver import test_server_binary
+    from workers.setup import build_workers
+
+    assert settings().workflow_task_slots == 16
+    async with await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=test_server_binary()
+    ) as env:
+        workers, _deps, executor = build_workers(
+            env.client, settings(workflow_task_slots=5, database_url="sqlite://")
+        )
+        main, paced = workers
+        async with main, paced:  # they start and stop cleanly with it
+            assert main.config()["max_concurrent_workflow_tasks"] == 5
+            assert paced.config().get("max_concurrent_workflow_tasks") is None  # sends only
+        executor.shutdown(wait=False)
