@@ -33,6 +33,7 @@ from runtime.cli_processes import (
     install_stop_signals,
     local_dev_server,
 )
+from runtime.private import private_dir
 from runtime.settings import ROOT, Settings, get_settings
 
 __all__ = ["COMMANDS", "EXAMPLES", "demo_main", "main", "parser"]
@@ -437,8 +438,7 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from service.app import make_server
     from workers.setup import build_workers
 
-    var = settings.state_dir
-    var.mkdir(parents=True, exist_ok=True)
+    var = private_dir(settings.state_dir)
     install_stop_signals(asyncio.current_task())
     if args.day_seconds:
         settings = settings.model_copy(update={"day_seconds": args.day_seconds})

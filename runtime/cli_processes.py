@@ -11,6 +11,7 @@ import asyncio
 from typing import Any
 
 from runtime.cli_common import client_for, console, err
+from runtime.private import private_dir
 from runtime.settings import Settings
 
 
@@ -127,7 +128,7 @@ async def cmd_server(args: argparse.Namespace, settings: Settings) -> int:
             "server only (use localhost:<port>)"
         )
         return 2
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.state_dir)
     install_stop_signals(asyncio.current_task())
     proc = local_dev_server(settings, "`server`")
     if proc is None:

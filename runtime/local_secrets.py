@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from runtime.private import private_dir, write_private
 from runtime.settings import Settings
 
 DEMO_ROLES = ("agent", "supervisor", "auditor")
@@ -29,9 +30,8 @@ def with_demo_secrets(settings: Settings, var: Path) -> tuple[Settings, dict[str
         stored["link_secret"] = secrets.token_urlsafe(32)
     if "tokens" not in stored:
         stored["tokens"] = {role: f"demo-{role}-{secrets.token_urlsafe(9)}" for role in DEMO_ROLES}
-    var.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(stored, indent=2))
-    path.chmod(0o600)
+    private_dir(var)
+    write_private(path, json.dumps(stored, indent=2))
     update: dict[str, object] = {}
     made: dict[str, str] = {}
     if not settings.api_tokens:

@@ -160,6 +160,15 @@ class Settings(BaseSettings):
         default_factory=dict,
         description='Bearer tokens: JSON {"<token>": "<name>:<role>"}, role one of agent, supervisor, auditor',
     )
+    console_idle_minutes: int = Field(
+        default=30, gt=0, le=24 * 60, description="A console session unused this long is signed out"
+    )
+    console_session_hours: int = Field(
+        default=12, gt=0, le=7 * 24, description="A console session ends this long after sign-in, used or not"
+    )
+    login_attempts_per_minute: int = Field(
+        default=5, gt=0, description="Console sign-in tries per client address (and per token) per minute"
+    )
     link_secret: SecretStr | None = Field(
         default=None, description="HMAC key of the debtor's self-service links (required to issue links)"
     )

@@ -83,6 +83,8 @@ def error_answer(err: Exception) -> JSONResponse | None:
         )
     if isinstance(err, ops.InvalidRequest):
         return _error(422, [{"loc": ["body", err.field], "msg": str(err), "type": "value_error"}])
+    if isinstance(err, ops.FourEyes):
+        return _error(403, str(err), rule=err.rule)
     if isinstance(err, ops.PlanConflict | ops.WaiverAlreadyDecided | ops.RefundAlreadyResolved):
         return _error(409, str(err))
     if isinstance(err, RPCError):
@@ -127,21 +129,25 @@ class OperationsRoute(OperationsErrors):
 
 
 def _audit_read(request: Request) -> None:
-    """Reads are audited too: who looked at which debtor's account, and when (writes audit themselves)."""
     who = identify(request)
-    if who is None:
-        return
+    if who is not None:
+        audit_read(request, who.name, "api_read")
+
+
+def audit_read(request: Request, actor: str, action: str, **details: Any) -> None:
+    """Reads are audited too: who looked at which debtor's account, and when (writes audit themselves).
+    The API, the console's pages and the codec's decryptions each write one line per request."""
     query = str(request.url.query)[:500]
     with app_sessions(request).begin() as s:
         audit(
             s,
             at=datetime.now(UTC),
             clock="wall",
-            account_id=request.path_params.get("account_id"),
-            actor=who.name,
-            action="api_read",
+            account_id=request.path_params.get("account_id") or None,
+            actor=actor,
+            action=action,
             decision="read",
-            details={"path": request.url.path, **({"query": query} if query else {})},
+            details={"path": request.url.path, **({"query": query} if query else {}), **details},
         )
 
 

@@ -10,19 +10,23 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import Response
 from temporalio.client import Client
 
 from runtime import tracing
 from runtime.settings import Settings, get_settings
 from service import (
+    access,
     agency,
     api_accounts,
     api_holds,
     api_payments,
     api_plans,
+    auth,
     codec,
     console,
+    console_signin,
     dashboard,
     inbound_sms,
     metrics,
@@ -68,14 +72,33 @@ def create_app(settings: Settings | None = None, temporal_client: Client | None 
         version="0.1.0",
         description="Negotiation API, Twilio webhooks and operator pages of the collection orchestrator.",
         lifespan=_lifespan,
+        # every route is checked against one table before it runs (service/access.py)
+        dependencies=[Depends(access.enforce)],
     )
     app.state.settings = settings
     if temporal_client is not None:
         app.state.temporal_client = temporal_client
     app.add_middleware(tracing.TraceRequests)  # one span per request, continuing the caller's trace
     api = (api_accounts, api_plans, api_payments, api_holds)  # the /api routers, one per concern
-    for module in (webhooks, inbound_sms, *api, console, selfservice, codec, dashboard, agency, metrics):
+    for module in (
+        webhooks,
+        inbound_sms,
+        *api,
+        console,
+        console_signin,
+        selfservice,
+        codec,
+        dashboard,
+        agency,
+        metrics,
+    ):
         app.include_router(module.router)
+
+    @app.exception_handler(access.ConsoleForbidden)
+    async def console_forbidden(request: Request, exc: access.ConsoleForbidden) -> Response:
+        principal = auth.identify(request)
+        return console.error_page(request, 403, "Not allowed", str(exc), principal=principal)
+
     return app
 
 

@@ -1,8 +1,10 @@
-"""Who is calling: bearer tokens (API) or the same token in a cookie (console pages), and their role.
+"""Who is calling: bearer tokens (API, machines) or a console session (browsers), and their role.
 
 Roles nest: a supervisor can do what an agent can, and both can read; an auditor can only read.
 Tokens come from settings (``COLLECT_API_TOKENS``), so rotating one is a configuration change, and
-every write through the API is audited with the principal's name.
+every write through the API is audited with the principal's name. Signing in to the console with a
+token opens a session kept on the server (``store/console_sessions.py``): the cookie carries a random
+id, never the token, and is accepted only by the routes :mod:`service.access` lets browsers use.
 """
 
 from __future__ import annotations
@@ -10,13 +12,16 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from fastapi import HTTPException, Request
 
-from service.state import app_settings
+from service.access import rule_for
+from service.state import app_sessions, app_settings
+from store.console_sessions import digest, session_token_digest
 
-COOKIE = "collect_token"
+COOKIE = "collect_session"
 
 
 class Role(StrEnum):
@@ -58,22 +63,56 @@ def parse_tokens(tokens: dict[str, str]) -> dict[str, Principal]:
     return out
 
 
-def presented_token(request: Request) -> str | None:
+def bearer_token(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
-    return request.cookies.get(COOKIE) or None
+    return None
 
 
-def identify(request: Request) -> Principal | None:
-    """The caller, or None; tokens are compared in constant time."""
-    token = presented_token(request)
-    if not token:
-        return None
+def principal_for_token(request: Request, token: str) -> Principal | None:
+    """The principal of a configured token; compared in constant time."""
     for known, principal in parse_tokens(app_settings(request).api_tokens).items():
         if hmac.compare_digest(known.encode(), token.encode()):
             return principal
+    return None
+
+
+def session_principal(request: Request) -> Principal | None:
+    """The principal behind the request's console session cookie, while the session lives and its
+    token is still configured (removing a token from the settings ends its sessions)."""
+    session_id = request.cookies.get(COOKIE)
+    if not session_id:
+        return None
+    settings = app_settings(request)
+    with app_sessions(request).begin() as s:
+        token_digest = session_token_digest(
+            s,
+            session_id,
+            now=datetime.now(UTC),
+            idle=timedelta(minutes=settings.console_idle_minutes),
+            absolute=timedelta(hours=settings.console_session_hours),
+        )
+    if token_digest is None:
+        return None
+    for known, principal in parse_tokens(settings.api_tokens).items():
+        if hmac.compare_digest(digest(known).encode(), token_digest.encode()):
+            return principal
+    return None
+
+
+def identify(request: Request) -> Principal | None:
+    """The caller, or None: a bearer token where the route takes one, the console session where the
+    route takes that (:data:`service.access.ACCESS`)."""
+    rule = rule_for(request)
+    if rule is None:
+        return None
+    token = bearer_token(request)
+    if token is not None and rule.bearer:
+        return principal_for_token(request, token)
+    if rule.cookie:
+        return session_principal(request)
     return None
 
 

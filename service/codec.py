@@ -13,6 +13,7 @@ other web pages cannot use an operator's cookie to read histories.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -24,6 +25,7 @@ from temporalio.api.common.v1 import Payload, Payloads
 
 from runtime.codec import CodecError, EncryptionCodec, codec_from_spec
 from runtime.settings import Settings, get_settings
+from service.api import audit_read
 from service.auth import identify
 from service.state import app_settings
 
@@ -105,6 +107,8 @@ async def _apply(
         out = await transform(codec, list(payloads.payloads))
     except CodecError as exc:
         return _error(422, f"payloads: {exc}", headers)
+    if action == "read":  # a decryption shows what a history holds: audited like a page
+        await asyncio.to_thread(audit_read, request, principal.name, "codec_decode", payloads=len(out))
     return JSONResponse(json_format.MessageToDict(Payloads(payloads=out)), headers=headers)
 
 

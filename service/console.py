@@ -2,12 +2,13 @@
 
 Why it is built this way:
 
-* **Same token, same rules as the API.** An agent logs in with their API token; it is kept in the
-  ``collect_token`` cookie (httponly, SameSite=Strict) and checked by :mod:`service.auth`, so a role
-  means the same on a page and on the API, and every write is audited by the operations layer
-  (:mod:`service.operations`) under the agent's name.
+* **Same token, same rules as the API.** An agent signs in with their API token, which opens a
+  session kept on the server; the ``collect_session`` cookie (httponly, SameSite=Strict, Secure behind
+  https) holds only its random id, so a role means the same on a page and on the API, and every write
+  is audited by the operations layer (:mod:`service.operations`) under the agent's name. The API does
+  not accept the cookie (:mod:`service.access`).
 * **CSRF.** A cookie is sent by the browser on its own, so every form carries a token derived from
-  the session's token (HMAC, not guessable without it) and a POST without the right one is refused.
+  the session's id (HMAC, not guessable without it) and a POST without the right one is refused.
   SameSite=Strict is the second fence.
 * **Preview before submit.** The plan builder posts to a preview that runs the pure
   ``plans.preview_plan`` (the functions the workflow's validator runs) and shows the instalment
@@ -45,7 +46,8 @@ from domain.money import exponent, format_minor, parse_major
 from domain.plans import PlanKind, PlanProposal, Violation
 from service import accounts, holds, payments, plans
 from service import operations as ops
-from service.auth import COOKIE, Principal, identify, parse_tokens
+from service.api import audit_read
+from service.auth import COOKIE, Principal, identify
 from service.state import app_sessions, app_settings, temporal_client
 from store.accounts import account_snapshot
 
@@ -170,49 +172,6 @@ def _base(request: Request, principal: Principal | None, **context: Any) -> dict
     }
 
 
-def _safe_next(target: str | None) -> str:
-    if target and target.startswith(PREFIX) and not target.startswith("//"):
-        return target
-    return PREFIX
-
-
-@router.get(f"{PREFIX}/login", response_class=HTMLResponse, include_in_schema=False)
-async def login_form(request: Request, next: str | None = None) -> Response:
-    return page(request, "console/login.html", _base(request, None, next=_safe_next(next), error=None))
-
-
-@router.post(f"{PREFIX}/login", include_in_schema=False)
-async def login(request: Request) -> Response:
-    form = await request.form()
-    token = str(form.get("token", "")).strip()
-    target = _safe_next(str(form.get("next", "")))
-    known = parse_tokens(app_settings(request).api_tokens)
-    if not token or not any(hmac.compare_digest(k.encode(), token.encode()) for k in known):
-        context = _base(request, None, next=target, error="That token is not valid.")
-        return page(request, "console/login.html", context, status_code=401)
-    response = RedirectResponse(target, status_code=303)
-    response.set_cookie(
-        COOKIE,
-        token,
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
-        path="/",
-        max_age=12 * 3600,
-    )
-    return response
-
-
-@router.post(f"{PREFIX}/logout", include_in_schema=False)
-async def logout(request: Request) -> Response:
-    posted = await _posted(request, "read")
-    if isinstance(posted, Response):
-        return posted
-    response = RedirectResponse(f"{PREFIX}/login", status_code=303)
-    response.delete_cookie(COOKIE, path="/")
-    return response
-
-
 # ---- search -----------------------------------------------------------------------------------------
 def _int(value: str | None, field: str, errors: list[str]) -> int | None:
     if value is None or not value.strip():
@@ -239,6 +198,7 @@ async def search_page(request: Request) -> Response:
     who = _who(request, "read")
     if isinstance(who, Response):
         return who
+    await asyncio.to_thread(audit_read, request, who.name, "console_read")
     q = request.query_params
     errors: list[str] = []
     stage = q.get("stage") or None
@@ -441,6 +401,7 @@ async def account_page(request: Request, account_id: str, notice: str | None = N
     who = _who(request, "read")
     if isinstance(who, Response):
         return who
+    await asyncio.to_thread(audit_read, request, who.name, "console_read")
     return await _account_page(request, who, account_id, notice=NOTICES.get(notice or ""))
 
 
@@ -540,6 +501,7 @@ async def approvals(request: Request, notice: str | None = None, error: str | No
     who = _who(request, "approve")
     if isinstance(who, Response):
         return who
+    await asyncio.to_thread(audit_read, request, who.name, "console_read")
     sessions = app_sessions(request)
     queue = await asyncio.to_thread(plans.waiver_queue, sessions, status="pending")
     currencies = await asyncio.to_thread(_currencies, sessions, {v.account_id for v in queue})
@@ -573,6 +535,7 @@ async def decide(request: Request, request_id: int, decision: str) -> Response:
     except (
         ops.WaiverNotFound,
         ops.WaiverAlreadyDecided,
+        ops.FourEyes,
         ops.PlanRejected,
         ops.PlanConflict,
         ops.AccountClosed,
@@ -591,6 +554,7 @@ async def refunds(request: Request, notice: str | None = None, error: str | None
     who = _who(request, "read")
     if isinstance(who, Response):
         return who
+    await asyncio.to_thread(audit_read, request, who.name, "console_read")
     queue = await asyncio.to_thread(payments.refund_queue, app_sessions(request), status="open")
     ctx = _base(request, who, items=queue, decisions=REFUND_DECISIONS, notice=notice, error=error)
     return page(request, "console/refunds.html", ctx)

@@ -69,6 +69,16 @@ class WaiverAlreadyDecided(Exception):
     """The waiver request was approved or rejected already (409)."""
 
 
+#: the rule a self-approval breaks: money off a debt needs a second person
+FOUR_EYES_RULE = "waiver.four_eyes"
+
+
+class FourEyes(PermissionError):
+    """Whoever asked for a waiver may not approve it (403, rule :data:`FOUR_EYES_RULE`)."""
+
+    rule = FOUR_EYES_RULE
+
+
 class RefundNotFound(LookupError):
     """No refund with this id (404); one already resolved is ``RefundAlreadyResolved`` (409)."""
 

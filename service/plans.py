@@ -40,8 +40,10 @@ from domain.timeline import AccountStatus
 from service import temporal_calls as calls
 from service.accounts import account_status
 from service.operations import (
+    FOUR_EYES_RULE,
     AccountClosed,
     AccountNotFound,
+    FourEyes,
     InvalidRequest,
     PlanConflict,
     PlanRejected,
@@ -294,6 +296,20 @@ async def approve_waiver(
 ) -> AgreedPlan:
     """The supervisor approves: the plan goes to the workflow with ``approver`` = the supervisor."""
     view = await asyncio.to_thread(_pending, sessions, request_id)
+    if view.requested_by == supervisor:
+        await audit_write(
+            sessions,
+            view.account_id,
+            supervisor,
+            "waiver_approved",
+            "refused",
+            rule=FOUR_EYES_RULE,
+            request_id=request_id,
+        )
+        raise FourEyes(
+            f"{FOUR_EYES_RULE}: {supervisor} requested waiver {request_id} and may not approve it; "
+            "another supervisor must"
+        )
     proposal = PlanProposal.model_validate(view.proposal).model_copy(update={"approver": supervisor})
     try:
         plan = await propose_settlement(

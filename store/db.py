@@ -16,6 +16,8 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
+from runtime.private import touch_private
+
 log = logging.getLogger("humane_collect.db")
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -63,7 +65,10 @@ def _create(url: URL, *, migrations: bool = False) -> Engine:
     if url.get_backend_name() == "sqlite":
         database = url.database or ""
         if database and database != ":memory:" and not database.startswith("file:"):
-            Path(database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+            # the debtors' names and numbers: owner-only from the start (runtime/private.py)
+            target = Path(database).expanduser().resolve()
+            target.parent.mkdir(parents=True, exist_ok=True)
+            touch_private(target)
         kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": 30}}
         if migrations:
             kwargs["poolclass"] = NullPool

@@ -474,3 +474,16 @@ class SenderSendRow(Base):
     sender: Mapped[str] = mapped_column(String(64))
     started_us: Mapped[int] = mapped_column(BigInteger)
     ends_us: Mapped[int] = mapped_column(BigInteger)
+
+
+class ConsoleSessionRow(Base):
+    """A console sign-in (0008). The cookie carries only an opaque id; the row keeps its digest, so a
+    copy of the database signs nobody in, and deleting rows signs an operator out everywhere."""
+
+    __tablename__ = "console_sessions"
+
+    id_digest: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 of the cookie's id
+    token_digest: Mapped[str] = mapped_column(String(64))  # SHA-256 of the API token that signed in
+    principal: Mapped[str] = mapped_column(String(200), index=True)
+    created_at: Mapped[datetime]
+    seen_at: Mapped[datetime]

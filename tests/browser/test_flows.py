@@ -17,6 +17,7 @@ from typing import Any
 from domain.accounts import HoldKind, Mode
 from domain.plans import add_months
 from service import links
+from service.auth import COOKIE
 from tests.browser.conftest import AGENT_TOKEN, LINK_SECRET, SUPERVISOR_TOKEN, Stack, today_ny
 
 TIMEOUT_MS = 15_000
@@ -37,7 +38,7 @@ async def test_agent_finds_an_account_fixes_a_rejected_plan_and_settles_it(
     await page.fill("input[name=token]", AGENT_TOKEN)
     await page.click("button[type=submit]")
     await page.wait_for_url(f"{stack.base}/console")
-    cookie = next(c for c in await context.cookies() if c["name"] == "collect_token")
+    cookie = next(c for c in await context.cookies() if c["name"] == COOKIE)
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
 
     # find it: middle stage, 35-45 days past due, no hold (visibility may lag a moment)

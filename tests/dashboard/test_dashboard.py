@@ -24,6 +24,7 @@ from domain.accounts import Account, CloseReason, ContactOutcome, Debtor, Hold, 
 from domain.plans import AgreedPlan, Instalment, PlanKind
 from runtime.settings import Settings
 from service.app import create_app
+from service.auth import COOKIE
 from service.dashboard import silent_svg
 from store.accounts import set_mode, update_progress, upsert_account
 from store.agencies import create_placement, create_visit, update_visit
@@ -233,7 +234,11 @@ async def test_dashboard_in_a_real_browser(served: str) -> None:
         )
         try:
             context = await browser.new_context(viewport={"width": 1400, "height": 900})
-            await context.add_cookies([{"name": "collect_token", "value": TOKEN, "url": served}])
+            async with httpx.AsyncClient(base_url=served) as console:  # sign in: the cookie is a session id
+                signed_in = await console.post("/console/login", data={"token": TOKEN, "next": "/console"})
+                assert signed_in.status_code == 303, signed_in.text
+                session_id = console.cookies[COOKIE]
+            await context.add_cookies([{"name": COOKIE, "value": session_id, "url": served}])
             page = await context.new_page()
             requests: list[str] = []
             page.on("request", lambda req: requests.append(req.url))

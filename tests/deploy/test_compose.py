@@ -324,3 +324,38 @@ def test_compose_sets_only_settings_that_exist() -> None:
         for variable in service.get("environment", {}):
             if variable.startswith("COLLECT_"):
                 assert variable in SETTINGS, f"{name}: {variable} is not a setting (typo?)"
+
+
+#: what may be published beyond the host: the HTTP service (its own authentication, rate limits)
+PUBLIC_PORTS = {("api", 8000)}
+
+
+def published(entry: Any) -> tuple[str, int]:
+    """(host address, container port) of a ``ports`` entry: short (``[ip:]host:container``) or long."""
+    if isinstance(entry, dict):
+        return str(entry.get("host_ip", "0.0.0.0")), int(entry["target"])
+    parts = str(entry).split(":")
+    address = parts[0] if len(parts) == 3 else "0.0.0.0"
+    return address, int(parts[-1].split("/")[0])
+
+
+def test_no_internal_port_is_published_beyond_the_host() -> None:
+    """Found: Temporal's frontend (7233) and UI (8080) on every interface, without authentication."""
+    for name, service in services().items():
+        for entry in service.get("ports", []):
+            address, port = published(entry)
+            if (name, port) in PUBLIC_PORTS:
+                continue
+            assert address == "127.0.0.1", f"{name}: port {port} is published on {address}, not loopback"
+
+
+def test_the_port_check_would_catch_a_published_frontend() -> None:
+    assert published("7233:7233") == ("0.0.0.0", 7233)
+    assert published("127.0.0.1:8080:8080") == ("127.0.0.1", 8080)
+    assert published({"target": 9090, "published": 9090}) == ("0.0.0.0", 9090)
+
+
+def test_prometheus_scrapes_the_service_with_a_token() -> None:
+    config = yaml.safe_load(compose()["configs"]["prometheus"]["content"])
+    [api_job] = [job for job in config["scrape_configs"] if job["job_name"] == "collect-api"]
+    assert "credentials" in api_job["authorization"]

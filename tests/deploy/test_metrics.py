@@ -94,8 +94,14 @@ def assert_business_figures(samples: Samples, seeded: Seeded) -> None:
     assert value(samples, "collect_operator_alerts_total") == 0
 
 
+#: the token Prometheus scrapes with (its bearer_token_file in deploy/prometheus.yml)
+SCRAPE = "prometheus-scrape-token-0123456789abcdef"
+
+
 def service_app(database_url: str) -> Any:
-    return create_app(Settings(database_url=database_url, _env_file=None))  # type: ignore[call-arg]
+    return create_app(
+        Settings(database_url=database_url, api_tokens={SCRAPE: "prometheus:auditor"}, _env_file=None)
+    )  # type: ignore[call-arg]
 
 
 async def test_the_service_reports_contacts_denials_silent_calls_settlements_and_money(
@@ -103,7 +109,7 @@ async def test_the_service_reports_contacts_denials_silent_calls_settlements_and
 ) -> None:
     transport = httpx.ASGITransport(app=service_app(metrics_db))
     async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
-        response = await http.get("/metrics")
+        response = await http.get("/metrics", headers={"Authorization": f"Bearer {SCRAPE}"})
         health = await http.get("/healthz")
     assert health.status_code == 200
     assert response.status_code == 200

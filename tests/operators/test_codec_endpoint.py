@@ -9,6 +9,7 @@ import httpx
 import pytest
 from google.protobuf import json_format
 from pydantic import SecretStr
+from sqlalchemy import select
 from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.contrib.pydantic import pydantic_data_converter
 
@@ -17,6 +18,8 @@ from runtime.settings import Settings
 from runtime.temporal import data_converter
 from service.app import create_app
 from service.auth import COOKIE
+from store.db import make_engine, session_factory
+from store.models import AuditRow
 
 KEYS = generate_key_entry("k1")
 UI = "http://localhost:8233"
@@ -54,7 +57,9 @@ async def sealed(value: object) -> Payload:
     return (await data_converter(KEYS).encode([value]))[0]
 
 
-async def test_an_operator_with_read_access_decodes(codec_http: httpx.AsyncClient) -> None:
+async def test_an_operator_with_read_access_decodes(
+    codec_http: httpx.AsyncClient, settings: Settings
+) -> None:
     payload = await sealed({"account_id": "ACC-1", "stage": "early"})
     response = await codec_http.post(
         "/codec/decode", json=body([payload]), headers={**AUDITOR, "X-Namespace": "default"}
@@ -64,11 +69,18 @@ async def test_an_operator_with_read_access_decodes(codec_http: httpx.AsyncClien
     assert pydantic_data_converter.payload_converter.from_payloads([opened]) == [
         {"account_id": "ACC-1", "stage": "early"}
     ]
+    # a decryption shows what a history holds: it is audited like a console page
+    with session_factory(make_engine(settings.database_url)).begin() as s:
+        lines = s.scalars(
+            select(AuditRow).where(AuditRow.action == "codec_decode", AuditRow.actor == "ada")
+        ).all()
+    assert lines and (lines[-1].details or {}).get("payloads") == 1
 
 
 async def test_the_console_cookie_is_accepted_like_the_bearer_token(codec_http: httpx.AsyncClient) -> None:
     payload = await sealed("masked")
-    codec_http.cookies.set(COOKIE, "audit-token")
+    signed_in = await codec_http.post("/console/login", data={"token": "audit-token", "next": "/console"})
+    assert signed_in.status_code == 303 and COOKIE in codec_http.cookies
     try:
         response = await codec_http.post("/codec/decode", json=body([payload]))
     finally:

@@ -259,7 +259,12 @@ async def test_what_the_ui_shows_is_masked(ops: Ops) -> None:
     """Summaries, activity summaries and current details: readable through the codec, never identifying."""
     debtor = ops.debtors[1]
     workflow_id = f"account-{debtor.account_id}"
-    history = await ops.client.get_workflow_handle(workflow_id).fetch_history()
+    handle = ops.client.get_workflow_handle(workflow_id)
+    for _ in range(300):  # on a busy machine the first activity may not be scheduled yet
+        history = await handle.fetch_history()
+        if any(_is_activity(e) for e in history.events):
+            break
+        await asyncio.sleep(0.1)
     texts: list[str] = []
     for event in history.events:
         if event.HasField("user_metadata"):
@@ -357,11 +362,15 @@ async def test_the_temporal_ui_decrypts_only_for_a_signed_in_operator(ops: Ops) 
         browser = await pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         try:
             operator = await browser.new_context()
+            async with httpx.AsyncClient(base_url=ops.service_url) as console:  # the operator signs in
+                signed_in = await console.post("/console/login", data={"token": TOKEN, "next": "/console"})
+                assert signed_in.status_code == 303, signed_in.text
+                session_id = console.cookies[COOKIE]
             await operator.add_cookies(
                 [
                     {
                         "name": COOKIE,
-                        "value": TOKEN,
+                        "value": session_id,
                         "url": ops.service_url,
                         "httpOnly": True,
                         "sameSite": "Strict",

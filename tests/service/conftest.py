@@ -45,6 +45,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows.messages import NegotiationRequest, OptOut, OutcomeReport
 
 PUBLIC = "https://collect.example.test"
+#: an auditor's token for the operations endpoints (``/ops/governor``)
+OPS_TOKEN = "service-tests-ops-token-0123456789abcdef"
+OPS = {"Authorization": f"Bearer {OPS_TOKEN}"}
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
 
 
@@ -124,7 +127,7 @@ class Signer:
 
 @pytest.fixture(scope="session")
 def service_settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"public_base_url": PUBLIC})
+    return settings.model_copy(update={"public_base_url": PUBLIC, "api_tokens": {OPS_TOKEN: "olga:auditor"}})
 
 
 @pytest.fixture(scope="session")

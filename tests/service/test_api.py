@@ -36,10 +36,16 @@ from workers.setup import build_workers
 from workflows import search
 
 NY = ZoneInfo("America/New_York")
-TOKENS = {"agent-token": "alice:agent", "super-token": "sam:supervisor", "audit-token": "ann:auditor"}
+TOKENS = {
+    "agent-token": "alice:agent",
+    "super-token": "sam:supervisor",
+    "audit-token": "ann:auditor",
+    "other-super-token": "kim:supervisor",
+}
 AGENT = {"Authorization": "Bearer agent-token"}
 SUPER = {"Authorization": "Bearer super-token"}
 AUDITOR = {"Authorization": "Bearer audit-token"}
+OTHER_SUPER = {"Authorization": "Bearer other-super-token"}
 BASE = "http://api.test"
 
 
@@ -390,6 +396,30 @@ async def test_a_supervisor_can_turn_a_waiver_down(stack: Stack, http: httpx.Asy
     assert (await http.post(f"/api/waivers/{request_id}/approve", headers=SUPER)).status_code == 409
     status = (await http.get(f"/api/accounts/{account.account_id}", headers=AGENT)).json()
     assert status["mode"] == "dunning"
+
+
+async def test_a_supervisor_may_not_approve_their_own_waiver(stack: Stack, http: httpx.AsyncClient) -> None:
+    """Found: one person could both ask for money off a debt and approve it (no four-eyes rule)."""
+    account = await stack.open(balance=50_000, fees=2_500)
+    waiver = {
+        "kind": "fee_waiver",
+        "first_due": in_days(10),
+        "waiver": 2_500,
+        "hardship_evidence": "job loss",
+    }
+    queued = await http.post(f"/api/accounts/{account.account_id}/waivers", json=waiver, headers=SUPER)
+    assert queued.status_code == 202, queued.text
+    request_id = queued.json()["id"]
+    own = await http.post(f"/api/waivers/{request_id}/approve", headers=SUPER)
+    assert own.status_code == 403 and own.json()["rule"] == "waiver.four_eyes", own.text
+    assert (await http.get(f"/api/accounts/{account.account_id}", headers=AGENT)).json()["mode"] == "dunning"
+    pending = await http.get("/api/waivers", params={"account_id": account.account_id}, headers=AUDITOR)
+    assert [r["id"] for r in pending.json()] == [request_id]  # still waiting for someone else
+    approved = await http.post(f"/api/waivers/{request_id}/approve", headers=OTHER_SUPER)
+    assert approved.status_code == 200, approved.text
+    assert (approved.json()["approver"], approved.json()["proposed_by"]) == ("kim", "sam")
+    lines = {(e.action, e.decision, e.actor, e.rule) for e in stack.audit(account)}
+    assert ("waiver_approved", "refused", "sam", "waiver.four_eyes") in lines
 
 
 # ---- payments and holds ----------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from domain.governor import (
 )
 from domain.profiles import load_profile
 from store.governor import campaign_report, voice_allowed, voice_verdict
-from tests.service.conftest import new_account, random_phone, sent_attempt
+from tests.service.conftest import OPS, new_account, random_phone, sent_attempt
 
 T0 = datetime(2026, 11, 1, 14, 0, tzinfo=UTC)
 RULES = GovernorRules()
@@ -189,7 +189,7 @@ async def test_operators_see_the_rate(http: httpx.AsyncClient, sessions: session
     for _ in range(3):
         sent_attempt(sessions, account, Channel.VOICE, at=recent, outcome=C.CONVERSATION.value)
     sent_attempt(sessions, account, Channel.VOICE, at=recent, outcome=C.SILENT.value)
-    response = await http.get("/ops/governor", params={"campaign": campaign})
+    response = await http.get("/ops/governor", params={"campaign": campaign}, headers=OPS)
     assert response.status_code == 200
     body = response.json()
     assert {k: body[k] for k in ("campaign", "live_answered", "abandoned", "rate", "paused")} == {
@@ -199,7 +199,7 @@ async def test_operators_see_the_rate(http: httpx.AsyncClient, sessions: session
         "rate": 0.25,
         "paused": True,
     }
-    listing = (await http.get("/ops/governor")).json()
+    listing = (await http.get("/ops/governor", headers=OPS)).json()
     assert campaign in [r["campaign"] for r in listing]
 
 

@@ -127,9 +127,13 @@ def test_the_store_counts_each_window_ending_at_the_campaigns_policy_now(seeded:
 
 
 async def test_operators_see_the_policy_windows(seeded: Seeded) -> None:
-    app = create_app(Settings(database_url=seeded.url, _env_file=None))  # type: ignore[call-arg]
+    settings = Settings(database_url=seeded.url, api_tokens={"t": "ann:auditor"}, _env_file=None)  # type: ignore[call-arg]
+    app = create_app(settings)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://svc") as http:
-        body = (await http.get("/ops/governor", params={"campaign": seeded.campaign})).json()
+        answer = await http.get(
+            "/ops/governor", params={"campaign": seeded.campaign}, headers={"Authorization": "Bearer t"}
+        )
+        body = answer.json()
     assert datetime.fromisoformat(body["as_of"]) == seeded.policy_now
     assert figures(body) == HAND
     assert (body["live_answered"], body["abandoned"], body["paused"]) == (8, 3, True)

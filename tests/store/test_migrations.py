@@ -36,6 +36,7 @@ TABLES = {
     "sender_sends",  # 0005 (its provider requests still inside the rate window)
     "refunds",  # 0006 (money beyond what was owed, or after the account closed)
     "rule_versions",  # 0006 (the policy and profile text each account runs)
+    "console_sessions",  # 0008 (console sign-ins: the cookie holds an opaque id, not a token)
 }
 
 

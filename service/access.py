@@ -1,0 +1,175 @@
+"""Who may call each route: one table for the whole application, checked before any route runs.
+
+Every route is in :data:`ACCESS` (``tests/service/test_access.py`` enumerates the app's routes and
+fails on one that is missing, and calls every protected route without credentials). A route not in
+the table is refused (deny by default), so a new route is closed until someone decides who may use it.
+
+The console's cookie is accepted only where the table says so (the console's pages, the dashboard, the
+codec the Temporal UI calls from the operator's browser): the API, the agency API and the operations
+endpoints take bearer tokens only, so a page of another site can never ride on a signed-in browser
+to them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from fastapi import HTTPException, Request
+
+
+@dataclass(frozen=True)
+class Rule:
+    """``grant``: what the caller must be allowed (None: anyone, for the reason in ``why``)."""
+
+    grant: str | None
+    cookie: bool = False  # the console session is accepted (browser pages)
+    bearer: bool = True  # an API token is accepted
+    page: bool = False  # a console page: without a session, the sign-in page instead of 401
+    why: str = ""
+
+
+def public(why: str) -> Rule:
+    return Rule(grant=None, bearer=False, why=why)
+
+
+def api(grant: str) -> Rule:
+    return Rule(grant=grant)
+
+
+def console(grant: str) -> Rule:
+    return Rule(grant=grant, cookie=True, bearer=False, page=True)
+
+
+def browser(grant: str) -> Rule:
+    """A route a browser calls with the console session and a machine with a token."""
+    return Rule(grant=grant, cookie=True)
+
+
+TWILIO = "Twilio's X-Twilio-Signature is verified (service/webhooks.py); forged requests get 403"
+LINK = "the signed self-service link of one account is the credential (service/links.py)"
+
+ACCESS: dict[tuple[str, str], Rule] = {
+    # FastAPI's own description of the API: no data
+    ("GET", "/openapi.json"): public("the API's description, no data"),
+    ("GET", "/docs"): public("the API's description, no data"),
+    ("GET", "/docs/oauth2-redirect"): public("the API's description, no data"),
+    ("GET", "/redoc"): public("the API's description, no data"),
+    ("GET", "/healthz"): public("liveness for the container healthcheck: no database, no data"),
+    ("GET", "/static/{name}"): public("the console's stylesheet and scripts"),
+    # Twilio's callbacks
+    ("POST", "/webhooks/twilio/message-status"): public(TWILIO),
+    ("POST", "/webhooks/twilio/call-status"): public(TWILIO),
+    ("POST", "/webhooks/twilio/amd"): public(TWILIO),
+    ("POST", "/webhooks/twilio/gather"): public(TWILIO),
+    ("POST", "/webhooks/twilio/sms"): public(TWILIO),
+    ("GET", "/webhooks/twilio/message-status"): public(TWILIO),
+    ("GET", "/webhooks/twilio/call-status"): public(TWILIO),
+    ("GET", "/webhooks/twilio/amd"): public(TWILIO),
+    ("GET", "/webhooks/twilio/gather"): public(TWILIO),
+    ("GET", "/webhooks/twilio/sms"): public(TWILIO),
+    # the debtor's own pages
+    ("GET", "/me"): public("the debtor's landing page: says how to get a link, shows no account"),
+    ("GET", "/me/{token}"): public(LINK),
+    ("POST", "/me/{token}/request-plan"): public(LINK),
+    ("POST", "/me/{token}/promise"): public(LINK),
+    # operations: aggregates and the governor, for monitoring with a token (Prometheus: bearer_token)
+    ("GET", "/metrics"): api("read"),
+    ("GET", "/ops/governor"): api("read"),
+    # the API (bearer tokens only)
+    ("GET", "/api/accounts"): api("read"),
+    ("GET", "/api/accounts/{account_id}"): api("read"),
+    ("GET", "/api/accounts/{account_id}/timeline"): api("read"),
+    ("GET", "/api/accounts/{account_id}/contacts"): api("read"),
+    ("GET", "/api/accounts/{account_id}/audit"): api("read"),
+    ("POST", "/api/accounts/{account_id}/plans/preview"): api("read"),
+    ("POST", "/api/accounts/{account_id}/plans"): api("write"),
+    ("POST", "/api/accounts/{account_id}/promises"): api("write"),
+    ("POST", "/api/accounts/{account_id}/waivers"): api("write"),
+    ("GET", "/api/waivers"): api("read"),
+    ("POST", "/api/waivers/{request_id}/approve"): api("approve"),
+    ("POST", "/api/waivers/{request_id}/reject"): api("approve"),
+    ("POST", "/api/accounts/{account_id}/payments"): api("write"),
+    ("GET", "/api/refunds"): api("read"),
+    ("POST", "/api/refunds/{refund_id}/resolve"): api("approve"),
+    ("POST", "/api/accounts/{account_id}/complaints"): api("write"),
+    ("POST", "/api/accounts/{account_id}/disputes"): api("write"),
+    ("POST", "/api/accounts/{account_id}/pause"): api("write"),
+    ("POST", "/api/accounts/{account_id}/resume"): api("write"),
+    # the agencies' API and the lender's side of it
+    ("GET", "/agency/visits"): api("agency_report"),
+    ("POST", "/agency/visits/{visit_id}/report"): api("agency_report"),
+    ("POST", "/visits/{visit_id}/reschedule"): api("write"),
+    ("POST", "/visits/{visit_id}/plan-instead"): api("write"),
+    ("POST", "/visits/{visit_id}/cancel"): api("approve"),
+    ("GET", "/agency/placements"): api("agency_report"),
+    ("POST", "/agency/placements/{account_id}/calls"): api("agency_report"),
+    ("POST", "/agency/placements/{account_id}/payments"): api("agency_report"),
+    ("POST", "/placements/{account_id}/recall"): api("approve"),
+    ("POST", "/accounts/{account_id}/closure"): api("approve"),
+    # the console (the session cookie only; CSRF-checked forms, see service/console.py)
+    ("GET", "/console/login"): public("the sign-in form"),
+    ("POST", "/console/login"): public("signing in (rate-limited per address and per token)"),
+    ("POST", "/console/logout"): console("read"),
+    ("GET", "/console"): console("read"),
+    ("GET", "/console/open"): console("read"),
+    ("GET", "/console/accounts/{account_id}"): console("read"),
+    ("POST", "/console/accounts/{account_id}/plan/preview"): console("write"),
+    ("POST", "/console/accounts/{account_id}/plan"): console("write"),
+    ("POST", "/console/accounts/{account_id}/{action}"): console("write"),
+    ("GET", "/console/approvals"): console("approve"),
+    ("POST", "/console/approvals/{request_id}/{decision}"): console("approve"),
+    ("GET", "/console/refunds"): console("read"),
+    ("POST", "/console/refunds/{refund_id}/resolve"): console("approve"),
+    ("GET", "/dashboard"): browser("read"),
+    # the codec the Temporal UI calls from the operator's browser (and tctl/temporal CLI with a token)
+    ("OPTIONS", "/codec/decode"): public("the browser's CORS preflight carries no credentials"),
+    ("OPTIONS", "/codec/encode"): public("the browser's CORS preflight carries no credentials"),
+    ("POST", "/codec/decode"): browser("read"),
+    ("POST", "/codec/encode"): browser("write"),
+}
+
+
+def rule_for(request: Request) -> Rule | None:
+    """The table's rule for the route this request matched (None: not in the table)."""
+    route = request.scope.get("route")
+    path = getattr(route, "path", None)
+    if path is None:
+        return None
+    method = "GET" if request.method == "HEAD" else request.method
+    return ACCESS.get((method, path))
+
+
+class ConsoleForbidden(Exception):
+    """A signed-in operator whose role may not do this: the console answers with its own page."""
+
+    def __init__(self, role: str, grant: str) -> None:
+        super().__init__(f"Your role ({role}) may not {grant} here.")
+
+
+async def enforce(request: Request) -> None:
+    """The application-wide dependency: the table decides before the route runs."""
+    from service.auth import identify
+    from service.codec import cors_headers
+
+    rule = rule_for(request)
+    if rule is None:
+        raise HTTPException(status_code=403, detail="this route is not in the access table")
+    if rule.grant is None:
+        return
+    principal = identify(request)
+    headers = cors_headers(request) if request.url.path.startswith("/codec/") else {}
+    if principal is None:
+        if rule.page:  # the console sends a browser to its sign-in page, then back
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            raise HTTPException(status_code=303, headers={"Location": f"/console/login?next={quote(target)}"})
+        what = "a console session or a bearer token" if rule.cookie else "a valid bearer token"
+        raise HTTPException(
+            status_code=401, detail=f"{what} is required", headers={**headers, "WWW-Authenticate": "Bearer"}
+        )
+    if not principal.may(rule.grant):
+        if rule.page:
+            raise ConsoleForbidden(principal.role.value, rule.grant)
+        raise HTTPException(
+            status_code=403, detail=f"role {principal.role.value} may not {rule.grant}", headers=headers
+        )

@@ -1,0 +1,72 @@
+"""Console sessions on the server side: the browser holds a random id, never an API token.
+
+Expiry is checked on every use: ``idle`` since the last request and ``absolute`` since sign-in. The
+last-use time is written at most once a minute, so browsing does not write on every page.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from store.models import ConsoleSessionRow
+
+#: how stale ``seen_at`` may be before a request writes it again
+SEEN_EVERY = timedelta(minutes=1)
+
+
+def digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def open_session(s: Session, *, token: str, principal: str, now: datetime) -> str:
+    """A new session for ``token``'s holder; returns the id the cookie carries (shown once)."""
+    session_id = secrets.token_urlsafe(32)
+    s.add(
+        ConsoleSessionRow(
+            id_digest=digest(session_id),
+            token_digest=digest(token),
+            principal=principal,
+            created_at=now,
+            seen_at=now,
+        )
+    )
+    return session_id
+
+
+def session_token_digest(
+    s: Session, session_id: str, *, now: datetime, idle: timedelta, absolute: timedelta
+) -> str | None:
+    """The digest of the token behind a live session (None: unknown, idle too long, or too old).
+
+    An expired session is deleted on the way, so its id can never come back.
+    """
+    row = s.get(ConsoleSessionRow, digest(session_id))
+    if row is None:
+        return None
+    if now - row.seen_at > idle or now - row.created_at > absolute:
+        s.delete(row)
+        return None
+    if now - row.seen_at > SEEN_EVERY:
+        row.seen_at = now
+    return row.token_digest
+
+
+def close_session(s: Session, session_id: str) -> str | None:
+    """Sign one session out; returns its operator's name (None: it was not open)."""
+    row = s.get(ConsoleSessionRow, digest(session_id))
+    if row is None:
+        return None
+    s.delete(row)
+    return row.principal
+
+
+def close_all(s: Session, principal: str) -> int:
+    """Sign an operator out everywhere: every session of that name; how many there were."""
+    ids = s.scalars(select(ConsoleSessionRow.id_digest).where(ConsoleSessionRow.principal == principal)).all()
+    s.execute(delete(ConsoleSessionRow).where(ConsoleSessionRow.principal == principal))
+    return len(ids)
