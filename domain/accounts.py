@@ -131,6 +131,17 @@ class Debtor(BaseModel):
     region: str | None = Field(
         default=None, description="ISO 3166-2 subdivision, e.g. US-MA, for stricter rules"
     )
+    date_of_birth: date | None = Field(
+        default=None,
+        description="Right-party verification: keyed in on a call before the balance is spoken; database only",
+    )
+
+    @field_validator("date_of_birth")
+    @classmethod
+    def _born(cls, value: date | None) -> date | None:
+        if value is not None and not date(1900, 1, 1) <= value <= date.today():
+            raise ValueError("date_of_birth must lie between 1900-01-01 and today")
+        return value
 
     @field_validator("phone")
     @classmethod

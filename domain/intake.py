@@ -37,6 +37,7 @@ COLUMNS = (
     "policy",
     "emergency_name",
     "emergency_phone",
+    "date_of_birth",
 )
 REQUIRED = ("account_id", "name", "phone", "currency", "balance", "due_date")
 DEFAULTS = {
@@ -58,6 +59,7 @@ _LOC_TO_COLUMN = {
     ("debtor", "timezone"): "timezone",
     ("debtor", "language"): "language",
     ("debtor", "region"): "region",
+    ("debtor", "date_of_birth"): "date_of_birth",
     ("emergency", "name"): "emergency_name",
     ("emergency", "phone"): "emergency_phone",
 }
@@ -157,6 +159,16 @@ def _parse_row(
             except ValueError:
                 bad("due_date", f"due_date {get['due_date']!r} is not a real date")
 
+    born: date | None = None
+    if get["date_of_birth"]:
+        if not _ISO_DATE.match(get["date_of_birth"]):
+            bad("date_of_birth", f"date_of_birth {get['date_of_birth']!r} must be a date as YYYY-MM-DD")
+        else:
+            try:
+                born = date.fromisoformat(get["date_of_birth"])
+            except ValueError:
+                bad("date_of_birth", f"date_of_birth {get['date_of_birth']!r} is not a real date")
+
     language = next((lang.value for lang in Language if lang.value.lower() == get["language"].lower()), None)
     if language is None:
         allowed = ", ".join(lang.value for lang in Language)
@@ -193,6 +205,7 @@ def _parse_row(
                     "timezone": get["timezone"] or None,
                     "language": language or Language.EN.value,
                     "region": region,
+                    "date_of_birth": born,
                 },
                 "product": get["product"].lower(),
                 "currency": currency,

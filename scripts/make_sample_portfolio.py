@@ -136,6 +136,7 @@ def readme_example(today: date) -> dict[str, str]:
         "due_date": (today - timedelta(days=52)).isoformat(),
         "profile": "US",
         "policy": "default",
+        "date_of_birth": "1980-03-07",  # keyed in as 07031980 on a call before the balance is spoken
     }
 
 
@@ -190,9 +191,16 @@ def generate(today: date, count: int, seed: int) -> list[dict[str, str]]:
                 "due_date": (today - timedelta(days=dpd(rng))).isoformat(),
                 "profile": profile,
                 "policy": "default",
+                "date_of_birth": born(f"ACC-{n:05d}").isoformat(),
             }
         )
     return rows
+
+
+def born(account_id: str) -> date:
+    """A date of birth (1950-2003) from the account's id alone, so adding it moved no other value."""
+    pick = random.Random(account_id)
+    return date(1950, 1, 1) + timedelta(days=pick.randint(0, 54 * 365))
 
 
 def render(rows: list[dict[str, str]]) -> str:

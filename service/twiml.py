@@ -24,6 +24,30 @@ BALANCE = {
     Language.EN: "Your balance with {company} is {amount}.",
     Language.ZH_CN: "您在{company}的当前余额为{amount}。",
 }
+#: Key 2 with no fact on file to check: no amount, say where to see it
+BALANCE_ELSEWHERE = {
+    Language.EN: "To hear your balance, use the link in our text message or call us on {callback}.",
+    Language.ZH_CN: "如需查询余额，请使用我们短信中的链接，或拨打{callback}联系我们。",
+}
+#: Right-party verification before anything about a debt is said
+VERIFY = {
+    Language.EN: "To hear your balance, enter your date of birth: two digits for the day, two for the month, "
+    "and four for the year.",
+    Language.ZH_CN: "如需查询余额，请输入您的出生日期：两位日、两位月、四位年。",
+}
+VERIFY_AGAIN = {
+    Language.EN: "That did not match. Please enter your date of birth again: day, month, then year.",
+    Language.ZH_CN: "输入不符。请重新输入您的出生日期：日、月、年。",
+}
+NO_ENTRY = {
+    Language.EN: "We did not receive an entry. Goodbye.",
+    Language.ZH_CN: "我们没有收到您的输入。再见。",
+}
+#: After the last failed try: nothing about an account or a debt, only where to call
+NOT_VERIFIED = {
+    Language.EN: "We could not confirm your details. Please call us on {callback}. Goodbye.",
+    Language.ZH_CN: "我们无法确认您的身份。请拨打{callback}联系我们。再见。",
+}
 PLAN = {
     Language.EN: (
         "Thank you. We have paused reminders while we prepare plan options for you. "
@@ -76,6 +100,28 @@ def balance(language: Language | str | None, amount: str, company: str, action: 
     return menu(lang, action, lead=BALANCE[lang].format(company=company, amount=amount))
 
 
+def balance_elsewhere(language: Language | str | None, callback: str, action: str | None) -> VoiceResponse:
+    """Key 2 on an account with nothing on file to verify the callee with: no amount, the menu again."""
+    lang = _lang(language)
+    return menu(lang, action, lead=BALANCE_ELSEWHERE[lang].format(callback=callback))
+
+
+def verify_prompt(language: Language | str | None, action: str, *, again: bool = False) -> VoiceResponse:
+    """Ask for the date of birth (8 keys) before the balance; spoken at once, inside the ``<Gather>``."""
+    lang = _lang(language)
+    response = VoiceResponse()
+    gather = response.gather(num_digits=8, action=action, timeout=10)
+    gather.say((VERIFY_AGAIN if again else VERIFY)[lang], language=VOICE_LANG[lang])
+    response.say(NO_ENTRY[lang], language=VOICE_LANG[lang])  # the Gather timed out: never silence
+    response.hangup()
+    return response
+
+
+def not_verified(language: Language | str | None, callback: str) -> VoiceResponse:
+    """Verification failed: say nothing about a debt, say where to call, hang up."""
+    return _say_and_hang_up(language, NOT_VERIFIED, callback=callback)
+
+
 def _say_and_hang_up(
     language: Language | str | None, table: dict[Language, str], **ctx: str
 ) -> VoiceResponse:
@@ -118,10 +164,13 @@ __all__ = [
     "SMS_STOPPED",
     "VOICE_LANG",
     "balance",
+    "balance_elsewhere",
     "calls_stopped",
     "menu",
+    "not_verified",
     "plan_requested",
     "sms_reply",
     "sms_text",
     "unknown_call",
+    "verify_prompt",
 ]

@@ -27,9 +27,10 @@ one, database changes still happen and signals are skipped (the poller and the l
 
 from __future__ import annotations
 
+import hmac
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
@@ -64,6 +65,7 @@ from store.contacts import (
     set_emergency_status,
     update_attempt_status_by_sid,
 )
+from store.models import AccountRow
 from store.rows import ContactStatus
 from workflows.messages import NegotiationRequest, OptOut, OutcomeReport
 
@@ -422,6 +424,7 @@ class CallContext:
     language: Language
     balance: str
     mode: Mode
+    born: date | None = None  # the fact on file the callee must key in before the balance
 
 
 def _call_context(sessions: sessionmaker[Session], sid: str) -> CallContext | None:
@@ -432,11 +435,13 @@ def _call_context(sessions: sessionmaker[Session], sid: str) -> CallContext | No
         snap = account_snapshot(s, view.account_id)
         if snap is None:
             return None
+        row = s.get(AccountRow, snap.account_id)
         return CallContext(
             account_id=snap.account_id,
             language=snap.language,
             balance=format_minor(snap.balance_minor, snap.currency),
             mode=snap.mode,
+            born=row.debtor.date_of_birth if row is not None else None,
         )
 
 
@@ -451,9 +456,27 @@ def _record_key(
     return False
 
 
-def _action_url(request: Request) -> str:
+def _action_url(request: Request, step: str | None = None) -> str:
     base = app_settings(request).public_base_url
-    return f"{base.rstrip('/')}{GATHER}" if base else str(request.url.replace(query=None))
+    url = f"{base.rstrip('/')}{GATHER}" if base else str(request.url.replace(query=None))
+    return f"{url}?step={step}" if step else url
+
+
+#: wrong dates of birth one call may key in before it ends (the next call starts again)
+VERIFY_TRIES = 2
+
+
+def _record_verification(
+    sessions: sessionmaker[Session], account_id: str, sid: str, matched: bool, now: datetime
+) -> int:
+    """Audit the try (never the digits); how many failed on this call so far."""
+    with sessions.begin() as s:
+        _audit(s, account_id, "verify", "matched" if matched else "failed", now, sid=sid, channel="voice")
+        return sum(
+            1
+            for e in audit_entries(s, account_id)
+            if e.action == "verify" and e.decision == "failed" and (e.details or {}).get("sid") == sid
+        )
 
 
 @router.api_route(GATHER, methods=["POST", "GET"], include_in_schema=False)
@@ -464,12 +487,23 @@ async def gather(request: Request, params: FormData = Depends(twilio_params)) ->
     """
     st = app_settings(request)
     sid = str(params.get("CallSid") or "")
-    digits = str(params.get("Digits") or "").strip()[:1]
+    keyed = str(params.get("Digits") or "").strip()
+    digits = keyed[:1]
     sessions = app_sessions(request)
     ctx = await run_in_threadpool(_call_context, sessions, sid)
     if ctx is None:
         _unknown("gather", sid, params.get("To"))
         return _xml(twiml.unknown_call(Language.EN, st.company_name, st.callback_number))
+    if request.query_params.get("step") == "verify":
+        # right-party verification: whoever answered keys in the date of birth on file
+        expected = ctx.born.strftime("%d%m%Y") if ctx.born is not None else None
+        matched = expected is not None and hmac.compare_digest(keyed.encode(), expected.encode())
+        failed = await run_in_threadpool(_record_verification, sessions, ctx.account_id, sid, matched, _now())
+        if matched:
+            return _xml(twiml.balance(ctx.language, ctx.balance, st.company_name, _action_url(request)))
+        if failed >= VERIFY_TRIES or expected is None:
+            return _xml(twiml.not_verified(ctx.language, st.callback_number))
+        return _xml(twiml.verify_prompt(ctx.language, _action_url(request, "verify"), again=True))
     await run_in_threadpool(_record_key, sessions, ctx.account_id, sid, digits, _now())
     client = _client(request)
     if digits == "1":
@@ -481,7 +515,11 @@ async def gather(request: Request, params: FormData = Depends(twilio_params)) ->
         )
         return _xml(twiml.plan_requested(ctx.language, st.callback_number))
     if digits == "2":
-        return _xml(twiml.balance(ctx.language, ctx.balance, st.company_name, _action_url(request)))
+        # never to whoever answered: only after the date of birth on file is keyed in (a third party
+        # must not learn of the debt), and with none on file, not on the phone at all
+        if ctx.born is None:
+            return _xml(twiml.balance_elsewhere(ctx.language, st.callback_number, _action_url(request)))
+        return _xml(twiml.verify_prompt(ctx.language, _action_url(request, "verify")))
     if digits == "9":
         await _signal(
             client, ctx.account_id, "opt_out", OptOut(channel=Channel.VOICE, source="debtor_keypress")

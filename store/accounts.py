@@ -111,7 +111,13 @@ def _check_same(row: AccountRow, account: Account) -> None:
 
 def _debtor_values(account: Account) -> dict[str, Any]:
     d = account.debtor
-    return {"name": d.name, "language": d.language.value, "timezone": d.timezone, "region": d.region}
+    return {
+        "name": d.name,
+        "language": d.language.value,
+        "timezone": d.timezone,
+        "region": d.region,
+        "date_of_birth": d.date_of_birth,
+    }
 
 
 def _contact_point_values(debtor_id: int, account: Account, now: datetime) -> list[dict[str, Any]]:

@@ -113,6 +113,8 @@ class Debtor(Base):
     language: Mapped[str] = mapped_column(String(16))
     timezone: Mapped[str | None] = mapped_column(String(64))
     region: Mapped[str | None] = mapped_column(String(16))
+    # right-party verification on calls (0008); compared, never shown
+    date_of_birth: Mapped[date | None] = mapped_column(Date)
 
     contact_points: Mapped[list[ContactPoint]] = relationship(back_populates="debtor", lazy="selectin")
 

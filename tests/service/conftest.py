@@ -154,11 +154,18 @@ async def http(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 def new_account(
-    sessions: sessionmaker[Session], phone: str, *, language: str = "en", policy: str = "default"
+    sessions: sessionmaker[Session],
+    phone: str,
+    *,
+    language: str = "en",
+    policy: str = "default",
+    born: date | None = None,
 ) -> Account:
     account = Account(
         account_id=f"S-{uuid.uuid4().hex[:10]}",
-        debtor=Debtor(name="Jane Doe", phone=phone, timezone="America/New_York", language=language),
+        debtor=Debtor(
+            name="Jane Doe", phone=phone, timezone="America/New_York", language=language, date_of_birth=born
+        ),
         currency="USD",
         balance=123_456,
         due_date=date(2026, 11, 1),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import date, timedelta
 from xml.etree import ElementTree
 
 import httpx
@@ -61,6 +61,11 @@ def msg(sid: str, status: str, code: int | None = None) -> dict[str, str]:
     if code:
         params["ErrorCode"] = str(code)
     return params
+
+
+def audit_entries_of(sessions: sessionmaker[Session], account_id: str) -> list:  # type: ignore[type-arg]
+    with sessions.begin() as s:
+        return audit_entries(s, account_id)
 
 
 def first_verb(xml: str) -> str:
@@ -262,18 +267,64 @@ async def test_call_outcomes(
 
 
 # ---- key presses --------------------------------------------------------------------------------
-async def test_gather_balance_speaks_at_once_in_the_debtors_language(
+async def test_gather_balance_only_after_the_callee_keys_in_the_date_of_birth(
     http: httpx.AsyncClient, twilio: Signer, sessions: sessionmaker[Session]
 ) -> None:
-    en = new_account(sessions, random_phone())
-    zh = new_account(sessions, random_phone(), language="zh-CN")
-    for account, lang, words in ((en, "en-US", "USD 1,234.56"), (zh, "cmn-CN", "余额")):
+    """Found: key 2 spoke the balance to whoever answered (a third-party disclosure)."""
+    verify = f"{PUBLIC}/webhooks/twilio/gather?step=verify"
+    en = new_account(sessions, random_phone(), born=date(1980, 3, 7))
+    zh = new_account(sessions, random_phone(), language="zh-CN", born=date(1975, 12, 31))
+    for account, lang, words, keyed in (
+        (en, "en-US", "USD 1,234.56", "07031980"),
+        (zh, "cmn-CN", "余额", "31121975"),
+    ):
         sid = sent_attempt(sessions, account, Channel.VOICE)
-        response = await twilio.post(http, "/webhooks/twilio/gather", {"CallSid": sid, "Digits": "2"})
-        assert response.status_code == 200 and response.headers["content-type"].startswith("application/xml")
-        assert first_verb(response.text) == "Say"
-        assert words in response.text and f'language="{lang}"' in response.text
-        assert f'action="{PUBLIC}/webhooks/twilio/gather"' in response.text  # the menu again
+        asked = await twilio.post(http, "/webhooks/twilio/gather", {"CallSid": sid, "Digits": "2"})
+        assert asked.status_code == 200 and asked.headers["content-type"].startswith("application/xml")
+        assert "1,234.56" not in asked.text and "1234" not in asked.text  # nothing before verification
+        assert 'numDigits="8"' in asked.text and f'action="{verify.replace("&", "&amp;")}"' in asked.text
+        assert f'language="{lang}"' in asked.text
+        told = await twilio.post(
+            http, "/webhooks/twilio/gather?step=verify", {"CallSid": sid, "Digits": keyed}, base=PUBLIC
+        )
+        assert first_verb(told.text) == "Say"
+        assert words in told.text and f'language="{lang}"' in told.text
+        assert f'action="{PUBLIC}/webhooks/twilio/gather"' in told.text  # the menu again
+
+
+async def test_a_wrong_date_of_birth_hears_nothing_about_a_debt(
+    http: httpx.AsyncClient, twilio: Signer, sessions: sessionmaker[Session]
+) -> None:
+    account = new_account(sessions, random_phone(), born=date(1980, 3, 7))
+    sid = sent_attempt(sessions, account, Channel.VOICE)
+    await twilio.post(http, "/webhooks/twilio/gather", {"CallSid": sid, "Digits": "2"})
+    path = "/webhooks/twilio/gather?step=verify"
+    first = await twilio.post(http, path, {"CallSid": sid, "Digits": "01011990"})
+    assert first_verb(first.text) == "Say" and "<Gather" in first.text and "did not match" in first.text
+    second = await twilio.post(http, path, {"CallSid": sid, "Digits": "07031981"})
+    for answer in (first, second):
+        text = answer.text.lower()
+        assert "1,234.56" not in text and "balance" not in text.split("<gather")[0]
+        assert "debt" not in text and "account" not in text and "owe" not in text
+    assert first_verb(second.text) == "Say" and "<Hangup" in second.text
+    assert "could not confirm" in second.text
+    lines = [e for e in audit_entries_of(sessions, account.account_id) if e.action == "verify"]
+    assert [e.decision for e in lines] == ["failed", "failed"]
+    assert all("01011990" not in str(e.details) and "07031981" not in str(e.details) for e in lines)
+
+
+async def test_without_a_date_of_birth_on_file_the_balance_is_never_spoken(
+    http: httpx.AsyncClient, twilio: Signer, sessions: sessionmaker[Session]
+) -> None:
+    account = new_account(sessions, random_phone())
+    sid = sent_attempt(sessions, account, Channel.VOICE)
+    asked = await twilio.post(http, "/webhooks/twilio/gather", {"CallSid": sid, "Digits": "2"})
+    assert first_verb(asked.text) == "Say" and "1,234.56" not in asked.text
+    assert "link in our text" in asked.text and "<Gather" in asked.text  # and the menu again
+    forced = await twilio.post(
+        http, "/webhooks/twilio/gather?step=verify", {"CallSid": sid, "Digits": "00000000"}
+    )
+    assert "1,234.56" not in forced.text and "<Hangup" in forced.text
 
 
 async def test_gather_1_asks_for_a_plan_and_9_stops_calls(

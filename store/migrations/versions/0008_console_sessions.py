@@ -8,6 +8,9 @@ Create Date: 2026-12-05
 digest of the token that signed in (removing the token from ``COLLECT_API_TOKENS`` ends its
 sessions), the operator's name (sign out everywhere) and when it was made and last used (the
 absolute and idle expiry).
+
+``debtors.date_of_birth``: from intake (optional column), keyed in by the debtor on a call before
+the balance is spoken (right-party verification); compared, never shown.
 """
 
 from __future__ import annotations
@@ -34,8 +37,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id_digest", name=op.f("pk_console_sessions")),
     )
     op.create_index(op.f("ix_console_sessions_principal"), "console_sessions", ["principal"])
+    with op.batch_alter_table("debtors") as batch:
+        batch.add_column(sa.Column("date_of_birth", sa.Date(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("debtors") as batch:
+        batch.drop_column("date_of_birth")
     op.drop_index(op.f("ix_console_sessions_principal"), table_name="console_sessions")
     op.drop_table("console_sessions")
