@@ -169,6 +169,12 @@ class Settings(BaseSettings):
     login_attempts_per_minute: int = Field(
         default=5, gt=0, description="Console sign-in tries per client address (and per token) per minute"
     )
+    refusals_per_minute: int = Field(
+        default=20,
+        gt=0,
+        description="Refused requests (forged links and webhooks, codec calls without a valid token) one "
+        "client address may make per minute before every request from it waits (429)",
+    )
     link_secret: SecretStr | None = Field(
         default=None, description="HMAC key of the debtor's self-service links (required to issue links)"
     )

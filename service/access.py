@@ -7,7 +7,7 @@ the table is refused (deny by default), so a new route is closed until someone d
 The console's cookie is accepted only where the table says so (the console's pages, the dashboard, the
 codec the Temporal UI calls from the operator's browser): the API, the agency API and the operations
 endpoints take bearer tokens only, so a page of another site can never ride on a signed-in browser
-to them.
+to them. A client refused for want of credentials too often (``refusals_per_minute``) waits (429).
 """
 
 from __future__ import annotations
@@ -149,6 +149,7 @@ class ConsoleForbidden(Exception):
 
 async def enforce(request: Request) -> None:
     """The application-wide dependency: the table decides before the route runs."""
+    from service import ratelimit
     from service.auth import identify
     from service.codec import cors_headers
 
@@ -157,13 +158,20 @@ async def enforce(request: Request) -> None:
         raise HTTPException(status_code=403, detail="this route is not in the access table")
     if rule.grant is None:
         return
-    principal = identify(request)
     headers = cors_headers(request) if request.url.path.startswith("/codec/") else {}
+    if (wait := ratelimit.refused_too_often(request, "credentials")) is not None:
+        raise HTTPException(
+            status_code=429,
+            detail="too many requests without valid credentials from this address",
+            headers={**headers, "Retry-After": str(wait)},
+        )
+    principal = identify(request)
     if principal is None:
         if rule.page:  # the console sends a browser to its sign-in page, then back
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             raise HTTPException(status_code=303, headers={"Location": f"/console/login?next={quote(target)}"})
         what = "a console session or a bearer token" if rule.cookie else "a valid bearer token"
+        ratelimit.refused(request, "credentials")  # guessing tokens: slowed per client address
         raise HTTPException(
             status_code=401, detail=f"{what} is required", headers={**headers, "WWW-Authenticate": "Bearer"}
         )

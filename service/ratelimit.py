@@ -42,6 +42,20 @@ def count(scope: str, per_minute: int, *keys: str) -> None:
         _limiter.hit(item, scope, key)
 
 
+def refused_too_often(request: Request, scope: str) -> int | None:
+    """Seconds this client must wait because it was refused too often on ``scope`` (None: go on)."""
+    from service.state import app_settings
+
+    return blocked_for(scope, app_settings(request).refusals_per_minute, f"addr:{client_address(request)}")
+
+
+def refused(request: Request, scope: str) -> None:
+    """Count one refusal (a forged link or signature, a bad token) against this client."""
+    from service.state import app_settings
+
+    count(scope, app_settings(request).refusals_per_minute, f"addr:{client_address(request)}")
+
+
 def reset() -> None:
     """Forget every count (tests)."""
     _storage.reset()

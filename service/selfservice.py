@@ -38,7 +38,7 @@ from domain.accounts import HoldKind, Language, Mode
 from domain.money import format_minor, parse_major
 from domain.plans import PlanKind, PlanProposal, add_months, split_evenly
 from domain.timeline import STOPS_CONTACT, AccountStatus, Timeline
-from service import accounts, links, plans
+from service import accounts, links, plans, ratelimit
 from service import operations as ops
 from service import temporal_calls as calls
 from service.console import HERE, page
@@ -110,11 +110,16 @@ def _account_for(request: Request, token: str, lang: str | None) -> str | HTMLRe
     secret = app_settings(request).link_secret
     if secret is None or not secret.get_secret_value():
         return _friendly(request, 404, "landing_title", "landing_body", lang or "en")
+    if (wait := ratelimit.refused_too_often(request, "selfservice")) is not None:
+        busy = _friendly(request, 429, "busy_title", "busy_body", lang or "en")
+        busy.headers["Retry-After"] = str(wait)
+        return busy
     try:
         return links.verify(token, secret, now=datetime.now(UTC))
     except links.LinkExpired:
         return _friendly(request, 410, "expired_title", "expired_body", lang or "en")
     except links.LinkForged:
+        ratelimit.refused(request, "selfservice")  # guessing links: slowed per client address
         return _friendly(request, 403, "forged_title", "forged_body", lang or "en")
 
 

@@ -51,8 +51,8 @@ from domain.money import format_minor
 from domain.outcomes import CALL_FINAL, MESSAGE_FINAL, call_outcome, message_outcome
 from domain.templates import render
 from runtime.settings import Settings
+from service import ratelimit, twiml
 from service import temporal_calls as calls
-from service import twiml
 from service.signing import request_is_valid
 from service.state import app_sessions, app_settings
 from store import governor as governor_store
@@ -120,8 +120,13 @@ async def twilio_params(request: Request) -> ImmutableMultiDict[str, Any]:
     else:
         params = await request.form()
     st = app_settings(request)
+    if (wait := ratelimit.refused_too_often(request, "webhooks")) is not None:
+        raise HTTPException(
+            status_code=429, detail="too many forged requests", headers={"Retry-After": str(wait)}
+        )
     if not request_is_valid(request, params, st.twilio_token, st.public_base_url):
         log.warning("refused %s %s: missing or invalid X-Twilio-Signature", request.method, request.url.path)
+        ratelimit.refused(request, "webhooks")  # Twilio's own requests are signed: only forgers count
         raise HTTPException(status_code=403, detail="invalid Twilio signature")
     return params
 

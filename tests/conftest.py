@@ -291,6 +291,15 @@ async def env() -> AsyncIterator[object]:
 
 
 @pytest.fixture(autouse=True)
+def _rate_limits_forgotten() -> None:
+    """Every test starts with no refusals counted: the limits count per client address, and every
+    test's client is the same 127.0.0.1 in one process."""
+    from service import ratelimit
+
+    ratelimit.reset()
+
+
+@pytest.fixture(autouse=True)
 async def _module_server_alive(request: pytest.FixtureRequest) -> None:
     """Before a test that uses the module's server: a fresh one if it stopped answering."""
     if "env" in request.fixturenames:

@@ -71,17 +71,21 @@ def test_every_route_is_in_the_access_table_and_the_table_names_no_other(app: Fa
         assert rule.grant is not None or rule.why, f"{key}: a public route must say what protects it"
 
 
-async def test_every_protected_route_refuses_a_caller_without_credentials(http: httpx.AsyncClient) -> None:
-    for (method, path), rule in sorted(ACCESS.items()):
-        if rule.grant is None:
-            continue
-        url = re.sub(r"\{[^}]+\}", "x1", path)
-        response = await http.request(method, url)
-        if rule.page:
-            assert response.status_code == 303, (method, path, response.status_code)
-            assert response.headers["location"].startswith("/console/login"), (method, path)
-        else:
-            assert response.status_code == 401, (method, path, response.status_code, response.text)
+async def test_every_protected_route_refuses_a_caller_without_credentials(settings: Settings) -> None:
+    app = create_app(settings.model_copy(update={"api_tokens": TOKENS, "refusals_per_minute": 1000}))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://collect.test"
+    ) as http:
+        for (method, path), rule in sorted(ACCESS.items()):
+            if rule.grant is None:
+                continue
+            url = re.sub(r"\{[^}]+\}", "x1", path)
+            response = await http.request(method, url)
+            if rule.page:
+                assert response.status_code == 303, (method, path, response.status_code)
+                assert response.headers["location"].startswith("/console/login"), (method, path)
+            else:
+                assert response.status_code == 401, (method, path, response.status_code, response.text)
 
 
 async def test_operations_endpoints_need_a_token(http: httpx.AsyncClient) -> None:
@@ -214,3 +218,32 @@ async def test_console_pages_are_read_audited(http: httpx.AsyncClient, settings:
         ).all()
         seen = sorted((r.details or {}).get("path") for r in rows)
     assert seen == ["/console/approvals", "/console/refunds"]
+
+
+async def test_a_client_guessing_tokens_is_slowed_down(http: httpx.AsyncClient, settings: Settings) -> None:
+    """Found: no limit anywhere; now the API, the agency API and the codec count refusals per address."""
+    limit = settings.refusals_per_minute
+    for i in range(limit):
+        guess = await http.get("/api/accounts", headers={"Authorization": f"Bearer guess-{i}"})
+        assert guess.status_code == 401
+    blocked = await http.get("/ops/governor", headers={"Authorization": f"Bearer {AUDITOR}"})
+    assert blocked.status_code == 429 and 1 <= int(blocked.headers["retry-after"]) <= 60
+    assert (await http.post("/codec/decode", json={"payloads": []})).status_code == 429
+    assert (await http.get("/healthz")).status_code == 200  # public routes are not held up
+
+
+async def test_forged_self_service_links_and_webhooks_are_slowed_down(
+    http: httpx.AsyncClient, settings: Settings, app: FastAPI
+) -> None:
+    from pydantic import SecretStr
+
+    app.state.settings = app.state.settings.model_copy(update={"link_secret": SecretStr("k" * 32)})
+    limit = settings.refusals_per_minute
+    for i in range(limit):
+        assert (await http.get(f"/me/forged-{i}")).status_code == 403
+    busy = await http.get("/me/forged-again")
+    assert busy.status_code == 429 and "Retry-After" in busy.headers
+    ratelimit.reset()
+    for _ in range(limit):
+        assert (await http.post("/webhooks/twilio/sms", data={"From": "+12125550100"})).status_code == 403
+    assert (await http.post("/webhooks/twilio/sms", data={"From": "+12125550100"})).status_code == 429
