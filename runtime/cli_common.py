@@ -28,10 +28,13 @@ def sessions_for(settings: Settings):  # type: ignore[no-untyped-def]
 
 
 async def client_for(settings: Settings):  # type: ignore[no-untyped-def]
-    from runtime.temporal import connect
+    from runtime.temporal import PlaintextRefused, connect
 
     try:
         return await connect(settings)
+    except PlaintextRefused as exc:
+        err.print(f"[red]{exc}[/]", highlight=False, soft_wrap=True)
+        raise SystemExit(2) from None
     except Exception as exc:
         err.print(f"[red]cannot reach Temporal at {settings.temporal_address}:[/] {exc}")
         err.print("start it with: ./collect demo   (or: ./collect server)")

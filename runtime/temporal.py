@@ -41,7 +41,23 @@ def data_converter(codec_keys: SecretStr | str | None = None, *, seal_failures: 
     )
 
 
+class PlaintextRefused(RuntimeError):
+    """Production without payload encryption: refused before anything reaches Temporal."""
+
+
+def require_encryption(settings: Settings) -> None:
+    """In production every payload is encrypted, or nothing connects (issue 16: the Temporal UI and
+    its database would hold balances, plans and reasons in plain text)."""
+    if settings.env == "production" and settings.codec_keys is None:
+        raise PlaintextRefused(
+            "COLLECT_CODEC_KEYS is required when COLLECT_ENV=production: without it every workflow "
+            "payload reaches Temporal in plain text. Make a key with `python -m runtime.codec k1` and "
+            "give the same value to the workers, the HTTP service and the CLI."
+        )
+
+
 async def connect(settings: Settings) -> Client:
+    require_encryption(settings)
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,

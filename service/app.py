@@ -53,7 +53,13 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         log.error("%s", exc)
         raise SystemExit(2) from None
     if getattr(app.state, "temporal_client", None) is None:
-        from runtime.temporal import connect
+        from runtime.temporal import PlaintextRefused, connect, require_encryption
+
+        try:
+            require_encryption(settings)  # a configuration error: refuse to serve, unlike an outage
+        except PlaintextRefused as exc:
+            log.error("%s", exc)
+            raise SystemExit(2) from None
 
         if not tracing.enabled():  # run by uvicorn --factory: nothing set it up before
             tracing.setup_tracing(settings, "collect-service")

@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 
-from runtime.codec import CodecError, EncryptionCodec, codec_from_spec
+from runtime.codec import ENCODING, CodecError, EncryptionCodec, codec_from_spec
 from runtime.settings import Settings, get_settings
 from service.api import audit_read
 from service.auth import identify
@@ -119,10 +119,19 @@ async def preflight(request: Request) -> Response:
     return Response(status_code=204, headers=cors_headers(request))
 
 
+async def _decode(request: Request, codec: EncryptionCodec, payloads: Sequence[Payload]) -> list[Payload]:
+    if app_settings(request).env == "production":
+        plain = [i for i, p in enumerate(payloads) if p.metadata.get("encoding") != ENCODING]
+        if plain:  # in production nothing reaches Temporal unencrypted: such a payload was planted
+            raise CodecError(f"payload {plain[0]} is not encrypted, refused in production")
+    return await codec.decode(payloads)
+
+
 @router.post("/decode")
 async def decode(request: Request) -> Response:
-    """Decrypt payloads for an operator with ``read``; unencrypted payloads come back unchanged."""
-    return await _apply(request, "read", lambda codec, payloads: codec.decode(payloads))
+    """Decrypt payloads for an operator with ``read``; unencrypted payloads come back unchanged in
+    development (histories from before encryption) and are refused in production."""
+    return await _apply(request, "read", lambda codec, payloads: _decode(request, codec, payloads))
 
 
 @router.post("/encode")

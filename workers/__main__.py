@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from runtime.logs import FORMATS, setup_logging
 from runtime.settings import get_settings
-from runtime.temporal import connect
+from runtime.temporal import PlaintextRefused, connect, require_encryption
 from runtime.tracing import setup_tracing, stop_tracing
 from store.db import SchemaBehind, ensure_schema, make_engine
 from workers.setup import build_workers
@@ -32,6 +32,11 @@ async def run() -> None:
     try:
         head = ensure_schema(settings.database_url, migrate=settings.migrate_on_start)
     except SchemaBehind as exc:
+        log.error("%s", exc)
+        raise SystemExit(2) from None
+    try:
+        require_encryption(settings)
+    except PlaintextRefused as exc:
         log.error("%s", exc)
         raise SystemExit(2) from None
     log.info("database schema at %s", head)

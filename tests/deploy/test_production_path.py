@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from runtime.codec import generate_key_entry
 from runtime.devserver import start_dev_server
 from tests.conftest import free_port
 
@@ -43,6 +44,7 @@ def stack_env(tmp_path: Path) -> Iterator[dict[str, str]]:
             "COLLECT_API_TOKENS": json.dumps({TOKEN: "alice:agent"}),
             "COLLECT_STATE_DIR": str(tmp_path / "state"),
             "COLLECT_LOG_FORMAT": "json",
+            "COLLECT_CODEC_KEYS": generate_key_entry("k1"),  # production refuses plain payloads
         }
     )
     try:

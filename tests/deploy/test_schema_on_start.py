@@ -20,6 +20,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from runtime.settings import Settings
+from runtime.temporal import PlaintextRefused, require_encryption
 from service.app import create_app
 from store.db import dispose_engine, schema_revisions
 
@@ -118,3 +119,17 @@ def test_the_simulator_started_by_hand_listens_where_the_settings_say(tmp_path: 
         proc.terminate()
         _, stderr = proc.communicate(timeout=30)
     assert f"http://127.0.0.1:{port}" in stderr
+
+
+def test_a_production_worker_refuses_to_run_without_payload_encryption(fresh_db: str) -> None:
+    """Found (issue 16): with no key set, payloads passed to Temporal, and its UI, in plain text."""
+    migrated = run(["starter.py", "migrate"], fresh_db, COLLECT_ENV="production")
+    assert migrated.returncode == 0, migrated.stderr
+    done = run(["-m", "workers"], fresh_db, COLLECT_ENV="production")
+    assert done.returncode == 2
+    errors = [line for line in done.stderr.splitlines() if "ERROR" in line]
+    assert len(errors) == 1 and "COLLECT_CODEC_KEYS" in errors[0], done.stderr
+    assert "Traceback" not in done.stderr
+    with pytest.raises(PlaintextRefused, match="COLLECT_CODEC_KEYS"):
+        require_encryption(Settings(database_url=fresh_db, env="production"))
+    require_encryption(Settings(database_url=fresh_db, env="development"))  # the demo: allowed

@@ -159,3 +159,15 @@ async def test_a_bad_key_stops_the_service_at_start_naming_the_setting(settings:
     with pytest.raises(ValueError, match=r"codec_keys \(COLLECT_CODEC_KEYS\): key 'k1' decodes to 5 bytes"):
         async with app.router.lifespan_context(app):
             pass
+
+
+async def test_production_refuses_to_pass_an_unencrypted_payload(settings: Settings) -> None:
+    """In development a history from before encryption still shows; in production nothing reaches
+    Temporal unencrypted, so a plain payload was planted and is refused, never shown."""
+    plain = pydantic_data_converter.payload_converter.to_payloads([{"note": "typed in by hand"}])[0]
+    for env, expected in (("development", 200), ("production", 422)):
+        app = create_app(app_settings(settings, env=env))
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://svc") as http:
+            response = await http.post("/codec/decode", json=body([plain]), headers=AUDITOR)
+        assert response.status_code == expected, (env, response.text)
+    assert "not encrypted" in response.json()["detail"]
