@@ -28,8 +28,12 @@ def with_demo_secrets(settings: Settings, var: Path) -> tuple[Settings, dict[str
     stored: dict[str, object] = json.loads(path.read_text()) if path.exists() else {}
     if "link_secret" not in stored:
         stored["link_secret"] = secrets.token_urlsafe(32)
-    if "tokens" not in stored:
-        stored["tokens"] = {role: f"demo-{role}-{secrets.token_urlsafe(9)}" for role in DEMO_ROLES}
+    tokens_ok = isinstance(stored.get("tokens"), dict) and all(
+        len(str(t)) >= 32
+        for t in stored["tokens"].values()  # type: ignore[union-attr]
+    )
+    if not tokens_ok:  # none yet, or an older release's short ones
+        stored["tokens"] = {role: f"demo-{role}-{secrets.token_urlsafe(32)}" for role in DEMO_ROLES}
     private_dir(var)
     write_private(path, json.dumps(stored, indent=2))
     update: dict[str, object] = {}

@@ -73,6 +73,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app(settings: Settings | None = None, temporal_client: Client | None = None) -> FastAPI:
     settings = settings or get_settings()
+    auth.parse_tokens(settings.api_tokens)  # a short token or a bad grant stops the start, naming its owner
     app = FastAPI(
         title="humane-collect",
         version="0.1.0",

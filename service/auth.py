@@ -49,8 +49,18 @@ class Principal:
         return action in GRANTS[self.role]
 
 
+#: the shortest API token accepted (characters): a guessable token is refused at start-up
+MIN_TOKEN_LENGTH = 32
+#: a configured key written as ``sha256:<hex>`` is the digest of the token, so the settings need not
+#: hold a usable token (``python -m service.auth`` prints a new token and its digest)
+DIGEST_PREFIX = "sha256:"
+
+
 def parse_tokens(tokens: dict[str, str]) -> dict[str, Principal]:
-    """``{"token": "name:role"}`` → principals; a bad role fails at start-up, naming the token's owner."""
+    """``{"token" or "sha256:<hex>": "name:role"}`` → principals, keyed by the token's SHA-256.
+
+    A bad role, a token shorter than :data:`MIN_TOKEN_LENGTH` or a malformed digest fails at start-up
+    (``create_app``), naming the token's owner and never the token."""
     out: dict[str, Principal] = {}
     for token, grant in tokens.items():
         name, _, role = grant.rpartition(":")
@@ -59,7 +69,18 @@ def parse_tokens(tokens: dict[str, str]) -> dict[str, Principal]:
                 f"api_tokens: grant {grant!r} must be 'name:role' with role one of "
                 + ", ".join(r.value for r in Role)
             )
-        out[token] = Principal(name=name, role=Role(role))
+        if token.startswith(DIGEST_PREFIX):
+            key = token[len(DIGEST_PREFIX) :].lower()
+            if len(key) != 64 or any(c not in "0123456789abcdef" for c in key):
+                raise ValueError(f"api_tokens: the digest for {grant!r} must be sha256: and 64 hex digits")
+        elif len(token) < MIN_TOKEN_LENGTH:
+            raise ValueError(
+                f"api_tokens: the token for {grant!r} has {len(token)} characters; at least "
+                f"{MIN_TOKEN_LENGTH} are required (make one with `python -m service.auth`)"
+            )
+        else:
+            key = digest(token)
+        out[key] = Principal(name=name, role=Role(role))
     return out
 
 
@@ -72,11 +93,13 @@ def bearer_token(request: Request) -> str | None:
 
 
 def principal_for_token(request: Request, token: str) -> Principal | None:
-    """The principal of a configured token; compared in constant time."""
+    """The principal of a configured token (plain or as its digest); compared in constant time."""
+    presented = digest(token).encode()
+    found = None
     for known, principal in parse_tokens(app_settings(request).api_tokens).items():
-        if hmac.compare_digest(known.encode(), token.encode()):
-            return principal
-    return None
+        if hmac.compare_digest(known.encode(), presented):
+            found = principal
+    return found
 
 
 def session_principal(request: Request) -> Principal | None:
@@ -97,7 +120,7 @@ def session_principal(request: Request) -> Principal | None:
     if token_digest is None:
         return None
     for known, principal in parse_tokens(settings.api_tokens).items():
-        if hmac.compare_digest(digest(known).encode(), token_digest.encode()):
+        if hmac.compare_digest(known.encode(), token_digest.encode()):
             return principal
     return None
 
@@ -132,3 +155,10 @@ def require(action: str) -> Callable[[Request], Principal]:
         return principal
 
     return dependency
+
+
+if __name__ == "__main__":  # a new API token, and the digest to configure instead of it
+    import secrets
+
+    new = secrets.token_urlsafe(32)
+    print(f"token:  {new}\nconfig: {DIGEST_PREFIX}{digest(new)}")

@@ -48,8 +48,8 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-AGENT_TOKEN = "browser-agent-token"
-SUPERVISOR_TOKEN = "browser-supervisor-token"
+AGENT_TOKEN = "browser-agent-token-xxxxxxxxxxxxx"
+SUPERVISOR_TOKEN = "browser-supervisor-token-xxxxxxxx"
 LINK_SECRET = "browser-link-secret"
 NY = ZoneInfo("America/New_York")
 

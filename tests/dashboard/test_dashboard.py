@@ -37,7 +37,7 @@ from tests.conftest import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-TOKEN = "dash-auditor"
+TOKEN = "dash-auditor-xxxxxxxxxxxxxxxxxxxx"
 NOW = datetime.now(UTC).replace(microsecond=0)
 STAGES = {Stage.PRE_DUE: 18, Stage.EARLY: 34, Stage.MIDDLE: 22, Stage.LATE: 12}
 

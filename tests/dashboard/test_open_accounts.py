@@ -43,7 +43,7 @@ from workflows import search
 
 ROOT = Path(__file__).resolve().parents[2]
 NY = ZoneInfo("America/New_York")
-TOKEN = "count-auditor"
+TOKEN = "count-auditor-xxxxxxxxxxxxxxxxxxx"
 #: What the README tells operators to type (the test checks it is there, word for word).
 ACCOUNTS = "WorkflowType IN ('DelinquencyWorkflow', 'SettlementWorkflow') AND ExecutionStatus = 'Running'"
 RUNNING = "ExecutionStatus = 'Running'"

@@ -61,3 +61,13 @@ def test_dot_env_is_never_committed() -> None:
     example = subprocess.run(["git", "check-ignore", "-q", ".env.example"], cwd=ROOT, check=False)
     assert ignored.returncode == 0, ".env is not git-ignored"
     assert example.returncode == 1, ".env.example (no secrets, documents the settings) must stay tracked"
+
+
+def test_the_demo_tokens_are_long_and_short_old_ones_are_replaced(tmp_path: Path) -> None:
+    var = tmp_path / "var"
+    var.mkdir()
+    (var / "secrets.json").write_text('{"link_secret": "x", "tokens": {"agent": "demo-agent-short"}}')
+    settings, made = with_demo_secrets(Settings(_env_file=None), var)  # type: ignore[call-arg]
+    assert set(made) == {"agent", "supervisor", "auditor"}
+    assert all(len(token) >= 32 for token in made.values())
+    assert "demo-agent-short" not in settings.api_tokens

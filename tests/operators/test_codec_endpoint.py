@@ -23,8 +23,8 @@ from store.models import AuditRow
 
 KEYS = generate_key_entry("k1")
 UI = "http://localhost:8233"
-AUDITOR = {"Authorization": "Bearer audit-token"}
-AGENT = {"Authorization": "Bearer agent-token"}
+AUDITOR = {"Authorization": "Bearer audit-token-xxxxxxxxxxxxxxxxxxxxx"}
+AGENT = {"Authorization": "Bearer agent-token-xxxxxxxxxxxxxxxxxxxxx"}
 
 
 def app_settings(settings: Settings, **changes: Any) -> Settings:
@@ -32,7 +32,10 @@ def app_settings(settings: Settings, **changes: Any) -> Settings:
         update={
             "codec_keys": SecretStr(KEYS),
             "ui_origin": UI,
-            "api_tokens": {"audit-token": "ada:auditor", "agent-token": "sam:agent"},
+            "api_tokens": {
+                "audit-token-xxxxxxxxxxxxxxxxxxxxx": "ada:auditor",
+                "agent-token-xxxxxxxxxxxxxxxxxxxxx": "sam:agent",
+            },
             **changes,
         }
     )
@@ -79,7 +82,9 @@ async def test_an_operator_with_read_access_decodes(
 
 async def test_the_console_cookie_is_accepted_like_the_bearer_token(codec_http: httpx.AsyncClient) -> None:
     payload = await sealed("masked")
-    signed_in = await codec_http.post("/console/login", data={"token": "audit-token", "next": "/console"})
+    signed_in = await codec_http.post(
+        "/console/login", data={"token": "audit-token-xxxxxxxxxxxxxxxxxxxxx", "next": "/console"}
+    )
     assert signed_in.status_code == 303 and COOKIE in codec_http.cookies
     try:
         response = await codec_http.post("/codec/decode", json=body([payload]))

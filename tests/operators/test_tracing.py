@@ -56,7 +56,7 @@ async def test_api_to_workflow_and_workflow_to_twilio_are_traced_hop_by_hop(sett
                 update={
                     "task_queue": f"trace-{suffix}",
                     "contact_task_queue": f"trace-c-{suffix}",
-                    "api_tokens": {"trace-agent": "alice:agent"},
+                    "api_tokens": {"trace-agent-xxxxxxxxxxxxxxxxxxxxx": "alice:agent"},
                 }
             )
             workers, _, executor = build_workers(client, local, max_cached_workflows=10)
@@ -87,7 +87,7 @@ async def test_api_to_workflow_and_workflow_to_twilio_are_traced_hop_by_hop(sett
                 ) as http:
                     paid = await http.post(
                         f"/api/accounts/{account.account_id}/payments",
-                        headers={"Authorization": "Bearer trace-agent"},
+                        headers={"Authorization": "Bearer trace-agent-xxxxxxxxxxxxxxxxxxxxx"},
                         json={"amount": 20_000, "currency": "USD", "reference": f"{suffix}-full"},
                     )
                 assert paid.status_code == 202, paid.text

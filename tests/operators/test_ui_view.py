@@ -45,7 +45,7 @@ from tests.conftest import free_port
 from workers.setup import build_workers
 from workflows.state import AccountInput
 
-TOKEN = "ops-token"
+TOKEN = "ops-token-xxxxxxxxxxxxxxxxxxxxxxx"
 PLAIN = pydantic_data_converter.payload_converter
 
 

@@ -247,3 +247,31 @@ async def test_forged_self_service_links_and_webhooks_are_slowed_down(
     for _ in range(limit):
         assert (await http.post("/webhooks/twilio/sms", data={"From": "+12125550100"})).status_code == 403
     assert (await http.post("/webhooks/twilio/sms", data={"From": "+12125550100"})).status_code == 429
+
+
+def test_a_short_token_stops_the_start_naming_its_owner_not_the_token(settings: Settings) -> None:
+    """Found: short API tokens were accepted."""
+    with pytest.raises(ValueError, match=r"'bob:agent' has 11 characters; at least 32") as refused:
+        create_app(settings.model_copy(update={"api_tokens": {"guessable-1": "bob:agent"}}))
+    assert "guessable-1" not in str(refused.value)
+
+
+async def test_a_token_configured_as_its_digest_signs_in_and_calls_the_api(settings: Settings) -> None:
+    """The settings can hold ``sha256:<hex>`` instead of the token: a leaked .env gives no access."""
+    import hashlib
+
+    token = "machine-token-" + "z" * 30
+    configured = {f"sha256:{hashlib.sha256(token.encode()).hexdigest()}": "robot:auditor"}
+    app = create_app(settings.model_copy(update={"api_tokens": configured}))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://collect.test"
+    ) as http:
+        assert (
+            await http.get("/ops/governor", headers={"Authorization": f"Bearer {token}"})
+        ).status_code == 200
+        digest_itself = next(iter(configured))
+        assert (
+            await http.get("/ops/governor", headers={"Authorization": f"Bearer {digest_itself}"})
+        ).status_code == 401
+        assert (await sign_in(http, token)).status_code == 303
+        assert "robot (auditor)" in (await http.get("/console")).text

@@ -37,15 +37,15 @@ from workflows import search
 
 NY = ZoneInfo("America/New_York")
 TOKENS = {
-    "agent-token": "alice:agent",
-    "super-token": "sam:supervisor",
-    "audit-token": "ann:auditor",
-    "other-super-token": "kim:supervisor",
+    "agent-token-xxxxxxxxxxxxxxxxxxxxx": "alice:agent",
+    "super-token-xxxxxxxxxxxxxxxxxxxxx": "sam:supervisor",
+    "audit-token-xxxxxxxxxxxxxxxxxxxxx": "ann:auditor",
+    "other-super-token-xxxxxxxxxxxxxxx": "kim:supervisor",
 }
-AGENT = {"Authorization": "Bearer agent-token"}
-SUPER = {"Authorization": "Bearer super-token"}
-AUDITOR = {"Authorization": "Bearer audit-token"}
-OTHER_SUPER = {"Authorization": "Bearer other-super-token"}
+AGENT = {"Authorization": "Bearer agent-token-xxxxxxxxxxxxxxxxxxxxx"}
+SUPER = {"Authorization": "Bearer super-token-xxxxxxxxxxxxxxxxxxxxx"}
+AUDITOR = {"Authorization": "Bearer audit-token-xxxxxxxxxxxxxxxxxxxxx"}
+OTHER_SUPER = {"Authorization": "Bearer other-super-token-xxxxxxxxxxxxxxx"}
 BASE = "http://api.test"
 
 

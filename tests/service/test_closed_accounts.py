@@ -42,14 +42,14 @@ from tests.service.conftest import Probe
 from tests.workflows.conftest import Harness, at_local, running_harness
 
 TOKENS = {
-    "agent-token": "alice:agent",
-    "super-token": "sam:supervisor",
-    "audit-token": "ann:auditor",
-    "agency-token": "national-recovery:agency",
+    "agent-token-xxxxxxxxxxxxxxxxxxxxx": "alice:agent",
+    "super-token-xxxxxxxxxxxxxxxxxxxxx": "sam:supervisor",
+    "audit-token-xxxxxxxxxxxxxxxxxxxxx": "ann:auditor",
+    "agency-token-xxxxxxxxxxxxxxxxxxxx": "national-recovery:agency",
 }
-AGENT = {"Authorization": "Bearer agent-token"}
-SUPER = {"Authorization": "Bearer super-token"}
-AGENCY = {"Authorization": "Bearer agency-token"}
+AGENT = {"Authorization": "Bearer agent-token-xxxxxxxxxxxxxxxxxxxxx"}
+SUPER = {"Authorization": "Bearer super-token-xxxxxxxxxxxxxxxxxxxxx"}
+AGENCY = {"Authorization": "Bearer agency-token-xxxxxxxxxxxxxxxxxxxx"}
 PLAN = {"kind": "reinstalment", "first_due": "2099-01-10", "periods": 3}
 WAIVER = {"kind": "fee_waiver", "first_due": "2099-01-10", "waiver": 100, "hardship_evidence": "x"}
 

@@ -31,7 +31,11 @@ from store.refunds import refund as refund_by_id
 from tests.service.conftest import PUBLIC
 from tests.workflows.conftest import Harness, running_harness
 
-AGENT, SUPERVISOR, AUDITOR = "agent-token-1", "supervisor-token-1", "auditor-token-1"
+AGENT, SUPERVISOR, AUDITOR = (
+    "agent-token-1-xxxxxxxxxxxxxxxxxxx",
+    "supervisor-token-1-xxxxxxxxxxxxxx",
+    "auditor-token-1-xxxxxxxxxxxxxxxxx",
+)
 TOKENS = {AGENT: "alice:agent", SUPERVISOR: "sam:supervisor", AUDITOR: "ann:auditor"}
 
 

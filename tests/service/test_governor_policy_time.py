@@ -58,6 +58,8 @@ CALLS: list[tuple[timedelta, str, str | None]] = [
 #: The hand count of each window ending at P: (live-answered, abandoned, pending, rate)
 HAND = {"24h": (3, 1, 1, round(1 / 3, 6)), "30d": (8, 3, 1, 3 / 8)}
 
+AUDIT_TOKEN = "governor-policy-time-auditor-token-01"
+
 
 @dataclass(frozen=True)
 class Seeded:
@@ -127,11 +129,13 @@ def test_the_store_counts_each_window_ending_at_the_campaigns_policy_now(seeded:
 
 
 async def test_operators_see_the_policy_windows(seeded: Seeded) -> None:
-    settings = Settings(database_url=seeded.url, api_tokens={"t": "ann:auditor"}, _env_file=None)  # type: ignore[call-arg]
+    settings = Settings(database_url=seeded.url, api_tokens={AUDIT_TOKEN: "ann:auditor"}, _env_file=None)  # type: ignore[call-arg]
     app = create_app(settings)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://svc") as http:
         answer = await http.get(
-            "/ops/governor", params={"campaign": seeded.campaign}, headers={"Authorization": "Bearer t"}
+            "/ops/governor",
+            params={"campaign": seeded.campaign},
+            headers={"Authorization": f"Bearer {AUDIT_TOKEN}"},
         )
         body = answer.json()
     assert datetime.fromisoformat(body["as_of"]) == seeded.policy_now
@@ -165,10 +169,10 @@ def test_the_dashboard_shows_the_30_day_policy_window(seeded: Seeded) -> None:
 
 
 async def test_the_dashboard_page_reads_the_policy_clock(seeded: Seeded) -> None:
-    settings = Settings(database_url=seeded.url, api_tokens={"t": "ann:auditor"}, _env_file=None)  # type: ignore[call-arg]
+    settings = Settings(database_url=seeded.url, api_tokens={AUDIT_TOKEN: "ann:auditor"}, _env_file=None)  # type: ignore[call-arg]
     app = create_app(settings)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://svc") as http:
-        page = await http.get("/dashboard", headers={"Authorization": "Bearer t"})
+        page = await http.get("/dashboard", headers={"Authorization": f"Bearer {AUDIT_TOKEN}"})
     assert page.status_code == 200
     live, abandoned, _, _ = HAND["30d"]
     assert f"{abandoned} of {live} answered calls" in page.text

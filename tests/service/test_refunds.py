@@ -20,10 +20,14 @@ from store.audit import audit_entries
 from store.refunds import queue_refund
 from tests.service.conftest import PUBLIC, new_account, random_phone
 
-TOKENS = {"agent-token": "alice:agent", "super-token": "sam:supervisor", "audit-token": "ann:auditor"}
-AGENT = {"Authorization": "Bearer agent-token"}
-SUPER = {"Authorization": "Bearer super-token"}
-AUDITOR = {"Authorization": "Bearer audit-token"}
+TOKENS = {
+    "agent-token-xxxxxxxxxxxxxxxxxxxxx": "alice:agent",
+    "super-token-xxxxxxxxxxxxxxxxxxxxx": "sam:supervisor",
+    "audit-token-xxxxxxxxxxxxxxxxxxxxx": "ann:auditor",
+}
+AGENT = {"Authorization": "Bearer agent-token-xxxxxxxxxxxxxxxxxxxxx"}
+SUPER = {"Authorization": "Bearer super-token-xxxxxxxxxxxxxxxxxxxxx"}
+AUDITOR = {"Authorization": "Bearer audit-token-xxxxxxxxxxxxxxxxxxxxx"}
 
 
 @pytest.fixture

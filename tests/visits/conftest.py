@@ -13,10 +13,10 @@ from service.app import create_app
 from tests.workflows.conftest import Harness, harness, running_harness  # noqa: F401
 
 TOKENS = {
-    "tok-agency": "national-recovery:agency",
-    "tok-other-agency": "northeast-field:agency",
-    "tok-agent": "alice:agent",
-    "tok-supervisor": "sam:supervisor",
+    "tok-agency-xxxxxxxxxxxxxxxxxxxxxx": "national-recovery:agency",
+    "tok-other-agency-xxxxxxxxxxxxxxxx": "northeast-field:agency",
+    "tok-agent-xxxxxxxxxxxxxxxxxxxxxxx": "alice:agent",
+    "tok-supervisor-xxxxxxxxxxxxxxxxxx": "sam:supervisor",
 }
 
 

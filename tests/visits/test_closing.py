@@ -19,12 +19,18 @@ async def test_written_off_account_closes_with_one_final_message(
 ) -> None:
     account = await harness.open_account(due_in_days=-10, phone="+12125550143")
     url = f"/accounts/{account.account_id}/closure"
-    r = await api.post(url, json={"reason": "written_off", "note": "uneconomic"}, headers=bearer("tok-agent"))
+    r = await api.post(
+        url,
+        json={"reason": "written_off", "note": "uneconomic"},
+        headers=bearer("tok-agent-xxxxxxxxxxxxxxxxxxxxxxx"),
+    )
     assert r.status_code == 403  # closing is a supervisor's decision
-    r = await api.post(url, json={"reason": "forgiven"}, headers=bearer("tok-supervisor"))
+    r = await api.post(url, json={"reason": "forgiven"}, headers=bearer("tok-supervisor-xxxxxxxxxxxxxxxxxx"))
     assert r.status_code == 422 and "reason" in r.text
     r = await api.post(
-        url, json={"reason": "written_off", "note": "uneconomic"}, headers=bearer("tok-supervisor")
+        url,
+        json={"reason": "written_off", "note": "uneconomic"},
+        headers=bearer("tok-supervisor-xxxxxxxxxxxxxxxxxx"),
     )
     assert r.status_code == 202, r.text
 
@@ -43,7 +49,7 @@ async def test_bankrupt_debtor_gets_no_final_message(harness: Harness, api: http
     r = await api.post(
         f"/accounts/{account.account_id}/closure",
         json={"reason": "bankrupt", "note": "chapter 7 notice received"},
-        headers=bearer("tok-supervisor"),
+        headers=bearer("tok-supervisor-xxxxxxxxxxxxxxxxxx"),
     )
     assert r.status_code == 202, r.text
     result = await harness.handle(account).result()

@@ -42,16 +42,16 @@ async def test_placed_account_agency_collects_a_payment_that_closes_it(
     assert len(notices) == 1  # the debtor's final message names the agency
 
     # the agency sees its account (with the number it needs); nobody else's
-    r = await api.get("/agency/placements", headers=bearer("tok-agency"))
+    r = await api.get("/agency/placements", headers=bearer("tok-agency-xxxxxxxxxxxxxxxxxxxxxx"))
     assert r.status_code == 200
     mine = [p for p in r.json() if p["account_id"] == account.account_id]
     assert len(mine) == 1 and mine[0]["phone"] == account.debtor.phone
-    r = await api.get("/agency/placements", headers=bearer("tok-other-agency"))
+    r = await api.get("/agency/placements", headers=bearer("tok-other-agency-xxxxxxxxxxxxxxxx"))
     assert all(p["account_id"] != account.account_id for p in r.json())
     r = await api.post(
         f"/agency/placements/{account.account_id}/payments",
         json={"amount": 1000, "currency": "USD", "reference": "x"},
-        headers=bearer("tok-other-agency"),
+        headers=bearer("tok-other-agency-xxxxxxxxxxxxxxxx"),
     )
     assert r.status_code == 404
 
@@ -60,7 +60,7 @@ async def test_placed_account_agency_collects_a_payment_that_closes_it(
         r = await api.post(
             f"/agency/placements/{account.account_id}/payments",
             json={"amount": BALANCE, "currency": "USD", "reference": "nr-778"},
-            headers=bearer("tok-agency"),
+            headers=bearer("tok-agency-xxxxxxxxxxxxxxxxxxxxxx"),
         )
         assert r.status_code == 202, r.text
     result = await harness.handle(account).result()
@@ -102,10 +102,14 @@ async def test_agency_calls_go_through_the_same_gate_and_count_toward_the_same_c
             now=now,
         )
     url = f"/agency/placements/{account.account_id}/calls"
-    r = await api.post(url, json={"reference": "c1", "outcome": "conversation"}, headers=bearer("tok-agency"))
+    r = await api.post(
+        url,
+        json={"reference": "c1", "outcome": "conversation"},
+        headers=bearer("tok-agency-xxxxxxxxxxxxxxxxxxxxxx"),
+    )
     assert r.status_code == 201, r.text
     # Reg F: no call within 7 days after a conversation, whoever made it
-    r = await api.post(url, json={"reference": "c2"}, headers=bearer("tok-agency"))
+    r = await api.post(url, json={"reference": "c2"}, headers=bearer("tok-agency-xxxxxxxxxxxxxxxxxxxxxx"))
     assert r.status_code == 409 and r.json()["detail"]["rule"] == "cap.call_after_conversation"
     # the lender's own send-time gate sees the agency's conversation in the same ledger
     with harness.sessions.begin() as s:
@@ -114,5 +118,7 @@ async def test_agency_calls_go_through_the_same_gate_and_count_toward_the_same_c
     # a complaint hold stops the agency too
     with harness.sessions.begin() as s:
         add_hold(s, account.account_id, Hold(kind=HoldKind.COMPLAINT, reason="visit", since=now))
-    r = await api.post(url, json={"reference": "c3", "channel": "sms"}, headers=bearer("tok-agency"))
+    r = await api.post(
+        url, json={"reference": "c3", "channel": "sms"}, headers=bearer("tok-agency-xxxxxxxxxxxxxxxxxxxxxx")
+    )
     assert r.status_code == 409 and r.json()["detail"]["rule"] == "hold.complaint"

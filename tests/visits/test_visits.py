@@ -87,17 +87,27 @@ async def test_visit_announced_agency_reports_promise_to_pay_and_the_promise_is_
         "notes": "met at home, will pay next week",
     }
     # the recording is required: no reference, no report
-    r = await api.post(url, json=report, headers=bearer("tok-agency"))
+    r = await api.post(url, json=report, headers=bearer("tok-agency-xxxxxxxxxxxxxxxxxxxxxx"))
     assert r.status_code == 422 and "recording_ref" in r.text
     # another agency cannot report on (or even see) this visit
-    r = await api.post(url, json={**report, "recording_ref": "rec://x/1"}, headers=bearer("tok-other-agency"))
+    r = await api.post(
+        url,
+        json={**report, "recording_ref": "rec://x/1"},
+        headers=bearer("tok-other-agency-xxxxxxxxxxxxxxxx"),
+    )
     assert r.status_code == 404
     # an agent's token is not an agency's
-    r = await api.post(url, json={**report, "recording_ref": "rec://x/1"}, headers=bearer("tok-agent"))
+    r = await api.post(
+        url,
+        json={**report, "recording_ref": "rec://x/1"},
+        headers=bearer("tok-agent-xxxxxxxxxxxxxxxxxxxxxxx"),
+    )
     assert r.status_code == 403
 
     r = await api.post(
-        url, json={**report, "recording_ref": "s3://visits/2026/rec-001.mp4"}, headers=bearer("tok-agency")
+        url,
+        json={**report, "recording_ref": "s3://visits/2026/rec-001.mp4"},
+        headers=bearer("tok-agency-xxxxxxxxxxxxxxxxxxxxxx"),
     )
     assert r.status_code == 202, r.text
 
@@ -155,7 +165,9 @@ async def test_debtor_asks_for_a_plan_instead_and_the_visit_is_cancelled(
     account = await open_late_account(harness, "+12125550178")
     visit = await announced_visit(harness, account.account_id)
 
-    r = await api.post(f"/visits/{visit.visit_id}/plan-instead", headers=bearer("tok-agent"))
+    r = await api.post(
+        f"/visits/{visit.visit_id}/plan-instead", headers=bearer("tok-agent-xxxxxxxxxxxxxxxxxxxxxxx")
+    )
     assert r.status_code == 202, r.text
 
     def cancelled() -> VisitView | None:
@@ -171,7 +183,7 @@ async def test_debtor_asks_for_a_plan_instead_and_the_visit_is_cancelled(
     r = await api.post(
         f"/agency/visits/{visit.visit_id}/report",
         json={"outcome": "met_debtor", "recording_ref": "rec://late/1"},
-        headers=bearer("tok-agency"),
+        headers=bearer("tok-agency-xxxxxxxxxxxxxxxxxxxxxx"),
     )
     assert r.status_code == 409
     # and the agency does not ring the bell: nothing but the one announcement went out about it
@@ -209,7 +221,9 @@ async def test_debtor_proposes_another_day_and_gets_it_announced(
         day += timedelta(days=1)
 
     r = await api.post(
-        f"/visits/{visit.visit_id}/reschedule", json={"day": day.isoformat()}, headers=bearer("tok-agent")
+        f"/visits/{visit.visit_id}/reschedule",
+        json={"day": day.isoformat()},
+        headers=bearer("tok-agent-xxxxxxxxxxxxxxxxxxxxxxx"),
     )
     assert r.status_code == 202, r.text
 
