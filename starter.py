@@ -320,12 +320,12 @@ async def cmd_negotiate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_hold(args: argparse.Namespace, settings: Settings) -> int:
+    from store import notes
     from workflows.messages import HoldRequest
 
     client = await client_for(settings)
-    await account_handle(client, args.account).signal(
-        args.command, HoldRequest(reason=args.reason, actor="cli")
-    )
+    reason = notes.keep(sessions_for(settings), args.account, "cli", args.command, args.reason)
+    await account_handle(client, args.account).signal(args.command, HoldRequest(reason=reason, actor="cli"))
     console.print(f"{args.command} sent to {args.account}")
     return 0
 
@@ -345,21 +345,28 @@ async def cmd_opt_out(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_case(args: argparse.Namespace, settings: Settings) -> int:
     """Complaints, disputes and cease requests: each is a hold the contact gate honours at once."""
     from domain.accounts import Channel
+    from store import notes
     from workflows import messages as m
+
+    def kept(text: str | None) -> str:
+        """Typed text stays in the database; the workflow gets its reference (store/notes.py)."""
+        if not text:
+            return text or ""
+        return notes.keep(sessions_for(settings), args.account, "cli", args.command, text)
 
     payloads = {
         "complaint": lambda: (
             "complaint_filed",
-            m.ComplaintIn(reason=args.reason, source=args.source, actor="cli"),
+            m.ComplaintIn(reason=kept(args.reason), source=args.source, actor="cli"),
         ),
         "resolve-complaint": lambda: (
             "complaint_resolved",
-            m.ComplaintDecision(decision=args.decision, note=args.reason or "", actor="cli"),
+            m.ComplaintDecision(decision=args.decision, note=kept(args.reason), actor="cli"),
         ),
-        "dispute": lambda: ("dispute_filed", m.DisputeIn(reason=args.reason, actor="cli")),
+        "dispute": lambda: ("dispute_filed", m.DisputeIn(reason=kept(args.reason), actor="cli")),
         "verify-dispute": lambda: (
             "dispute_verified",
-            m.DisputeVerified(note=args.reason or "", actor="cli"),
+            m.DisputeVerified(note=kept(args.reason), actor="cli"),
         ),
         "cease": lambda: (
             "cease_requested",

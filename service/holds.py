@@ -8,6 +8,8 @@ is closing or has ended: :class:`AccountClosed` with the reason), where a paymen
 
 from __future__ import annotations
 
+import asyncio
+
 from pydantic import BaseModel
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
@@ -16,7 +18,17 @@ from service import temporal_calls as calls
 from service.accounts import account_status
 from service.operations import audit_write
 from service.temporal_calls import Purpose
+from store import notes
 from workflows.messages import ComplaintIn, DisputeIn, HoldRequest
+
+
+async def _reference(
+    sessions: sessionmaker[Session] | None, account_id: str, actor: str, kind: str, text: str
+) -> str:
+    """The free text into the database, its reference into the signal (never the text itself)."""
+    if sessions is None:
+        return f"{kind} (text not recorded)"
+    return await asyncio.to_thread(notes.keep, sessions, account_id, actor, kind, text)
 
 
 # ---- holds, complaints, disputes, closing ----------------------------------------------------------
@@ -45,19 +57,17 @@ async def pause(
     client: Client, account_id: str, reason: str, actor: str, *, sessions: sessionmaker[Session] | None = None
 ) -> None:
     """An operator hold: contact stops (an in-flight send is cancelled) until :func:`resume`."""
-    await account_signal(
-        client, sessions, account_id, "pause", HoldRequest(reason=reason, actor=actor), "hold"
-    )
-    await audit_write(sessions, account_id, actor, "pause", "signalled", reason=reason)
+    ref = await _reference(sessions, account_id, actor, "pause", reason)
+    await account_signal(client, sessions, account_id, "pause", HoldRequest(reason=ref, actor=actor), "hold")
+    await audit_write(sessions, account_id, actor, "pause", "signalled", reason=ref)
 
 
 async def resume(
     client: Client, account_id: str, reason: str, actor: str, *, sessions: sessionmaker[Session] | None = None
 ) -> None:
-    await account_signal(
-        client, sessions, account_id, "resume", HoldRequest(reason=reason, actor=actor), "hold"
-    )
-    await audit_write(sessions, account_id, actor, "resume", "signalled", reason=reason)
+    ref = await _reference(sessions, account_id, actor, "resume", reason)
+    await account_signal(client, sessions, account_id, "resume", HoldRequest(reason=ref, actor=actor), "hold")
+    await audit_write(sessions, account_id, actor, "resume", "signalled", reason=ref)
 
 
 async def file_complaint(
@@ -70,18 +80,20 @@ async def file_complaint(
     sessions: sessionmaker[Session] | None = None,
 ) -> None:
     """Contact stops at once; the debtor gets one acknowledgement; a decision is due within the SLA."""
-    complaint = ComplaintIn(reason=reason, source=source, actor=actor)
+    ref = await _reference(sessions, account_id, actor, "complaint", reason)
+    complaint = ComplaintIn(reason=ref, source=source, actor=actor)
     await account_signal(client, sessions, account_id, "complaint_filed", complaint, "hold")
-    await audit_write(sessions, account_id, actor, "complaint", "signalled", reason=reason, source=source)
+    await audit_write(sessions, account_id, actor, "complaint", "signalled", reason=ref, source=source)
 
 
 async def file_dispute(
     client: Client, account_id: str, reason: str, actor: str, *, sessions: sessionmaker[Session] | None = None
 ) -> None:
     """No collection while the debt is disputed; one acknowledgement."""
-    dispute = DisputeIn(reason=reason, actor=actor)
+    ref = await _reference(sessions, account_id, actor, "dispute", reason)
+    dispute = DisputeIn(reason=ref, actor=actor)
     await account_signal(client, sessions, account_id, "dispute_filed", dispute, "hold")
-    await audit_write(sessions, account_id, actor, "dispute", "signalled", reason=reason)
+    await audit_write(sessions, account_id, actor, "dispute", "signalled", reason=ref)
 
 
 __all__ = [

@@ -8,6 +8,7 @@ time-skipping test server is not used because a rejected update leaves its clock
 from __future__ import annotations
 
 import asyncio
+import base64
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -454,6 +455,17 @@ async def test_a_payment_reference_counts_once(stack: Stack, http: httpx.AsyncCl
     ]
 
 
+def payload_texts(node: object) -> str:
+    """Every payload's data in a history (JSON, base64 there), decoded and joined."""
+    if isinstance(node, dict):
+        if "data" in node and "metadata" in node:
+            return base64.b64decode(node["data"]).decode("utf-8", "replace") + "\n"
+        return "".join(payload_texts(v) for v in node.values())
+    if isinstance(node, list):
+        return "".join(payload_texts(v) for v in node)
+    return ""
+
+
 async def test_pause_resume_complaint_and_dispute(stack: Stack, http: httpx.AsyncClient) -> None:
     account = await stack.open()
     path = f"/api/accounts/{account.account_id}"
@@ -476,6 +488,17 @@ async def test_pause_resume_complaint_and_dispute(stack: Stack, http: httpx.Asyn
 
     mine = {(e.action, e.actor) for e in stack.audit(account) if e.actor in ("alice", "sam")}
     assert {("pause", "alice"), ("resume", "sam"), ("complaint", "alice"), ("dispute", "alice")} <= mine
+
+    # found (issue 16): the typed reasons were signalled into the workflow's history, which Temporal
+    # keeps and its UI shows; now they stay in the database and the history holds "note #N"
+    typed = ["debtor in hospital", "back home", "called at work", "not my loan"]
+    notes = {e.details["text"]: e.decision for e in stack.audit(account) if e.action == "note"}
+    assert notes == dict(zip(typed, ["pause", "resume", "complaint", "dispute"], strict=True))
+    history = await stack.env.client.get_workflow_handle(account.workflow_id).fetch_history()
+    recorded = payload_texts(history.to_json_dict())
+    assert recorded.count("note #") >= 4, recorded[:2000]  # the signals are there, with references
+    for text in typed:
+        assert text not in recorded
 
 
 async def test_a_malformed_body_is_422_naming_the_field(stack: Stack, http: httpx.AsyncClient) -> None:
