@@ -27,7 +27,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
-from xml.etree import ElementTree
+
+from defusedxml import ElementTree  # TwiML from the network: no entity expansion, no DTDs
 
 if TYPE_CHECKING:
     from jsonschema import FormatChecker

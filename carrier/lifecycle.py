@@ -26,7 +26,8 @@ import time
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
-from xml.etree import ElementTree
+
+from defusedxml import ElementTree  # TwiML from the network: no entity expansion, no DTDs
 
 from carrier.callbacks import CallbackDispatcher
 from carrier.outcomes import ERROR_MESSAGES, Outcome

@@ -369,7 +369,8 @@ def exposition(registry: CollectorRegistry, sdk_url: str | None = None) -> bytes
     body = generate_latest(registry)
     if sdk_url:
         try:
-            with urllib.request.urlopen(sdk_url, timeout=5) as response:
+            # sdk_url is http://127.0.0.1:<port>, bound by this very process (MetricsServer)
+            with urllib.request.urlopen(sdk_url, timeout=5) as response:  # nosec B310
                 sdk = response.read()
         except OSError as exc:
             log.warning("SDK metrics unavailable at %s: %s", sdk_url, exc)
@@ -442,7 +443,12 @@ class MetricsServer:
 
 
 def start_worker_metrics(
-    engine: Engine, port: int, *, host: str = "0.0.0.0", business: bool = True, sdk: bool = True
+    engine: Engine,
+    port: int,
+    *,
+    host: str = "0.0.0.0",  # in a worker's container, for Prometheus on its network # nosec B104
+    business: bool = True,
+    sdk: bool = True,
 ) -> MetricsServer:
     """Serve a worker's metrics on ``host:port`` (0 picks a free port) and route the SDK's there too.
 

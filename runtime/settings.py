@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SIMULATOR_SID = "AC" + "0" * 31 + "1"
 SIMULATOR_TOKEN = "simulator-auth-token"
 #: Hosts a local dev server may bind: `./collect server` and `./collect demo` start one only for these.
-LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0"})
+# (names a host may have, not an address anything binds)
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0"})  # nosec B104
 
 
 def split_address(address: str, default_port: int = 7233) -> tuple[str, int]:

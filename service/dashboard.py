@@ -65,7 +65,8 @@ def _t(text: object) -> str:
 
 
 def _svg(width: int, height: int, body: str, label: str) -> Markup:
-    return Markup(
+    # every text in ``body`` went through _t (escape) when the chart was drawn
+    return Markup(  # nosec B704
         f'<svg viewBox="0 0 {width} {height}" width="100%" role="img" aria-label="{_t(label)}" '
         f'xmlns="http://www.w3.org/2000/svg" font-family="system-ui, sans-serif">{body}</svg>'
     )
