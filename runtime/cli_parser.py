@@ -64,6 +64,11 @@ def parser() -> argparse.ArgumentParser:
         "--day-seconds", type=float, default=None, help="real seconds per policy day (2 = fast demo)"
     )
     demo.add_argument("--exit-after", type=float, default=None, help=argparse.SUPPRESS)
+    demo.add_argument(
+        "--sso",
+        action="store_true",
+        help="operators sign in to the console through a local OpenID Connect provider (users printed)",
+    )
     sub.add_parser("server", help="run only the Temporal dev server (file-backed)")
     for name, what in (
         ("worker", "run a worker (same as python -m workers)"),

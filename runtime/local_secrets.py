@@ -18,6 +18,22 @@ from runtime.settings import Settings
 DEMO_ROLES = ("agent", "supervisor", "auditor")
 
 
+def demo_sso(var: Path) -> tuple[dict[str, str], str]:
+    """The local identity provider's demo users (role -> password) and client secret, made once and
+    kept in ``var/secrets.json`` beside the tokens."""
+    path = var / "secrets.json"
+    stored: dict[str, object] = json.loads(path.read_text()) if path.exists() else {}
+    if "sso" not in stored:
+        stored["sso"] = {
+            "passwords": {role: secrets.token_urlsafe(12) for role in DEMO_ROLES},
+            "client_secret": secrets.token_urlsafe(32),
+        }
+        private_dir(var)
+        write_private(path, json.dumps(stored, indent=2))
+    sso: dict[str, object] = stored["sso"]  # type: ignore[assignment]
+    return dict(sso["passwords"]), str(sso["client_secret"])  # type: ignore[call-overload]
+
+
 def with_demo_secrets(settings: Settings, var: Path) -> tuple[Settings, dict[str, str]]:
     """Fill missing API tokens and the link secret from ``var/secrets.json`` (created on first use).
 

@@ -170,6 +170,18 @@ class Settings(BaseSettings):
     login_attempts_per_minute: int = Field(
         default=5, gt=0, description="Console sign-in tries per client address (and per token) per minute"
     )
+    oidc_issuer: str = Field(
+        default="",
+        description="OpenID Connect issuer operators sign in to the console with; empty: API tokens",
+    )
+    oidc_client_id: str = ""
+    oidc_client_secret: SecretStr | None = None
+    oidc_role_claim: str = Field(
+        default="collect_role", description="ID-token claim holding the operator's role (agent, supervisor …)"
+    )
+    oidc_name_claim: str = Field(
+        default="preferred_username", description="ID-token claim naming the operator"
+    )
     refusals_per_minute: int = Field(
         default=20,
         gt=0,

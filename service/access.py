@@ -110,6 +110,10 @@ ACCESS: dict[tuple[str, str], Rule] = {
     # the console (the session cookie only; CSRF-checked forms, see service/console.py)
     ("GET", "/console/login"): public("the sign-in form"),
     ("POST", "/console/login"): public("signing in (rate-limited per address and per token)"),
+    ("GET", "/console/oidc/start"): public("off to the identity provider (OIDC), nothing read here"),
+    ("GET", "/console/oidc/callback"): public(
+        "the provider's answer: state, PKCE, a signed ID token, checked"
+    ),
     ("POST", "/console/logout"): console("read"),
     ("GET", "/console"): console("read"),
     ("GET", "/console/open"): console("read"),

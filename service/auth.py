@@ -19,7 +19,7 @@ from fastapi import HTTPException, Request
 
 from service.access import rule_for
 from service.state import app_sessions, app_settings
-from store.console_sessions import digest, session_token_digest
+from store.console_sessions import digest, live_session
 
 COOKIE = "collect_session"
 
@@ -110,17 +110,19 @@ def session_principal(request: Request) -> Principal | None:
         return None
     settings = app_settings(request)
     with app_sessions(request).begin() as s:
-        token_digest = session_token_digest(
+        live = live_session(
             s,
             session_id,
             now=datetime.now(UTC),
             idle=timedelta(minutes=settings.console_idle_minutes),
             absolute=timedelta(hours=settings.console_session_hours),
         )
-    if token_digest is None:
+    if live is None:
         return None
+    if live.role is not None:  # an identity provider's sign-in: its role, while the session lives
+        return Principal(name=live.principal, role=Role(live.role))
     for known, principal in parse_tokens(settings.api_tokens).items():
-        if hmac.compare_digest(known.encode(), token_digest.encode()):
+        if hmac.compare_digest(known.encode(), live.token_digest.encode()):
             return principal
     return None
 

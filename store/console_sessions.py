@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -23,14 +24,24 @@ def digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
-def open_session(s: Session, *, token: str, principal: str, now: datetime) -> str:
-    """A new session for ``token``'s holder; returns the id the cookie carries (shown once)."""
+class LiveSession(NamedTuple):
+    token_digest: str
+    principal: str
+    role: str | None  # stated by the identity provider (OIDC); None: the token's role
+
+
+def open_session(
+    s: Session, *, token: str, principal: str, now: datetime, role: str | None = None, subject: str = ""
+) -> str:
+    """A new session for ``token``'s holder, or with ``role`` for someone an identity provider vouched
+    for (``subject``: its issuer and subject); returns the id the cookie carries (shown once)."""
     session_id = secrets.token_urlsafe(32)
     s.add(
         ConsoleSessionRow(
             id_digest=digest(session_id),
-            token_digest=digest(token),
+            token_digest=digest(token) if role is None else digest(f"oidc:{subject}"),
             principal=principal,
+            role=role,
             created_at=now,
             seen_at=now,
         )
@@ -38,10 +49,10 @@ def open_session(s: Session, *, token: str, principal: str, now: datetime) -> st
     return session_id
 
 
-def session_token_digest(
+def live_session(
     s: Session, session_id: str, *, now: datetime, idle: timedelta, absolute: timedelta
-) -> str | None:
-    """The digest of the token behind a live session (None: unknown, idle too long, or too old).
+) -> LiveSession | None:
+    """The session behind a cookie (None: unknown, idle too long, or too old).
 
     An expired session is deleted on the way, so its id can never come back.
     """
@@ -53,7 +64,7 @@ def session_token_digest(
         return None
     if now - row.seen_at > SEEN_EVERY:
         row.seen_at = now
-    return row.token_digest
+    return LiveSession(row.token_digest, row.principal, row.role)
 
 
 def close_session(s: Session, session_id: str) -> str | None:

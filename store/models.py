@@ -487,5 +487,7 @@ class ConsoleSessionRow(Base):
     id_digest: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 of the cookie's id
     token_digest: Mapped[str] = mapped_column(String(64))  # SHA-256 of the API token that signed in
     principal: Mapped[str] = mapped_column(String(200), index=True)
+    # the role an identity provider stated at sign-in (OIDC); NULL: the role of the token that signed in
+    role: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime]
     seen_at: Mapped[datetime]

@@ -21,6 +21,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -64,9 +65,9 @@ class Demo:
         )
         return env
 
-    def start(self, portfolio: Path) -> None:
+    def start(self, portfolio: Path, *extra: str) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", LAUNCH, "--day-seconds", "2", "--file", str(portfolio)],
+            [sys.executable, "-c", LAUNCH, "--day-seconds", "2", "--file", str(portfolio), *extra],
             cwd=self.state.parent,  # no .env from the project: only the settings given here
             env=self.env(),
             stdout=open(self.out, "wb"),
@@ -79,6 +80,24 @@ class Demo:
 
     def token(self) -> str:
         return json.loads((self.state / "secrets.json").read_text())["tokens"]["auditor"]
+
+
+async def sso_sign_in(demo: Demo) -> None:
+    """Sign in as the demo's auditor through its identity provider, as a browser would."""
+    password = json.loads((demo.state / "secrets.json").read_text())["sso"]["passwords"]["auditor"]
+    assert "demo-auditor" in demo.output() and password in demo.output()
+    async with httpx.AsyncClient(base_url=f"http://localhost:{demo.service}", timeout=10) as http:
+        assert 'id="sso"' in (await http.get("/console/login")).text
+        started = await http.get("/console/oidc/start?next=/console/refunds")
+        authorize = urlsplit(started.headers["location"])
+        fields = {k: v[0] for k, v in parse_qs(authorize.query).items() if k != "response_type"}
+        answer = await http.post(
+            authorize._replace(query="").geturl(),
+            data={**fields, "username": "demo-auditor", "password": password},
+        )
+        assert answer.status_code == 303, answer.text
+        assert (await http.get(answer.headers["location"])).status_code == 200
+        assert "Demo auditor (auditor)" in (await http.get("/console/refunds")).text
 
 
 def portfolio(path: Path, prefix: str) -> list[str]:
@@ -132,7 +151,7 @@ async def test_two_demos_run_side_by_side_and_stop_cleanly(tmp_path: Path) -> No
     stuck: socket.socket | None = None
     try:
         for demo, csv_file in demos:
-            demo.start(csv_file)
+            demo.start(csv_file, *(("--sso",) if demo.name == "two" else ()))
         for demo, _ in demos:
 
             def running(d: Demo = demo) -> bool:
@@ -166,6 +185,8 @@ async def test_two_demos_run_side_by_side_and_stop_cleanly(tmp_path: Path) -> No
                 )
                 assert listed.status_code == 200, listed.text
                 assert sorted(a["account_id"] for a in listed.json()) == sorted(demo.accounts), demo.name
+            if demo.name == "two":  # `demo --sso`: the console through the local identity provider
+                await sso_sign_in(demo)
 
         # A request still being uploaded to demo one's service: uvicorn's own graceful stop waits for every
         # open request, and Ctrl-C used to wait for it too (a webhook stuck on a busy database kept a demo

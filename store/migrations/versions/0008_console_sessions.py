@@ -6,8 +6,8 @@ Create Date: 2026-12-05
 
 ``console_sessions``: one row per sign-in, keyed by the SHA-256 of the cookie's random id, with the
 digest of the token that signed in (removing the token from ``COLLECT_API_TOKENS`` ends its
-sessions), the operator's name (sign out everywhere) and when it was made and last used (the
-absolute and idle expiry).
+sessions), the operator's name (sign out everywhere), the role an identity provider stated for an
+OIDC sign-in, and when it was made and last used (the absolute and idle expiry).
 
 ``debtors.date_of_birth``: from intake (optional column), keyed in by the debtor on a call before
 the balance is spoken (right-party verification); compared, never shown.
@@ -32,6 +32,7 @@ def upgrade() -> None:
         sa.Column("id_digest", sa.String(64), nullable=False),
         sa.Column("token_digest", sa.String(64), nullable=False),
         sa.Column("principal", sa.String(200), nullable=False),
+        sa.Column("role", sa.String(16), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("seen_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id_digest", name=op.f("pk_console_sessions")),
