@@ -45,6 +45,7 @@ class Demo:
     service: int
     simulator: int
     accounts: list[str]
+    personal: list[str]  # the debtors' names and numbers (each number also without its +)
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -100,6 +101,12 @@ async def sso_sign_in(demo: Demo) -> None:
         assert "Demo auditor (auditor)" in (await http.get("/console/refunds")).text
 
 
+def personal_data(path: Path) -> list[str]:
+    with open(path, newline="", encoding="utf-8") as src:
+        rows = list(csv.DictReader(src))
+    return [v for r in rows for v in (r["name"], r["phone"], r["phone"].lstrip("+"), r["date_of_birth"]) if v]
+
+
 def portfolio(path: Path, prefix: str) -> list[str]:
     """The sample portfolio's first three rows, renamed ``<prefix>-1`` … (ids no other stack has)."""
     with open(ROOT / "data" / "sample_portfolio.csv", newline="", encoding="utf-8") as src:
@@ -145,7 +152,9 @@ async def test_two_demos_run_side_by_side_and_stop_cleanly(tmp_path: Path) -> No
         state.parent.mkdir()
         csv_file = tmp_path / name / "portfolio.csv"
         ids = portfolio(csv_file, f"TWO{name.upper()}")
-        demo = Demo(name, state, free_port(), free_port(), free_port(), free_port(), ids)
+        demo = Demo(
+            name, state, free_port(), free_port(), free_port(), free_port(), ids, personal_data(csv_file)
+        )
         demos.append((demo, csv_file))
     started = time.monotonic()
     stuck: socket.socket | None = None
@@ -210,6 +219,10 @@ async def test_two_demos_run_side_by_side_and_stop_cleanly(tmp_path: Path) -> No
             await wait_for(f"{demo.name}'s processes gone", lambda d=demo: not group_members(d.proc.pid), 20)
             for port in (demo.temporal, demo.ui, demo.service, demo.simulator):
                 assert not port_open("127.0.0.1", port), (demo.name, port)
+            # issue 16: nothing it logged (its output, the dev server's log) names a debtor or a number
+            logged = demo.output() + (demo.state / "temporal.log").read_text(errors="replace")
+            for secret in demo.personal:
+                assert secret not in logged, (demo.name, "a debtor's name or number is in the logs")
     finally:
         if stuck is not None:
             stuck.close()
