@@ -51,6 +51,7 @@ from service.operations import (
     WaiverNotFound,
     audit_write,
 )
+from store import notes
 from store import rules as rule_store
 from store.accounts import AccountSnapshot, account_snapshot
 from store.audit import audit
@@ -194,6 +195,11 @@ async def propose_settlement(
     placed: the validator's own reason) or :class:`AccountNotFound`.
     """
     proposal = proposal.model_copy(update={"proposed_by": actor})
+    evidence = proposal.hardship_evidence
+    if sessions is not None and evidence and not notes.REFERENCE.match(evidence):
+        # what someone typed about a debtor's hardship stays in the database (store/notes.py)
+        ref = await asyncio.to_thread(notes.keep, sessions, account_id, actor, "hardship_evidence", evidence)
+        proposal = proposal.model_copy(update={"hardship_evidence": ref})
     try:
         plan: AgreedPlan = await calls.update(
             client, sessions, account_id, "propose_settlement", proposal, AgreedPlan

@@ -384,6 +384,12 @@ async def test_a_fee_waiver_waits_for_a_supervisor(stack: Stack, http: httpx.Asy
     ]
     lines = {(e.action, e.decision, e.actor) for e in stack.audit(account)}
     assert {("waiver_requested", "queued", "alice"), ("waiver_decided", "approved", "sam")} <= lines
+    # the evidence someone typed stays in the database: the workflow's history holds a reference
+    assert plan["hardship_evidence"].startswith("note #")
+    notes = [e.details["text"] for e in stack.audit(account) if e.action == "note"]
+    assert set(notes) == {"medical certificate 2026-11-02"}  # the refused direct try and the approval
+    history = await stack.env.client.get_workflow_handle(account.workflow_id).fetch_history()
+    assert "medical certificate" not in payload_texts(history.to_json_dict())
 
 
 async def test_a_supervisor_can_turn_a_waiver_down(stack: Stack, http: httpx.AsyncClient) -> None:
