@@ -18,6 +18,7 @@ closing for a reason) need an agent's or a supervisor's token.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
@@ -32,12 +33,12 @@ from domain.gate import Defer, Deny, PlannedContact, Purpose, decide
 from domain.money import MAX_PAYMENT_MINOR
 from domain.profiles import load_profile
 from domain.visits import RescheduleRequest, VisitCancel, VisitReport
-from service import holds, payments
+from service import holds, payments, write_offs
 from service import temporal_calls as calls
 from service.api import OperationsErrors, Temporal
 from service.auth import Principal, require
 from service.state import app_sessions
-from store import agencies
+from store import agencies, notes
 from store.accounts import account_snapshot
 from store.audit import audit
 from store.contacts import live_gate_inputs
@@ -277,8 +278,23 @@ async def close_account(
 ) -> dict[str, str]:
     """Close for a reason: written off, deceased or bankrupt (the last two send no final message).
 
+    A write-off takes two supervisors: the first request answers ``awaiting_second_supervisor`` and
+    changes nothing, a different supervisor's request closes it (:mod:`service.write_offs`).
     404 for an unknown account; 409 with its state once it is closed or closing (a placed account can
     still be closed: its agency's placement ends)."""
-    order = body.model_copy(update={"actor": who.name})
-    await holds.account_signal(client, app_sessions(request), account_id, "close", order, "close")
-    return {"account_id": account_id, "reason": body.reason}
+    sessions = app_sessions(request)
+    note = await asyncio.to_thread(notes.keep, sessions, account_id, who.name, "closure", body.note)
+    order = body.model_copy(update={"actor": who.name, "note": note})
+    if body.reason == "written_off":
+        await holds.ensure_open(client, sessions, account_id, "close")
+        first = await asyncio.to_thread(write_offs.first_requester, sessions, account_id, who.name)
+        if first is None:
+            await asyncio.to_thread(write_offs.record, sessions, account_id, who.name, "requested", note=note)
+            return {"account_id": account_id, "reason": body.reason, "status": "awaiting_second_supervisor"}
+        await holds.account_signal(client, sessions, account_id, "close", order, "close")
+        await asyncio.to_thread(
+            write_offs.record, sessions, account_id, who.name, "confirmed", requested_by=first
+        )
+        return {"account_id": account_id, "reason": body.reason, "status": "closing", "requested_by": first}
+    await holds.account_signal(client, sessions, account_id, "close", order, "close")
+    return {"account_id": account_id, "reason": body.reason, "status": "closing"}

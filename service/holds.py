@@ -46,11 +46,18 @@ async def account_signal(
     with the reason instead. An account placed with an agency takes holds and closing (the agency's
     calls go through the same gate), not plans.
     """
+    await ensure_open(client, sessions, account_id, purpose)
+    await calls.signal(client, sessions, account_id, name, arg)
+
+
+async def ensure_open(
+    client: Client, sessions: sessionmaker[Session] | None, account_id: str, purpose: Purpose
+) -> None:
+    """:class:`AccountClosed` (with the reason) unless the account can act on ``purpose`` now."""
     status = await account_status(client, account_id, sessions=sessions)
     closed = await calls.closed_state(client, sessions, account_id, status, purpose)
     if closed is not None:
         raise closed
-    await calls.signal(client, sessions, account_id, name, arg)
 
 
 async def pause(
@@ -98,6 +105,7 @@ async def file_dispute(
 
 __all__ = [
     "account_signal",
+    "ensure_open",
     "file_complaint",
     "file_dispute",
     "pause",

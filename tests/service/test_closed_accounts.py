@@ -46,10 +46,12 @@ TOKENS = {
     "super-token-xxxxxxxxxxxxxxxxxxxxx": "sam:supervisor",
     "audit-token-xxxxxxxxxxxxxxxxxxxxx": "ann:auditor",
     "agency-token-xxxxxxxxxxxxxxxxxxxx": "national-recovery:agency",
+    "super-two-token-xxxxxxxxxxxxxxxxx": "kim:supervisor",
 }
 AGENT = {"Authorization": "Bearer agent-token-xxxxxxxxxxxxxxxxxxxxx"}
 SUPER = {"Authorization": "Bearer super-token-xxxxxxxxxxxxxxxxxxxxx"}
 AGENCY = {"Authorization": "Bearer agency-token-xxxxxxxxxxxxxxxxxxxx"}
+SUPER_TWO = {"Authorization": "Bearer super-two-token-xxxxxxxxxxxxxxxxx"}
 PLAN = {"kind": "reinstalment", "first_due": "2099-01-10", "periods": 3}
 WAIVER = {"kind": "fee_waiver", "first_due": "2099-01-10", "waiver": 100, "hardship_evidence": "x"}
 
@@ -205,10 +207,12 @@ async def test_a_placed_account_takes_payments_and_holds_but_no_plan(
         paid = await http.post(f"/agency/placements/{account.account_id}/payments", json=part, headers=AGENCY)
         assert paid.status_code == 202, paid.text
 
-        closed = await http.post(
-            f"/accounts/{account.account_id}/closure", json={"reason": "written_off"}, headers=SUPER
-        )
-        assert closed.status_code == 202, closed.text
+        for headers in (SUPER, SUPER_TWO):  # a write-off takes two supervisors
+            closed = await http.post(
+                f"/accounts/{account.account_id}/closure", json={"reason": "written_off"}, headers=headers
+            )
+            assert closed.status_code == 202, closed.text
+        assert closed.json()["status"] == "closing"
         result = await harness.handle(account).result()
         assert result.state == "closed_written_off" and result.paid_total == 1_000
 

@@ -17,6 +17,7 @@ TOKENS = {
     "tok-other-agency-xxxxxxxxxxxxxxxx": "northeast-field:agency",
     "tok-agent-xxxxxxxxxxxxxxxxxxxxxxx": "alice:agent",
     "tok-supervisor-xxxxxxxxxxxxxxxxxx": "sam:supervisor",
+    "tok-supervisor-two-xxxxxxxxxxxxxx": "kim:supervisor",  # the second pair of eyes on a write-off
 }
 
 

@@ -27,15 +27,32 @@ async def test_written_off_account_closes_with_one_final_message(
     assert r.status_code == 403  # closing is a supervisor's decision
     r = await api.post(url, json={"reason": "forgiven"}, headers=bearer("tok-supervisor-xxxxxxxxxxxxxxxxxx"))
     assert r.status_code == 422 and "reason" in r.text
+    # a write-off takes two supervisors (four eyes): the first request changes nothing, nor does the
+    # same supervisor asking again
+    for _ in range(2):
+        r = await api.post(
+            url,
+            json={"reason": "written_off", "note": "uneconomic"},
+            headers=bearer("tok-supervisor-xxxxxxxxxxxxxxxxxx"),
+        )
+        assert r.status_code == 202 and r.json()["status"] == "awaiting_second_supervisor", r.text
+    with harness.sessions.begin() as s:
+        still = account_snapshot(s, account.account_id)
+    assert still is not None and still.mode != "closed"
     r = await api.post(
-        url,
-        json={"reason": "written_off", "note": "uneconomic"},
-        headers=bearer("tok-supervisor-xxxxxxxxxxxxxxxxxx"),
+        url, json={"reason": "written_off"}, headers=bearer("tok-supervisor-two-xxxxxxxxxxxxxx")
     )
-    assert r.status_code == 202, r.text
+    assert r.status_code == 202 and (r.json()["status"], r.json()["requested_by"]) == ("closing", "sam"), (
+        r.text
+    )
 
     result = await harness.handle(account).result()
     assert result.state == "closed_written_off"
+    with harness.sessions.begin() as s:
+        lines = [
+            (e.decision, e.actor) for e in audit_entries(s, account.account_id) if e.action == "write_off"
+        ]
+    assert lines == [("requested", "sam"), ("requested", "sam"), ("confirmed", "kim")]
     with harness.sessions.begin() as s:
         snap = account_snapshot(s, account.account_id)
     assert snap is not None and snap.mode == "closed" and snap.close_reason == "written_off"
