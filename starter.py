@@ -469,6 +469,8 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         settings, demo_tokens = with_demo_secrets(settings, var)
         sso_users: dict[str, str] = {}
         if args.sso:
+            from runtime.local_secrets import local_identity_provider
+
             idp, settings, sso_users = local_identity_provider(settings, var)
         client = await client_for(settings)
         workers, _deps, executor = build_workers(client, settings)
@@ -535,43 +537,6 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
             server.terminate()
             server.wait(timeout=20)
     return 0
-
-
-def local_identity_provider(settings: Settings, var: Path) -> tuple[Any, Settings, dict[str, str]]:
-    """``demo --sso``: our small OpenID Connect provider (idp/) on a free port, one user per role
-    (``demo-agent`` …, passwords kept in ``var/secrets.json``), and the settings that point the console
-    at it. (idp handle, settings, user -> password)."""
-    from pydantic import SecretStr
-
-    from idp import Client, Provider, User, free_socket, run_in_thread
-    from runtime.local_secrets import demo_sso
-
-    passwords, client_secret = demo_sso(var)
-    sock = free_socket("127.0.0.1", 0)
-    issuer = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    callbacks = tuple(
-        f"http://{host}:{settings.service_port}/console/oidc/callback" for host in ("localhost", "127.0.0.1")
-    )
-    if settings.public_base_url:
-        callbacks += (f"{settings.public_base_url.rstrip('/')}/console/oidc/callback",)
-    users = {
-        f"demo-{role}": User(password=pw, role=role, name=f"Demo {role}") for role, pw in passwords.items()
-    }
-    provider = Provider(
-        issuer=issuer,
-        users=users,
-        clients={"collect-demo": Client(secret=client_secret, redirect_uris=callbacks)},
-        role_claim=settings.oidc_role_claim,
-    )
-    handle = run_in_thread(provider, sock)
-    settings = settings.model_copy(
-        update={
-            "oidc_issuer": issuer,
-            "oidc_client_id": "collect-demo",
-            "oidc_client_secret": SecretStr(client_secret),
-        }
-    )
-    return handle, settings, {user: u.password for user, u in users.items()}
 
 
 def demo_main(argv: list[str] | None = None) -> int:

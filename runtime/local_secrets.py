@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import secrets
 from pathlib import Path
+from typing import Any
 
 from pydantic import SecretStr
 
@@ -61,3 +62,37 @@ def with_demo_secrets(settings: Settings, var: Path) -> tuple[Settings, dict[str
     if settings.link_secret is None:
         update["link_secret"] = SecretStr(str(stored["link_secret"]))
     return settings.model_copy(update=update), made
+
+
+def local_identity_provider(settings: Settings, var: Path) -> tuple[Any, Settings, dict[str, str]]:
+    """``demo --sso``: our small OpenID Connect provider (idp/) on a free port, one user per role
+    (``demo-agent`` …, passwords kept in ``var/secrets.json``), and the settings that point the console
+    at it. (idp handle, settings, user -> password)."""
+    from idp import Client, Provider, User, free_socket, run_in_thread
+
+    passwords, client_secret = demo_sso(var)
+    sock = free_socket("127.0.0.1", 0)
+    issuer = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    callbacks = tuple(
+        f"http://{host}:{settings.service_port}/console/oidc/callback" for host in ("localhost", "127.0.0.1")
+    )
+    if settings.public_base_url:
+        callbacks += (f"{settings.public_base_url.rstrip('/')}/console/oidc/callback",)
+    users = {
+        f"demo-{role}": User(password=pw, role=role, name=f"Demo {role}") for role, pw in passwords.items()
+    }
+    provider = Provider(
+        issuer=issuer,
+        users=users,
+        clients={"collect-demo": Client(secret=client_secret, redirect_uris=callbacks)},
+        role_claim=settings.oidc_role_claim,
+    )
+    handle = run_in_thread(provider, sock)
+    settings = settings.model_copy(
+        update={
+            "oidc_issuer": issuer,
+            "oidc_client_id": "collect-demo",
+            "oidc_client_secret": SecretStr(client_secret),
+        }
+    )
+    return handle, settings, {user: u.password for user, u in users.items()}
