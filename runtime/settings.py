@@ -182,6 +182,11 @@ class Settings(BaseSettings):
     oidc_name_claim: str = Field(
         default="preferred_username", description="ID-token claim naming the operator"
     )
+    rate_limit_storage: str = Field(
+        default="",
+        description="Where every service replica counts failed tries: a Redis URL (redis://host:6379); "
+        "empty: each process in its own memory",
+    )
     refusals_per_minute: int = Field(
         default=20,
         gt=0,

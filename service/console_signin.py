@@ -137,14 +137,18 @@ async def login(request: Request) -> Response:
     if oidc.enabled(settings):  # operators sign in with the organisation's account; tokens are for machines
         return _form(request, target, "Sign in with your organisation's account.", 403)
     keys = (f"addr:{ratelimit.client_address(request)}", f"token:{digest(token)}")
-    wait = ratelimit.blocked_for("console-login", settings.login_attempts_per_minute, *keys)
+    wait = ratelimit.blocked_for(
+        "console-login", settings.login_attempts_per_minute, *keys, storage=settings.rate_limit_storage
+    )
     if wait is not None:
         response = _form(request, target, f"Too many failed sign-ins. Try again in {wait} s.", 429)
         response.headers["Retry-After"] = str(wait)
         return response
     principal = principal_for_token(request, token) if token else None
     if principal is None:
-        ratelimit.count("console-login", settings.login_attempts_per_minute, *keys)
+        ratelimit.count(
+            "console-login", settings.login_attempts_per_minute, *keys, storage=settings.rate_limit_storage
+        )
         return _form(request, target, "That token is not valid.", 401)
     with app_sessions(request).begin() as s:
         if old := request.cookies.get(COOKIE):

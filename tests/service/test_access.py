@@ -275,3 +275,39 @@ async def test_a_token_configured_as_its_digest_signs_in_and_calls_the_api(setti
         ).status_code == 401
         assert (await sign_in(http, token)).status_code == 303
         assert "robot (auditor)" in (await http.get("/console")).text
+
+
+def _redis_url() -> str | None:
+    """The machine's Redis (a throwaway database number), or None where there is none."""
+    import socket
+
+    try:
+        socket.create_connection(("127.0.0.1", 6379), timeout=1).close()
+    except OSError:
+        return None
+    return "redis://127.0.0.1:6379/13"
+
+
+async def test_replicas_sharing_redis_count_failed_sign_ins_together(settings: Settings) -> None:
+    """With COLLECT_RATE_LIMIT_STORAGE on Redis, a guesser spreading tries over replicas is not faster."""
+    url = _redis_url()
+    if url is None:
+        pytest.skip("no Redis on 127.0.0.1:6379")
+    shared = settings.model_copy(update={"api_tokens": TOKENS, "rate_limit_storage": url})
+    ratelimit.limiter(url)  # made now, so the reset below clears what earlier runs left in Redis
+    ratelimit.reset()
+    replicas = [create_app(shared), create_app(shared)]
+    clients = [
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://collect.test")
+        for app in replicas
+    ]
+    try:
+        limit = settings.login_attempts_per_minute
+        for i in range(limit):  # the tries alternate between the two replicas
+            assert (await sign_in(clients[i % 2], f"guess-{i}")).status_code == 401
+        for client in clients:
+            assert (await sign_in(client, "guess-again")).status_code == 429
+    finally:
+        for client in clients:
+            await client.aclose()
+        ratelimit.reset()
