@@ -47,6 +47,7 @@ from activities.deps import Deps
 from activities.provider_records import (
     FINAL_STATES,
     cleared_since,
+    final_if_quick,
     is_this_send,
     poll_outcome,
     replayed_result,
@@ -79,8 +80,6 @@ from store.pacing import NotAdmitted, provider_request, wait_for_slot
 from store.rules import profile as pinned_profile
 
 VOICE_LANG = {Language.EN: "en-US", Language.ZH_CN: "cmn-CN"}
-#: What a send that waits for its final status leaves of its start-to-close timeout (to answer in time)
-FINAL_WAIT_MARGIN = timedelta(seconds=10)
 #: Sends of one worker that may wait for their final status at the same time: half the contact
 #: queue's slots (workers/setup.py), so the other half always sends at the old pace
 FINAL_WAITERS = 4
@@ -273,39 +272,9 @@ class ContactActivities:
             provider_status=status,
             cleared=True,
         )
-        return self._final_if_quick(req, SendResult(outcome=ContactOutcome.SENT, provider_sid=sid))
-
-    def _final_if_quick(self, req: SendRequest, sent: SendResult) -> SendResult:
-        """With ``req.wait_final_seconds``, wait here for the provider's final status (delivered,
-        undelivered, …) instead of returning at once: one activity per contact instead of two, and one
-        workflow task less. Bounded by what is left of this try's start-to-close timeout; a status
-        not final by then, an error while asking, or a cancellation (the message is out, so this is
-        no withdrawal) returns plain SENT, and the workflow asks again with ``await_outcome``."""
-        if req.wait_final_seconds <= 0 or sent.provider_sid is None:
-            return sent
-        info = activity.info()
-        budget = float(req.wait_final_seconds)
-        if info.start_to_close_timeout is not None:
-            deadline = info.started_time + info.start_to_close_timeout - FINAL_WAIT_MARGIN
-            budget = min(budget, (deadline - _now()).total_seconds())
-        if budget <= 0 or not self._final_waiters.acquire(blocking=False):
-            return sent
-        try:
-            final = poll_outcome(
-                self.deps,
-                OutcomeRequest(
-                    dedupe_key=req.dedupe_key,
-                    provider_sid=sent.provider_sid,
-                    channel=req.channel,
-                    timeout_seconds=budget,
-                ),
-            )
-        except Exception as exc:  # the send itself succeeded: never retry it for a status question
-            activity.logger.warning("send %s: final status not read: %s", req.dedupe_key, type(exc).__name__)
-            return sent
-        finally:
-            self._final_waiters.release()
-        return final.model_copy(update={"replayed": sent.replayed})
+        return final_if_quick(
+            self.deps, self._final_waiters, req, SendResult(outcome=ContactOutcome.SENT, provider_sid=sid)
+        )
 
     def _finish(
         self,

@@ -37,6 +37,7 @@ from service import holds, payments, write_offs
 from service import temporal_calls as calls
 from service.api import OperationsErrors, Temporal
 from service.auth import Principal, require
+from service.operations import audit_write
 from service.state import app_sessions
 from store import agencies, notes
 from store.accounts import account_snapshot
@@ -289,12 +290,10 @@ async def close_account(
         await holds.ensure_open(client, sessions, account_id, "close")
         first = await asyncio.to_thread(write_offs.first_requester, sessions, account_id, who.name)
         if first is None:
-            await asyncio.to_thread(write_offs.record, sessions, account_id, who.name, "requested", note=note)
+            await audit_write(sessions, account_id, who.name, write_offs.ACTION, "requested", note=note)
             return {"account_id": account_id, "reason": body.reason, "status": "awaiting_second_supervisor"}
         await holds.account_signal(client, sessions, account_id, "close", order, "close")
-        await asyncio.to_thread(
-            write_offs.record, sessions, account_id, who.name, "confirmed", requested_by=first
-        )
+        await audit_write(sessions, account_id, who.name, write_offs.ACTION, "confirmed", requested_by=first)
         return {"account_id": account_id, "reason": body.reason, "status": "closing", "requested_by": first}
     await holds.account_signal(client, sessions, account_id, "close", order, "close")
     return {"account_id": account_id, "reason": body.reason, "status": "closing"}

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from store.audit import audit, audit_entries
+from store.audit import audit_entries
 
 #: how long a first supervisor's write-off request waits for the second
 CONFIRM_WITHIN = timedelta(days=7)
@@ -32,19 +32,3 @@ def first_requester(sessions: sessionmaker[Session], account_id: str, supervisor
             elif entry.decision == "confirmed":
                 open_by = None  # that request was used up
     return open_by if open_by is not None and open_by != supervisor else None
-
-
-def record(
-    sessions: sessionmaker[Session], account_id: str, supervisor: str, decision: str, **details: str
-) -> None:
-    with sessions.begin() as s:
-        audit(
-            s,
-            at=datetime.now(UTC),
-            clock="wall",
-            account_id=account_id,
-            actor=supervisor,
-            action=ACTION,
-            decision=decision,
-            details=details,
-        )
