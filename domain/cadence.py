@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict
@@ -44,19 +45,26 @@ class NextAction(BaseModel):
     skipped_rules: tuple[str, ...] = ()
 
 
-def expand(policy: Policy) -> list[Step]:
+def expand(policy: Policy) -> tuple[Step, ...]:
+    """Every planned step of the cadence, in the order they fall due.
+
+    Asked at every wake of every account (and by the strategy lab for each account at each step), so
+    the steps are built once per distinct cadence: the rules' channels, templates and days are the key.
+    """
+    return _expand(tuple((r.channel, r.template, tuple(r.days())) for r in policy.cadence))
+
+
+@lru_cache(maxsize=256)
+def _expand(cadence: tuple[tuple[Channel, str, tuple[int, ...]], ...]) -> tuple[Step, ...]:
     steps = {
-        f"{d}:{rule.channel.value}:{rule.template}": Step(
-            key=f"{d}:{rule.channel.value}:{rule.template}",
-            dpd=d,
-            channel=rule.channel,
-            template=rule.template,
+        f"{d}:{channel.value}:{template}": Step(
+            key=f"{d}:{channel.value}:{template}", dpd=d, channel=channel, template=template
         )
-        for rule in policy.cadence
-        for d in rule.days()
+        for channel, template, days in cadence
+        for d in days
     }
     order = {Channel.SMS: 0, Channel.VOICE: 1}
-    return sorted(steps.values(), key=lambda s: (s.dpd, order[s.channel], s.template))
+    return tuple(sorted(steps.values(), key=lambda s: (s.dpd, order[s.channel], s.template)))
 
 
 def home_zone(terms: AccountTerms) -> ZoneInfo:

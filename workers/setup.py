@@ -58,12 +58,15 @@ def build_workers(
     executor: ThreadPoolExecutor | None = None,
     max_cached_workflows: int | None = None,
     graceful_shutdown: timedelta = timedelta(0),
+    contact_slots: int = CONTACT_ACTIVITY_SLOTS,
 ) -> tuple[list[Worker], Deps, ThreadPoolExecutor]:
     """Both workers share one thread pool; together they never take more activities than it has
     threads, so no activity waits for a thread while its heartbeat timeout runs.
 
     ``graceful_shutdown`` is how long in-flight activities may finish after SIGTERM (the worker
-    process gives 30 s; tests stop at once)."""
+    process gives 30 s; tests stop at once). ``contact_slots``: sends one worker makes at once (the
+    strategy lab's differential test makes one at a time, so no call is ever still in flight,
+    counted as abandoned by the governor's worst case, when the next one is decided)."""
     deps = deps or Deps(settings=settings, engine=make_engine(settings.database_url))
     executor = executor or ThreadPoolExecutor(
         max_workers=MAIN_ACTIVITY_SLOTS + CONTACT_ACTIVITY_SLOTS, thread_name_prefix="activity"
@@ -97,7 +100,7 @@ def build_workers(
         activities=[contacts.send_contact],
         activity_executor=executor,
         max_task_queue_activities_per_second=settings.sender_messages_per_second,
-        max_concurrent_activities=CONTACT_ACTIVITY_SLOTS,
+        max_concurrent_activities=contact_slots,
         graceful_shutdown_timeout=graceful_shutdown,
     )
     return [main, paced], deps, executor

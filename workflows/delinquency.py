@@ -45,6 +45,9 @@ NO_CATCH_UP_PATCH = patches.NO_CATCH_UP
 #: burst of starts (1,000 accounts at once) that task may run many seconds later, and on a sped-up
 #: clock (a policy day in 20 minutes) seconds are policy hours, so the day's step fell "before intake".
 INTAKE_AT_START_PATCH = patches.INTAKE_AT_START
+#: A visit is arranged after the wake's step, so the step and the announcement never race for the
+#: day's text (generation 2).
+VISIT_AFTER_STEP_PATCH = patches.VISIT_AFTER_STEP
 
 
 @workflow.defn
@@ -102,7 +105,9 @@ class DelinquencyWorkflow(FieldVisits, Placement, Locate):
             if stage == Stage.CHARGED_OFF:
                 return await self.charge_off(dpd)
             self.trim()
-            await self.tend_visit(stage, dpd)
+            # a new visit only once this wake's own step has gone (see the patch)
+            visit_after_step = self.patched(VISIT_AFTER_STEP_PATCH)
+            await self.tend_visit(stage, dpd, arrange=not visit_after_step)
             locate_at = await self.tend_locate()  # contact lost: ask the emergency contact (locate.py)
             if self.agreeing:
                 continue  # the visit's report was a promise to pay: a plan is being agreed
@@ -134,6 +139,8 @@ class DelinquencyWorkflow(FieldVisits, Placement, Locate):
             if step is not None and due_now:
                 await self.do_step(step, stage)
                 continue
+            if visit_after_step:
+                await self.tend_visit(stage, dpd)
             slept = await self.sleep_until(self.bounded(min(wait_until, locate_at or wait_until)))
             if self.should_hand_over(slept) and self.visit_task is None:
                 if await self.drain_payments():

@@ -53,8 +53,9 @@ class FieldVisits(Negotiation):
         if handle is not None and task is not None and not task.done() and self.patched(VISIT_PAID_PATCH):
             self.visit_cancel = asyncio.ensure_future(self._cancel_visit(handle, "paid"))
 
-    async def tend_visit(self, stage: Stage, dpd: int) -> None:
-        """Act on a finished visit, stop one a hold or plan request overtook, or arrange a new one."""
+    async def tend_visit(self, stage: Stage, dpd: int, *, arrange: bool = True) -> None:
+        """Act on a finished visit, stop one a hold or plan request overtook, or (``arrange``) arrange
+        a new one."""
         if self.visit_task is not None and self.visit_task.done():
             self.state.inbox.visit_result = self.visit_task.result()
             self.visit_task, self.visit_handle = None, None
@@ -72,7 +73,13 @@ class FieldVisits(Negotiation):
                 )
             return
         visits = self.policy.visits
-        if self.stop_contacts or self.agreeing or not visits.enabled or self.carried.contact_lost:
+        if (
+            not arrange
+            or self.stop_contacts
+            or self.agreeing
+            or not visits.enabled
+            or self.carried.contact_lost
+        ):
             return
         verdict = eligibility(
             visits,

@@ -42,6 +42,12 @@ VISITS = "field-visits"
 VISIT_PAID = "paid-calls-visit-off"
 EMERGENCY_CONTACT = "emergency-contact"
 
+# ---- generation 2: issue 17 -------------------------------------------------------------------------
+#: A visit is arranged after the wake's own step has gone, never beside it: the two competed for the
+#: day's text by timing (the child's announcement or the run's reminder, whichever reached the live
+#: gate first), so two runs of the same account could differ; the strategy lab could not predict it.
+VISIT_AFTER_STEP = "visit-after-the-step"
+
 GENERATIONS: list[frozenset[str]] = [
     frozenset(),  # generation 0: runs that ask the server for every patch
     frozenset(
@@ -67,6 +73,7 @@ GENERATIONS: list[frozenset[str]] = [
             EMERGENCY_CONTACT,
         }
     ),
+    frozenset({VISIT_AFTER_STEP}),
 ]
 
 #: The generation new runs are started with (intake, hand-over).

@@ -231,7 +231,7 @@ async def own_harness(own_env, settings: Settings, simulator) -> AsyncIterator[H
 
 @asynccontextmanager
 async def running_harness(
-    env, settings: Settings, simulator, *, every_wake: bool = False
+    env, settings: Settings, simulator, *, every_wake: bool = False, contact_slots: int | None = None
 ) -> AsyncIterator[Harness]:  # type: ignore[no-untyped-def]
     suffix = uuid.uuid4().hex[:8]
     local = settings.model_copy(
@@ -239,7 +239,12 @@ async def running_harness(
     )
     # a cache that holds every account a test opens (the simulation opens 200): an evicted account is
     # replayed from its whole history at each wake-up, which was most of the simulation's time
-    workers, deps, executor = build_workers(env.client, local, max_cached_workflows=1000)
+    workers, deps, executor = build_workers(
+        env.client,
+        local,
+        max_cached_workflows=1000,
+        **({"contact_slots": contact_slots} if contact_slots is not None else {}),
+    )
     tasks = [asyncio.create_task(w.run()) for w in workers]
     harness = Harness(
         env=env,
