@@ -9,9 +9,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /app
 
-# The dependencies first, in a layer of their own: rebuilt only when pyproject.toml changes.
-COPY pyproject.toml README.md ./
-RUN python -c "import subprocess, sys, tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; subprocess.check_call([sys.executable, '-m', 'pip', 'install', *deps])"
+# The dependencies first, in a layer of their own: exactly the lock's versions, each file checked against
+# the lock's SHA-256 hashes (a tampered or substituted package fails the build). ./collect lock renews it.
+COPY pyproject.toml README.md requirements.lock ./
+RUN pip install --require-hashes -r requirements.lock
 
 # Then the project itself (what .dockerignore leaves: no .venv, var/, .git, caches or .env).
 COPY . .

@@ -90,6 +90,17 @@ class Settings(BaseSettings):
     temporal_namespace: str = "default"
     temporal_tls: bool = False
     temporal_api_key: SecretStr | None = None
+    # mutual TLS to a frontend of your own (compose issues these: runtime/certs.py); any of them turns TLS on
+    temporal_tls_ca_file: Path | None = Field(
+        default=None, description="PEM of the CA that signed the frontend's certificate (a private CA)"
+    )
+    temporal_tls_cert_file: Path | None = Field(
+        default=None, description="PEM of this process's client certificate (mTLS)"
+    )
+    temporal_tls_key_file: Path | None = Field(default=None, description="PEM of that certificate's key")
+    temporal_tls_server_name: str | None = Field(
+        default=None, description="The name in the frontend's certificate, when the address says another"
+    )
     task_queue: str = "collections"
     contact_task_queue: str = "collections-contact"
     strict_sandbox: bool = Field(
@@ -224,6 +235,25 @@ class Settings(BaseSettings):
     @classmethod
     def _under_project(cls, value: Path) -> Path:
         return value if value.is_absolute() else ROOT / value
+
+    @field_validator("temporal_tls_ca_file", "temporal_tls_cert_file", "temporal_tls_key_file", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        """An empty variable (compose's default emptied in .env for Temporal Cloud) means "not set"."""
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _client_certificate_pairs(self) -> Settings:
+        if (self.temporal_tls_cert_file is None) != (self.temporal_tls_key_file is None):
+            given, missing = (
+                ("temporal_tls_cert_file", "temporal_tls_key_file")
+                if self.temporal_tls_key_file is None
+                else ("temporal_tls_key_file", "temporal_tls_cert_file")
+            )
+            raise ValueError(
+                f"{missing}: {given} is set, and a client certificate needs both its PEM and its key"
+            )
+        return self
 
     @model_validator(mode="after")
     def _derived_defaults(self) -> Settings:

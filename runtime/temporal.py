@@ -13,6 +13,7 @@ from pydantic import SecretStr
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
+from temporalio.service import TLSConfig
 
 from runtime.codec import codec_from_spec
 from runtime.settings import Settings
@@ -56,13 +57,40 @@ def require_encryption(settings: Settings) -> None:
         )
 
 
+class TLSFileError(ValueError):
+    """A certificate or key named in the settings cannot be read."""
+
+
+def tls_config(settings: Settings) -> TLSConfig | bool:
+    """TLS as the settings ask: mutual TLS with files of our own CA, else plain TLS on or off."""
+    files = {
+        "temporal_tls_ca_file": settings.temporal_tls_ca_file,
+        "temporal_tls_cert_file": settings.temporal_tls_cert_file,
+        "temporal_tls_key_file": settings.temporal_tls_key_file,
+    }
+    if not any(files.values()) and settings.temporal_tls_server_name is None:
+        return settings.temporal_tls
+    read: dict[str, bytes | None] = {}
+    for field, path in files.items():
+        try:
+            read[field] = path.read_bytes() if path is not None else None
+        except OSError as err:
+            raise TLSFileError(f"{field}: cannot read {path}: {err.strerror}") from None
+    return TLSConfig(
+        server_root_ca_cert=read["temporal_tls_ca_file"],
+        client_cert=read["temporal_tls_cert_file"],
+        client_private_key=read["temporal_tls_key_file"],
+        domain=settings.temporal_tls_server_name,
+    )
+
+
 async def connect(settings: Settings) -> Client:
     require_encryption(settings)
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
         data_converter=data_converter(settings.codec_keys),
-        tls=settings.temporal_tls,
+        tls=tls_config(settings),
         api_key=settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None,
         interceptors=temporal_interceptors(),  # the trace goes on into workflows and activities
     )

