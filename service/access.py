@@ -47,7 +47,11 @@ def browser(grant: str) -> Rule:
 
 
 TWILIO = "Twilio's X-Twilio-Signature is verified (service/webhooks.py); forged requests get 403"
-LINK = "the signed self-service link of one account is the credential (service/links.py)"
+LINK = (
+    "the signed link of a text opens a debtor session and shows nothing by itself (service/debtor_signin.py)"
+)
+DEBTOR = "the debtor's session cookie, CSRF token on posts; nothing about a debt until verified"
+VERIFIED = "a debtor session verified by the date of birth on file, with its CSRF token"
 
 ACCESS: dict[tuple[str, str], Rule] = {
     # FastAPI's own description of the API: no data
@@ -71,8 +75,12 @@ ACCESS: dict[tuple[str, str], Rule] = {
     # the debtor's own pages
     ("GET", "/me"): public("the debtor's landing page: says how to get a link, shows no account"),
     ("GET", "/me/{token}"): public(LINK),
-    ("POST", "/me/{token}/request-plan"): public(LINK),
-    ("POST", "/me/{token}/promise"): public(LINK),
+    ("GET", "/me/account"): public(DEBTOR),
+    ("POST", "/me/verify"): public(DEBTOR),
+    ("POST", "/me/request-plan"): public(VERIFIED),
+    ("POST", "/me/promise"): public(VERIFIED),
+    ("POST", "/me/sign-out"): public(DEBTOR),
+    ("POST", "/me/sign-out-everywhere"): public(VERIFIED),
     # operations: aggregates and the governor, for monitoring with a token (Prometheus: bearer_token)
     ("GET", "/metrics"): api("read"),
     ("GET", "/ops/governor"): api("read"),
@@ -82,6 +90,7 @@ ACCESS: dict[tuple[str, str], Rule] = {
     ("GET", "/api/accounts/{account_id}/timeline"): api("read"),
     ("GET", "/api/accounts/{account_id}/contacts"): api("read"),
     ("GET", "/api/accounts/{account_id}/audit"): api("read"),
+    ("POST", "/api/accounts/{account_id}/links/revoke"): api("write"),
     ("POST", "/api/accounts/{account_id}/plans/preview"): api("read"),
     ("POST", "/api/accounts/{account_id}/plans"): api("write"),
     ("POST", "/api/accounts/{account_id}/promises"): api("write"),

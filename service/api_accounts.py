@@ -1,17 +1,20 @@
-"""The API's account routes (``/api/accounts``): find accounts, and look at one.
+"""The API's account routes (``/api/accounts``): find accounts, look at one, and void its links.
 
-Read-only, for every role that may read (an auditor too): search on Temporal visibility, the live
-status and timeline (the workflow's own queries), the contact attempts and the audit log. Apart from
-the write routers because nothing here changes an account; every read is audited all the same
-(:class:`service.api.OperationsRoute`).
+Reading is for every role that may read (an auditor too): search on Temporal visibility, the live
+status and timeline (the workflow's own queries), the contact attempts and the audit log; every read
+is audited (:class:`service.api.OperationsRoute`). One write: an agent voids every self-service link
+and debtor session of an account (the debtor says someone else reads their texts), as the debtor's own
+"sign out everywhere" does.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
 
 from fastapi import Query
+from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
@@ -27,10 +30,12 @@ from service.api import (
     Reader,
     Sessions,
     Temporal,
+    Writer,
     api_router,
 )
+from store import debtor_sessions
 from store.accounts import account_snapshot
-from store.audit import AuditEntry, audit_entries
+from store.audit import AuditEntry, audit, audit_entries
 from store.contacts import AttemptView
 
 router = api_router()
@@ -138,3 +143,40 @@ def _audit_lines(sessions: sessionmaker[Session], account_id: str) -> list[Audit
 )
 async def audit_log(account_id: AccountId, _who: Reader, sessions: Sessions) -> list[AuditEntry]:
     return await run_in_threadpool(_audit_lines, sessions, account_id)
+
+
+# ---- the debtor's links -------------------------------------------------------------------------------
+class LinksRevoked(BaseModel):
+    account_id: str
+    sessions_closed: int = Field(description="Debtor sessions that were open and are closed now")
+    revoked_at: datetime = Field(description="Links sent before this moment open nothing any more")
+
+
+def _revoke(sessions: sessionmaker[Session], account_id: str, actor: str) -> LinksRevoked:
+    now = datetime.now(UTC)
+    with sessions.begin() as s:
+        if account_snapshot(s, account_id) is None:
+            raise ops.AccountNotFound(account_id)
+        closed = debtor_sessions.revoke_everything(s, account_id, now)
+        audit(
+            s,
+            at=now,
+            clock="wall",
+            account_id=account_id,
+            actor=actor,
+            action="self_service",
+            decision="links_revoked",
+            details={"sessions": closed},
+        )
+    return LinksRevoked(account_id=account_id, sessions_closed=closed, revoked_at=now)
+
+
+@router.post(
+    "/accounts/{account_id}/links/revoke",
+    tags=["accounts"],
+    response_model=LinksRevoked,
+    responses=ACCOUNT_RESPONSES,
+    summary="Void every self-service link sent so far and close the debtor's open sessions",
+)
+async def revoke_links(account_id: AccountId, who: Writer, sessions: Sessions) -> LinksRevoked:
+    return await run_in_threadpool(_revoke, sessions, account_id, who.name)

@@ -28,6 +28,7 @@ from service import (
     console,
     console_signin,
     dashboard,
+    debtor_signin,
     inbound_sms,
     metrics,
     selfservice,
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None, temporal_client: Client | None 
     app.state.settings = settings
     if temporal_client is not None:
         app.state.temporal_client = temporal_client
+    debtor_signin.install_log_redaction()  # the access log never holds a self-service link
     app.add_middleware(tracing.TraceRequests)  # one span per request, continuing the caller's trace
     api = (api_accounts, api_plans, api_payments, api_holds)  # the /api routers, one per concern
     for module in (
@@ -94,6 +96,7 @@ def create_app(settings: Settings | None = None, temporal_client: Client | None 
         console,
         console_signin,
         selfservice,
+        debtor_signin,  # after selfservice: its /me/{token} must not take /me/account
         codec,
         dashboard,
         agency,

@@ -85,6 +85,17 @@ def issue(account_id: str, secret: SecretStr | str, *, now: datetime, ttl_days: 
 
 def verify(token: str, secret: SecretStr | str, *, now: datetime) -> str:
     """The account a token opens; :class:`LinkForged` or :class:`LinkExpired` otherwise."""
+    return opened(token, secret, now=now)[0]
+
+
+def issued_at(expires_at: datetime, ttl_days: int) -> datetime:
+    """When a link that expires then was sent (links carry their expiry, issued ``ttl_days`` before)."""
+    return expires_at - timedelta(days=ttl_days)
+
+
+def opened(token: str, secret: SecretStr | str, *, now: datetime) -> tuple[str, datetime]:
+    """The account a token opens and when the token expires; :class:`LinkForged` or
+    :class:`LinkExpired` otherwise."""
     parts = token.rsplit(".", 2)
     if len(parts) != 3 or not ACCOUNT_ID_RE.match(parts[0]) or not parts[1].isalnum():
         raise LinkForged("not a self-service link")
@@ -95,7 +106,7 @@ def verify(token: str, secret: SecretStr | str, *, now: datetime) -> str:
     expires_at = datetime.fromtimestamp(int(expiry, 36), tz=UTC)
     if now >= expires_at:
         raise LinkExpired(account_id, expires_at)
-    return account_id
+    return account_id, expires_at
 
 
 def self_service_link(settings: Settings, account_id: str, now: datetime | None = None) -> str:

@@ -2,11 +2,10 @@
 
 Why it is built this way:
 
-* **Reached only by the signed link the SMS carries** (``/me/<token>``, :mod:`service.links`). The
-  token is the capability: a forged or altered one gets a friendly 403 page, an expired one a 410 page
-  that says how to get a new one, and neither reveals whether the account exists. The token also
-  stands in for a CSRF token on the two buttons: another site cannot post to a URL it does not know.
-  Pages are ``no-store`` and send no Referer, so the token does not leak into caches or other sites.
+* **Reached through the signed link the SMS carries, then a session** (``service/debtor_signin.py``):
+  the link opens a server-side session and leaves the address bar, and the account shows only after
+  the debtor confirms the date of birth on file. Every post carries the session's CSRF token. Pages
+  are ``no-store`` and send no Referer.
 * **Answers "how long will they chase me?"** from the workflow's own ``status`` and ``timeline``
   queries: the stage, the next step and its date, and when contact ends (charge-off date, or the
   plan's end date), so the page cannot disagree with what the workflow will do.
@@ -25,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import tomllib
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
@@ -38,12 +37,14 @@ from domain.accounts import HoldKind, Language, Mode
 from domain.money import format_minor, parse_major
 from domain.plans import PlanKind, PlanProposal, add_months, split_evenly
 from domain.timeline import STOPS_CONTACT, AccountStatus, Timeline
-from service import accounts, links, plans, ratelimit
+from service import accounts, plans
+from service import debtor_signin as signin
 from service import operations as ops
 from service import temporal_calls as calls
 from service.console import HERE, page
 from service.state import app_sessions, app_settings, temporal_client
 from store.accounts import account_snapshot
+from store.debtor_sessions import DebtorSession, date_of_birth_on_file
 from workflows.messages import NegotiationRequest
 
 router = APIRouter()
@@ -87,7 +88,7 @@ def _lang(requested: str | None, account_language: str | None) -> str:
     return "en"
 
 
-def _friendly(request: Request, status_code: int, title_key: str, body_key: str, lang: str) -> HTMLResponse:
+def friendly(request: Request, status_code: int, title_key: str, body_key: str, lang: str) -> HTMLResponse:
     st = app_settings(request)
     t = Texts(_lang(lang, None))
     body = t(body_key, phone=st.callback_number, days=st.link_ttl_days)
@@ -103,24 +104,6 @@ def _friendly(request: Request, status_code: int, title_key: str, body_key: str,
     response = page(request, "selfservice/message.html", context, status_code=status_code)
     response.headers.update(NO_LEAK)
     return response
-
-
-def _account_for(request: Request, token: str, lang: str | None) -> str | HTMLResponse:
-    """The account the link opens, or the friendly page to answer instead (403 forged, 410 expired)."""
-    secret = app_settings(request).link_secret
-    if secret is None or not secret.get_secret_value():
-        return _friendly(request, 404, "landing_title", "landing_body", lang or "en")
-    if (wait := ratelimit.refused_too_often(request, "selfservice")) is not None:
-        busy = _friendly(request, 429, "busy_title", "busy_body", lang or "en")
-        busy.headers["Retry-After"] = str(wait)
-        return busy
-    try:
-        return links.verify(token, secret, now=datetime.now(UTC))
-    except links.LinkExpired:
-        return _friendly(request, 410, "expired_title", "expired_body", lang or "en")
-    except links.LinkForged:
-        ratelimit.refused(request, "selfservice")  # guessing links: slowed per client address
-        return _friendly(request, 403, "forged_title", "forged_body", lang or "en")
 
 
 def _snapshot_facts(sessions: sessionmaker[Session], account_id: str) -> tuple[str, plans.PlanTerms] | None:
@@ -192,7 +175,7 @@ def _stops(timeline: Timeline, t: Texts) -> list[str]:
 
 async def _render(
     request: Request,
-    token: str,
+    csrf: str,
     account_id: str,
     lang: str | None,
     *,
@@ -206,7 +189,7 @@ async def _render(
     sessions = app_sessions(request)
     facts = await asyncio.to_thread(_snapshot_facts, sessions, account_id)
     if facts is None:
-        return _friendly(request, 404, "missing_title", "missing_body", lang or "en")
+        return friendly(request, 404, "missing_title", "missing_body", lang or "en")
     language, terms = facts
     chosen = _lang(lang, language)
     t = Texts(chosen)
@@ -216,9 +199,9 @@ async def _render(
             accounts.account_timeline(client, account_id, sessions=sessions),
         )
     except ops.AccountNotFound:
-        return _friendly(request, 404, "missing_title", "missing_body", chosen)
+        return friendly(request, 404, "missing_title", "missing_body", chosen)
     except ops.AccountClosed:  # stored, but its run is gone: nothing to show but that
-        return _friendly(request, 409, "missing_title", "missing_body", chosen)
+        return friendly(request, 409, "missing_title", "missing_body", chosen)
     policy = terms.policy_rules
     today = status.policy_now.date()
     context = {
@@ -228,7 +211,7 @@ async def _render(
         "lang_names": _lang_names(),
         "company": st.company_name,
         "callback": st.callback_number,
-        "token": token,
+        "csrf": csrf,
         "zone": terms.zone,
         "status": status,
         "timeline": timeline,
@@ -255,37 +238,94 @@ async def _render(
     return response
 
 
-def _here(token: str, lang: str, **query: str) -> str:
+def _here(lang: str, **query: str) -> str:
     extra = "".join(f"&{k}={quote(v)}" for k, v in query.items())
-    return f"/me/{quote(token)}?lang={quote(lang)}{extra}"
+    return f"{signin.PAGE}?lang={quote(lang)}{extra}"
 
 
 @router.get("/me", response_class=HTMLResponse, include_in_schema=False)
 async def landing(request: Request, lang: str | None = None) -> Response:
     """The bare address (what an SMS carries when no link secret is configured)."""
-    return _friendly(request, 200, "landing_title", "landing_body", _lang(lang, None))
+    return friendly(request, 200, "landing_title", "landing_body", _lang(lang, None))
 
 
-@router.get("/me/{token}", response_class=HTMLResponse, include_in_schema=False)
-async def account_page(
-    request: Request, token: str, lang: str | None = None, done: str | None = None
-) -> Response:
-    account_id = _account_for(request, token, lang)
-    if isinstance(account_id, Response):
-        return account_id
+def verification_page(
+    request: Request,
+    session: DebtorSession,
+    lang: str | None,
+    *,
+    problem: str | None = None,
+    left: int | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    """The date-of-birth form: the only thing an unverified session sees (nothing about a debt)."""
+    with app_sessions(request).begin() as s:
+        on_file = date_of_birth_on_file(s, session.account_id)
+        snap = account_snapshot(s, session.account_id)
+        language = snap.language.value if snap is not None else None
+    chosen = _lang(lang, language)  # the account's language unless the debtor chose another
+    if on_file is None:  # nothing to verify against: no disclosure online
+        return friendly(request, 403, "verify_unavailable_title", "verify_unavailable_body", chosen)
+    st = app_settings(request)
+    t = Texts(chosen)
+    context = {
+        "t": t,
+        "lang": lang if lang in LANGS else "",
+        "langs": LANGS,
+        "lang_names": _lang_names(),
+        "company": st.company_name,
+        "callback": st.callback_number,
+        "csrf": session.csrf,
+        "problem": t(problem, left=left) if problem else None,
+    }
+    response = page(request, "selfservice/verify.html", context, status_code=status_code)
+    response.headers.update(NO_LEAK)
+    return response
+
+
+def _session(request: Request, lang: str | None) -> DebtorSession | Response:
+    found = signin.current(request)
+    if found is None:
+        return friendly(request, 401, "session_title", "session_body", lang or "")
+    return found[1]
+
+
+@router.get(signin.PAGE, response_class=HTMLResponse, include_in_schema=False)
+async def account_page(request: Request, lang: str | None = None, done: str | None = None) -> Response:
+    session = _session(request, lang)
+    if isinstance(session, Response):
+        return session
+    if not session.verified:
+        return verification_page(request, session, lang)
     return await _render(
-        request, token, account_id, lang, done=done if done in ("requested", "promised") else None
+        request,
+        session.csrf,
+        session.account_id,
+        lang,
+        done=done if done in ("requested", "promised") else None,
     )
 
 
-@router.post("/me/{token}/request-plan", include_in_schema=False)
-async def request_plan(request: Request, token: str) -> Response:
+async def _verified_post(request: Request) -> tuple[DebtorSession, dict[str, str], str] | Response:
+    """A post from a verified session with its CSRF token: (session, form, language), or the answer."""
+    form = {k: str(v) for k, v in (await request.form()).items()}
+    lang = _lang(form.get("lang", ""), None)
+    session = _session(request, lang)
+    if isinstance(session, Response):
+        return session
+    if not signin.csrf_ok(session, form) or not session.verified:
+        return friendly(request, 403, "forged_title", "session_body", lang)
+    return session, form, lang
+
+
+@router.post("/me/request-plan", include_in_schema=False)
+async def request_plan(request: Request) -> Response:
     """The ``negotiation_requested`` signal: dunning waits while an agent prepares a plan."""
-    form = await request.form()
-    lang = _lang(str(form.get("lang", "")), None)
-    account_id = _account_for(request, token, lang)
-    if isinstance(account_id, Response):
-        return account_id
+    posted = await _verified_post(request)
+    if isinstance(posted, Response):
+        return posted
+    session, _, lang = posted
+    account_id = session.account_id
     client = await temporal_client(request)
     sessions = app_sessions(request)
     problem = Texts(lang)("unavailable", phone=app_settings(request).callback_number)
@@ -293,14 +333,14 @@ async def request_plan(request: Request, token: str) -> Response:
         status = await accounts.account_status(client, account_id, sessions=sessions)
         # a closing run would take the request and do nothing with it
         if status.mode != Mode.DUNNING or status.closing is not None:
-            return await _render(request, token, account_id, lang, problems=[problem], status_code=409)
+            return await _render(request, session.csrf, account_id, lang, problems=[problem], status_code=409)
         ask = NegotiationRequest(channel="self_service", note="debtor's self-service page")
         await calls.signal(client, sessions, account_id, "negotiation_requested", ask)
     except ops.AccountNotFound:
-        return _friendly(request, 404, "missing_title", "missing_body", lang)
+        return friendly(request, 404, "missing_title", "missing_body", lang)
     except ops.AccountClosed:
-        return await _render(request, token, account_id, lang, problems=[problem], status_code=409)
-    return RedirectResponse(_here(token, lang, done="requested"), status_code=303)
+        return await _render(request, session.csrf, account_id, lang, problems=[problem], status_code=409)
+    return RedirectResponse(_here(lang, done="requested"), status_code=303)
 
 
 def _promise(form: dict[str, str], currency: str, t: Texts) -> tuple[PlanProposal | None, list[str]]:
@@ -321,15 +361,15 @@ def _promise(form: dict[str, str], currency: str, t: Texts) -> tuple[PlanProposa
     return proposal, []
 
 
-@router.post("/me/{token}/promise", include_in_schema=False)
-async def promise_to_pay(request: Request, token: str) -> Response:
+@router.post("/me/promise", include_in_schema=False)
+async def promise_to_pay(request: Request) -> Response:
     """A promise to pay: checked by the pure preview first, then proposed to the workflow as ``debtor``."""
-    form = await request.form()
-    lang = _lang(str(form.get("lang", "")), None)
-    account_id = _account_for(request, token, lang)
-    if isinstance(account_id, Response):
-        return account_id
-    values = {"date": str(form.get("date", "")).strip(), "amount": str(form.get("amount", "")).strip()}
+    posted = await _verified_post(request)
+    if isinstance(posted, Response):
+        return posted
+    session, form, lang = posted
+    account_id = session.account_id
+    values = {"date": form.get("date", "").strip(), "amount": form.get("amount", "").strip()}
     t = Texts(lang)
     client = await temporal_client(request)
     sessions = app_sessions(request)
@@ -337,9 +377,9 @@ async def promise_to_pay(request: Request, token: str) -> Response:
         status = await accounts.account_status(client, account_id, sessions=sessions)
         terms = await asyncio.to_thread(plans.plan_terms, sessions, account_id)
     except ops.AccountNotFound:
-        return _friendly(request, 404, "missing_title", "missing_body", lang)
+        return friendly(request, 404, "missing_title", "missing_body", lang)
     except ops.AccountClosed:
-        return _friendly(request, 409, "missing_title", "missing_body", lang)
+        return friendly(request, 409, "missing_title", "missing_body", lang)
     proposal, problems = _promise(values, status.currency, t)
     if proposal is not None:
         preview = plans.preview_plan(status, terms, proposal)
@@ -356,11 +396,11 @@ async def promise_to_pay(request: Request, token: str) -> Response:
     if problems:
         return await _render(
             request,
-            token,
+            session.csrf,
             account_id,
             lang,
             problems=[t.rejected, *problems],
             promise=values,
             status_code=status_code,
         )
-    return RedirectResponse(_here(token, lang, done="promised"), status_code=303)
+    return RedirectResponse(_here(lang, done="promised"), status_code=303)

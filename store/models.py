@@ -491,3 +491,27 @@ class ConsoleSessionRow(Base):
     role: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime]
     seen_at: Mapped[datetime]
+
+
+class DebtorSessionRow(Base):
+    """A debtor's visit to their own pages (0009), opened by the signed link of a text. The cookie holds
+    an opaque id; nothing about the debt is shown until ``verified_at`` (right-party verification)."""
+
+    __tablename__ = "debtor_sessions"
+
+    id_digest: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 of the cookie's id
+    account_id: Mapped[str] = mapped_column(String(64), index=True)
+    csrf: Mapped[str] = mapped_column(String(64))  # the forms' token, compared on every post
+    created_at: Mapped[datetime]
+    seen_at: Mapped[datetime]
+    verified_at: Mapped[datetime | None]
+    failures: Mapped[int] = mapped_column(default=0)
+
+
+class LinkRevocationRow(Base):
+    """Self-service links of an account issued before ``revoked_at`` open nothing any more (0009)."""
+
+    __tablename__ = "link_revocations"
+
+    account_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    revoked_at: Mapped[datetime]

@@ -13,6 +13,7 @@ import itertools
 import os
 import random
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -22,9 +23,11 @@ from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
+from temporalio.client import Client
 
 from runtime.devserver import test_server_binary
 from runtime.settings import SIMULATOR_SID, SIMULATOR_TOKEN, Settings
+from runtime.temporal import connect
 
 PG_ADMIN_URL = os.environ.get("COLLECT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -37,6 +40,18 @@ def free_port() -> int:
 
 _NYC_AREAS = ("646", "718", "917", "347", "929", "332")
 _next_phone = itertools.count(random.randrange(len(_NYC_AREAS) * 90))
+
+
+async def connect_when_ready(address: str, within: float = 60.0) -> Client:
+    """The port opens a moment before the frontend answers ("Frontend is not healthy yet")."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            return await connect(Settings(temporal_address=address, _env_file=None))  # type: ignore[call-arg]
+        except RuntimeError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
 
 
 def random_phone(last_two: int = 42) -> str:

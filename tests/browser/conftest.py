@@ -52,6 +52,8 @@ AGENT_TOKEN = "browser-agent-token-xxxxxxxxxxxxx"
 SUPERVISOR_TOKEN = "browser-supervisor-token-xxxxxxxx"
 LINK_SECRET = "browser-link-secret"
 NY = ZoneInfo("America/New_York")
+#: the debtors' date of birth on file (the self-service page asks for it first)
+BORN = date(1984, 3, 9)
 
 
 @dataclass
@@ -74,6 +76,7 @@ class Stack:
                 phone=random_phone(),
                 timezone="America/New_York",
                 language=language,
+                date_of_birth=BORN,
             ),
             currency="USD",
             balance=120_000,

@@ -18,7 +18,7 @@ from domain.accounts import HoldKind, Mode
 from domain.plans import add_months
 from service import links
 from service.auth import COOKIE
-from tests.browser.conftest import AGENT_TOKEN, LINK_SECRET, SUPERVISOR_TOKEN, Stack, today_ny
+from tests.browser.conftest import AGENT_TOKEN, BORN, LINK_SECRET, SUPERVISOR_TOKEN, Stack, today_ny
 
 TIMEOUT_MS = 15_000
 
@@ -102,6 +102,16 @@ async def test_debtor_opens_the_link_and_requests_a_plan(stack: Stack, chromium:
     page.set_default_timeout(TIMEOUT_MS)
 
     await page.goto(f"{stack.base}/me/{token}")
+    # the link leaves the address bar, and nothing about a debt shows before the date of birth
+    assert page.url.endswith("/me/account") and token not in page.url
+    assert "1,200" not in await page.content()
+    await page.fill("#born", "1984-03-08")
+    await page.click("#verify")
+    await page.wait_for_selector("#problems")
+    assert "1,200" not in await page.content()
+    await page.fill("#born", BORN.isoformat())
+    await page.click("#verify")
+    await page.wait_for_selector("#owed")
     assert await page.get_attribute("html", "lang") == "zh-CN"  # the account's language
     assert "CNY" not in await page.inner_text("#owed") and "USD 1,200.00" in await page.inner_text("#owed")
     chargeoff = account.due_date + timedelta(days=180)
@@ -125,6 +135,15 @@ async def test_debtor_opens_the_link_and_requests_a_plan(stack: Stack, chromium:
     forged = await page.goto(f"{stack.base}/me/{token[:-3]}abc")
     assert forged is not None and forged.status == 403
     await shots(page, "4-forged")
+
+    # signing out everywhere: the page and the link of the text open nothing any more
+    await page.goto(f"{stack.base}/me/account?lang=en")
+    await page.click("#sign-out-everywhere")
+    await page.wait_for_selector("h1")
+    again = await page.goto(f"{stack.base}/me/account")
+    assert again is not None and again.status == 401
+    old_link = await page.goto(f"{stack.base}/me/{token}")
+    assert old_link is not None and old_link.status == 410
     await context.close()
 
 

@@ -38,10 +38,9 @@ from domain.accounts import Account, Debtor, Product
 from runtime.devserver import dev_server_args, port_open, temporal_cli
 from runtime.intake import intake_accounts
 from runtime.settings import ROOT, Settings
-from runtime.temporal import connect
 from store.db import make_engine, session_factory
 from store.models import AuditRow, ContactAttempt
-from tests.conftest import free_port
+from tests.conftest import connect_when_ready, free_port
 
 # Zones to choose the debtors' home from: the test picks those at the local hour it needs (mid-day, or
 # just before the 10:00 reminders), so the first reminders go out soon whatever hour CI runs at (quiet
@@ -154,18 +153,6 @@ def devserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
 @pytest.fixture(scope="session")
 async def dev_client(devserver: DevServer) -> Client:
     return await connect_when_ready(devserver.address)
-
-
-async def connect_when_ready(address: str, within: float = 60.0) -> Client:
-    """The port opens a moment before the frontend answers ("Frontend is not healthy yet")."""
-    deadline = time.monotonic() + within
-    while True:
-        try:
-            return await connect(Settings(temporal_address=address, _env_file=None))  # type: ignore[call-arg]
-        except RuntimeError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.5)
 
 
 # ---- worker processes ----------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from pydantic import SecretStr
 from runtime.devserver import start_dev_server
 from runtime.doctor import run_checks
 from runtime.settings import Settings
-from tests.conftest import free_port
+from tests.conftest import connect_when_ready, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -65,6 +65,9 @@ async def test_everything_there_passes(settings: Settings, tmp_path: Path) -> No
         tmp_path / "temporal.db", port=port, ui_port=free_port(), log_file=tmp_path / "t.log"
     )
     try:
+        await connect_when_ready(
+            f"127.0.0.1:{port}"
+        )  # the doctor checks a server that is up, not one starting
         ready = settings.model_copy(update={"temporal_address": f"127.0.0.1:{port}"})
         checks = await run_checks(ready)
         assert [(c.name, c.ok) for c in checks] == [

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -24,11 +24,17 @@ from service import links
 from service.app import create_app
 from service.selfservice import strings
 from store.accounts import upsert_account
+from store.audit import audit_entries
+from store.models import AccountRow
 from tests.service.conftest import PUBLIC, random_phone
 from tests.workflows.conftest import NY, Harness, at_local, running_harness
 
 SECRET = "test-link-secret"
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+BORN = date(1979, 6, 30)
+AGENT = "selfservice-agent-token-0123456789abcdef"
+AUDITOR = "selfservice-auditor-token-0123456789abcde"
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
 # ---- the links themselves (pure) -------------------------------------------------------------------
@@ -77,7 +83,12 @@ def test_both_languages_have_every_string() -> None:
 @pytest.fixture
 async def harness(env: Any, settings: Settings, simulator: Any) -> AsyncIterator[Harness]:
     linked = settings.model_copy(
-        update={"link_secret": SecretStr(SECRET), "self_service_url": f"{PUBLIC}/me", "link_ttl_days": 14}
+        update={
+            "link_secret": SecretStr(SECRET),
+            "self_service_url": f"{PUBLIC}/me",
+            "link_ttl_days": 14,
+            "api_tokens": {AGENT: "ann:agent", AUDITOR: "olga:auditor"},
+        }
     )
     async with running_harness(env, linked, simulator) as h:
         yield h
@@ -96,13 +107,19 @@ def link_for(account: Account) -> str:
     return "/me/" + links.issue(account.account_id, SECRET, now=datetime.now(UTC), ttl_days=14)
 
 
-async def overdue(harness: Harness, *, days: int = 40, language: str = "en") -> Account:
+async def overdue(
+    harness: Harness, *, days: int = 40, language: str = "en", born: date | None = BORN
+) -> Account:
     """A debtor ``days`` past due on USD 500.00 (fees 25.00), stored and with their workflow running."""
     today = (await harness.now()).astimezone(NY).date()
     account = Account(
         account_id=f"M-{uuid.uuid4().hex[:10]}",
         debtor=Debtor(
-            name="Jane Doe", phone=random_phone(42), timezone="America/New_York", language=language
+            name="Jane Doe",
+            phone=random_phone(42),
+            timezone="America/New_York",
+            language=language,
+            date_of_birth=born,
         ),
         currency="USD",
         balance=50_000,
@@ -115,6 +132,23 @@ async def overdue(harness: Harness, *, days: int = 40, language: str = "en") -> 
     return account
 
 
+async def signed_in(web: httpx.AsyncClient, link: str, lang: str | None = None) -> httpx.Response:
+    """Open the link of a text and confirm the date of birth: the account's page."""
+    params = {"lang": lang} if lang else {}
+    asked = await web.get(link, params=params, follow_redirects=True)
+    assert asked.status_code == 200 and str(asked.url).endswith(
+        "/me/account" + (f"?lang={lang}" if lang else "")
+    )
+    form = {"born": BORN.isoformat(), "csrf": CSRF.search(asked.text).group(1), "lang": lang or ""}  # type: ignore[union-attr]
+    return await web.post("/me/verify", data=form, follow_redirects=True)
+
+
+def csrf_of(page: httpx.Response) -> str:
+    found = CSRF.search(page.text)
+    assert found, page.text
+    return found.group(1)
+
+
 async def status_of(harness: Harness, account: Account) -> AccountStatus:
     return await harness.client.get_workflow_handle(account.workflow_id).query(
         "status", result_type=AccountStatus
@@ -125,7 +159,7 @@ async def test_the_page_says_what_is_owed_what_is_next_and_when_contact_ends(
     harness: Harness, web: httpx.AsyncClient
 ) -> None:
     account = await overdue(harness)
-    page = await web.get(link_for(account))
+    page = await signed_in(web, link_for(account))
     assert page.status_code == 200
     html = page.text
     assert "USD 500.00" in html  # what is owed
@@ -143,10 +177,10 @@ async def test_the_page_speaks_the_debtors_language_and_can_switch(
     harness: Harness, web: httpx.AsyncClient
 ) -> None:
     account = await overdue(harness, language="zh-CN")
-    page = await web.get(link_for(account))
+    page = await signed_in(web, link_for(account))
     assert '<html lang="zh-CN">' in page.text
     assert "已逾期 40 天" in page.text and "申请还款计划" in page.text
-    english = await web.get(link_for(account), params={"lang": "en"})
+    english = await web.get("/me/account", params={"lang": "en"})
     assert '<html lang="en">' in english.text and "Request a plan" in english.text
 
 
@@ -159,8 +193,8 @@ async def test_forged_and_expired_links_get_a_friendly_page(harness: Harness, we
     expired = await web.get(f"/me/{old}")
     assert expired.status_code == 410
     assert "This link has expired" in expired.text and "14 days" in expired.text
-    posted = await web.post(f"/me/{old}/request-plan", data={"lang": "en"})
-    assert posted.status_code == 410
+    posted = await web.post("/me/request-plan", data={"lang": "en"})  # no session: nothing happens
+    assert posted.status_code == 401
     assert HoldKind.NEGOTIATION.value not in (await status_of(harness, account)).holds
 
 
@@ -168,8 +202,11 @@ async def test_requesting_a_plan_pauses_dunning_with_the_negotiation_hold(
     harness: Harness, web: httpx.AsyncClient
 ) -> None:
     account = await overdue(harness)
-    link = link_for(account)
-    response = await web.post(f"{link}/request-plan", data={"lang": "en"})
+    page = await signed_in(web, link_for(account))
+    forged = await web.post("/me/request-plan", data={"lang": "en", "csrf": "not-the-token"})
+    assert forged.status_code == 403
+    assert HoldKind.NEGOTIATION.value not in (await status_of(harness, account)).holds
+    response = await web.post("/me/request-plan", data={"lang": "en", "csrf": csrf_of(page)})
     assert response.status_code == 303
     status = await status_of(harness, account)
     assert HoldKind.NEGOTIATION.value in status.holds
@@ -181,18 +218,23 @@ async def test_a_promise_outside_the_rules_is_explained_and_a_fitting_one_agreed
     harness: Harness, web: httpx.AsyncClient
 ) -> None:
     account = await overdue(harness)
-    link = link_for(account)
+    csrf = csrf_of(await signed_in(web, link_for(account)))
     today = (await harness.now()).date()
     too_far = await web.post(
-        f"{link}/promise",
-        data={"lang": "en", "date": (today + timedelta(days=45)).isoformat(), "amount": "100"},
+        "/me/promise",
+        data={"lang": "en", "csrf": csrf, "date": (today + timedelta(days=45)).isoformat(), "amount": "100"},
     )
     assert too_far.status_code == 422 and "promise.too_far" in too_far.text
     assert (await status_of(harness, account)).mode == Mode.DUNNING
 
     kept = await web.post(
-        f"{link}/promise",
-        data={"lang": "en", "date": (today + timedelta(days=10)).isoformat(), "amount": "200.00"},
+        "/me/promise",
+        data={
+            "lang": "en",
+            "csrf": csrf,
+            "date": (today + timedelta(days=10)).isoformat(),
+            "amount": "200.00",
+        },
     )
     assert kept.status_code == 303
     status = await status_of(harness, account)
@@ -211,5 +253,110 @@ async def test_the_dunning_sms_carries_a_signed_link_that_opens_the_page(
     assert found, texts[0]
     token = found.group(1)
     assert links.verify(token, SECRET, now=datetime.now(UTC)) == account.account_id
-    page = await web.get(f"/me/{token}")
+    with harness.sessions.begin() as s:  # the debtor's date of birth on file (intake's column)
+        row = s.get(AccountRow, account.account_id)
+        assert row is not None
+        row.debtor.date_of_birth = BORN
+    page = await signed_in(web, f"/me/{token}")
     assert page.status_code == 200 and "USD 500.00" in page.text
+
+
+# ---- the debtor's session: right-party verification, CSRF, signing out (issue 16) ---------------------
+async def test_the_link_leaves_the_address_bar_and_nothing_shows_before_the_date_of_birth(
+    harness: Harness, web: httpx.AsyncClient
+) -> None:
+    account = await overdue(harness)
+    opened = await web.get(link_for(account))
+    assert opened.status_code == 303 and opened.headers["location"] == "/me/account"
+    assert (
+        "collect_me=" in opened.headers["set-cookie"] and "httponly" in opened.headers["set-cookie"].lower()
+    )
+    asked = await web.get("/me/account")
+    assert asked.status_code == 200 and "date of birth" in asked.text
+    for leak in ("USD", "500.00", "past due", "overdue", mask_phone(account.debtor.phone), "Jane"):
+        assert leak not in asked.text, leak
+    wrong = await web.post("/me/verify", data={"born": "1979-06-29", "csrf": csrf_of(asked)})
+    assert wrong.status_code == 422 and "does not match" in wrong.text and "Tries left: 4" in wrong.text
+    assert "USD" not in wrong.text and "overdue" not in wrong.text
+    right = await web.post("/me/verify", data={"born": BORN.isoformat(), "csrf": csrf_of(asked)})
+    assert right.status_code == 303
+    assert "USD 500.00" in (await web.get("/me/account")).text
+    with harness.sessions.begin() as s:
+        tries = [e.decision for e in audit_entries(s, account.account_id) if e.action == "verify"]
+    assert tries == ["failed", "matched"]  # audited, never the date keyed in
+
+
+async def test_five_wrong_dates_close_the_session(harness: Harness, web: httpx.AsyncClient) -> None:
+    account = await overdue(harness)
+    asked = await web.get(link_for(account), follow_redirects=True)
+    csrf = csrf_of(asked)
+    for left in (4, 3, 2, 1):
+        wrong = await web.post("/me/verify", data={"born": "2000-01-01", "csrf": csrf})
+        assert f"Tries left: {left}" in wrong.text
+    locked = await web.post("/me/verify", data={"born": "2000-01-01", "csrf": csrf})
+    assert locked.status_code == 403 and "could not confirm who you are" in locked.text
+    assert (await web.get("/me/account")).status_code == 401  # the session is gone
+    late = await web.post("/me/verify", data={"born": BORN.isoformat(), "csrf": csrf})
+    assert late.status_code == 401 and "USD" not in late.text
+
+
+async def test_without_a_date_of_birth_on_file_the_page_says_to_call(
+    harness: Harness, web: httpx.AsyncClient
+) -> None:
+    account = await overdue(harness, born=None)
+    page = await web.get(link_for(account), follow_redirects=True)
+    assert page.status_code == 403 and "cannot confirm who you are online" in page.text
+    assert "USD" not in page.text
+
+
+async def test_signing_out_everywhere_voids_every_session_and_link(
+    harness: Harness, web: httpx.AsyncClient
+) -> None:
+    account = await overdue(harness)
+    link = link_for(account)
+    page = await signed_in(web, link)
+    gone = await web.post("/me/sign-out-everywhere", data={"csrf": csrf_of(page)})
+    assert gone.status_code == 200 and "no longer works" in gone.text
+    assert (await web.get("/me/account")).status_code == 401
+    assert (await web.get(link)).status_code == 410  # the link of the earlier text is void
+    later = links.issue(account.account_id, SECRET, now=datetime.now(UTC) + timedelta(seconds=2), ttl_days=14)
+    assert "USD 500.00" in (await signed_in(web, f"/me/{later}")).text  # the next text's link works
+
+
+def test_the_access_log_never_holds_a_link() -> None:
+    import logging
+
+    from service.debtor_signin import RedactLinks
+
+    token = links.issue("ACC-1", SECRET, now=T0, ttl_days=14)
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        ("1.2.3.4:5", "GET", f"/me/{token}?lang=en", "1.1", 303),
+        None,
+    )
+    assert RedactLinks().filter(record)
+    assert token not in record.getMessage() and "/me/<link>?lang=en" in record.getMessage()
+
+
+async def test_an_agent_voids_the_links_and_sessions_of_an_account(
+    harness: Harness, web: httpx.AsyncClient
+) -> None:
+    account = await overdue(harness)
+    link = link_for(account)
+    await signed_in(web, link)
+    url = f"/api/accounts/{account.account_id}/links/revoke"
+    refused = await web.post(url, headers={"Authorization": f"Bearer {AUDITOR}"})
+    assert refused.status_code == 403  # an auditor reads, never writes
+    revoked = await web.post(url, headers={"Authorization": f"Bearer {AGENT}"})
+    assert revoked.status_code == 200 and revoked.json()["sessions_closed"] == 1
+    assert (await web.get("/me/account")).status_code == 401
+    assert (await web.get(link)).status_code == 410
+    with harness.sessions.begin() as s:
+        lines = [
+            (e.actor, e.decision) for e in audit_entries(s, account.account_id) if e.action == "self_service"
+        ]
+    assert ("ann", "links_revoked") in lines

@@ -37,6 +37,8 @@ TABLES = {
     "refunds",  # 0006 (money beyond what was owed, or after the account closed)
     "rule_versions",  # 0006 (the policy and profile text each account runs)
     "console_sessions",  # 0008 (console sign-ins: the cookie holds an opaque id, not a token)
+    "debtor_sessions",  # 0009 (a debtor's visit opened by a link; nothing shown until verified)
+    "link_revocations",  # 0009 (links of an account issued before this moment are void)
 }
 
 
