@@ -47,6 +47,9 @@ EMERGENCY_CONTACT = "emergency-contact"
 #: day's text by timing (the child's announcement or the run's reminder, whichever reached the live
 #: gate first), so two runs of the same account could differ; the strategy lab could not predict it.
 VISIT_AFTER_STEP = "visit-after-the-step"
+#: An agreed plan is confirmed to the debtor in writing, once; a broken plan is told, once (issue 13:
+#: the ``plan_confirmation`` and ``plan_broken`` templates existed and nothing sent them).
+PLAN_NOTICES = "plan-confirmed-and-broken-in-writing"
 
 GENERATIONS: list[frozenset[str]] = [
     frozenset(),  # generation 0: runs that ask the server for every patch
@@ -73,7 +76,7 @@ GENERATIONS: list[frozenset[str]] = [
             EMERGENCY_CONTACT,
         }
     ),
-    frozenset({VISIT_AFTER_STEP}),
+    frozenset({VISIT_AFTER_STEP, PLAN_NOTICES}),
 ]
 
 #: The generation new runs are started with (intake, hand-over).

@@ -35,6 +35,8 @@ SUSPENDED_RECHECK = timedelta(days=7)
 SUSPEND_PATCH = patches.SUSPEND
 #: Settlement hands over at any wake-up (it used to only after an instalment was paid).
 WAKE_HAND_OVER_PATCH = patches.WAKE_HAND_OVER
+#: The plan confirmed in writing once agreed, and its break told once (generation 2).
+PLAN_NOTICES_PATCH = patches.PLAN_NOTICES
 
 
 class _Closing(Exception):
@@ -68,6 +70,7 @@ class SettlementWorkflow(AccountWorkflow):
     async def follow_plan(self) -> RunResult:
         ps = self.plan_state
         plan = ps.plan
+        await self.confirm_plan()
         due_so_far = 0
         for inst in plan.instalments:
             due_so_far += inst.amount
@@ -107,6 +110,29 @@ class SettlementWorkflow(AccountWorkflow):
             if workflow.info().is_continue_as_new_suggested():
                 await self.hand_over("SettlementWorkflow")
         return await self.complete()
+
+    async def confirm_plan(self) -> None:
+        """The agreement in writing, once per plan (a hand-over remembers it went): the schedule's
+        first instalment, the total and how many, and where to see it all. A receipt of what the debtor
+        agreed, so quiet hours apply and caps do not, and a hold does not keep it back."""
+        ps = self.plan_state
+        plan = ps.plan
+        key = f"plan/{plan.plan_id}/confirmation"
+        if key in ps.reminded or not self.patched(PLAN_NOTICES_PATCH):
+            return
+        first = plan.instalments[0]
+        ps.reminded.append(key)  # before the send: a hand-over while it waits must not send it again
+        await self.send_once(
+            key,
+            Purpose.RECEIPT,
+            "plan_confirmation",
+            {
+                "amount": format_minor(first.amount, plan.currency),
+                "due_date": first.due_date.isoformat(),
+                "total": format_minor(plan.total, plan.currency),
+                "count": str(len(plan.instalments)),
+            },
+        )
 
     async def instalment_paid(self, seq: int, amount: int) -> None:
         ev = self.event("instalment_paid", f"{seq}/{len(self.plan_state.plan.instalments)}")
@@ -198,7 +224,22 @@ class SettlementWorkflow(AccountWorkflow):
                 events=[ev],
             )
         )
-        return await self.back_to_dunning(f"plan {self.plan_state.plan.plan_id} broken")
+        plan = self.plan_state.plan
+        if self.patched(PLAN_NOTICES_PATCH):
+            # told once, what was missed and what happens next, as the first message of dunning again:
+            # its caps, quiet hours and holds apply (a hold that stops collection keeps it back)
+            missed = next(i for i in plan.instalments if i.seq == seq)
+            self.state.mode = Mode.DUNNING
+            await self.send_once(
+                f"plan/{plan.plan_id}/broken",
+                Purpose.DUNNING,
+                "plan_broken",
+                {
+                    "amount": format_minor(missed.amount, plan.currency),
+                    "due_date": missed.due_date.isoformat(),
+                },
+            )
+        return await self.back_to_dunning(f"plan {plan.plan_id} broken")
 
     async def complete(self) -> RunResult:
         ps = self.plan_state

@@ -47,6 +47,23 @@ HOLD = (0.0, 0.3)  # the carrier holds each create this long before taking it
 PAUSE = (0.0, 0.4)  # the plan is proposed this long after the create arrived
 
 
+#: what the plan confirmation says (policies/templates/en.toml ``plan_confirmation``)
+CONFIRMATION = "your payment plan is agreed"
+
+
+def receive_once(body: bytes, receive: Callable[[], Awaitable[dict]]) -> Callable[[], Awaitable[dict]]:
+    sent = False
+
+    async def replay() -> dict:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
+
+
 class HoldingCarrier:
     """ASGI wrapper around the simulator: reports each SMS create, holds it, and times its creation."""
 
@@ -55,6 +72,9 @@ class HoldingCarrier:
         self.on_create = on_create
         self.rng = rng
         self.created: dict[str, list[float]] = defaultdict(list)  # to -> monotonic time it was taken
+        self.confirmed: dict[str, int] = defaultdict(
+            int
+        )  # to -> plan confirmations (the agreement in writing)
 
     async def __call__(self, scope: dict, receive: Callable[[], Awaitable[dict]], send: Any) -> None:
         if not (
@@ -68,19 +88,15 @@ class HoldingCarrier:
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break
-        to = parse_qs(body.decode()).get("To", [""])[0]
+        form = parse_qs(body.decode())
+        to = form.get("To", [""])[0]
+        if CONFIRMATION in form.get("Body", [""])[0]:  # the receipt of the agreement: expected, once
+            self.confirmed[to] += 1
+            await self.inner(scope, receive_once(body, receive), send)
+            return
         self.on_create(to)
         await asyncio.sleep(self.rng.uniform(*HOLD))
-        sent = False
-
-        async def replay() -> dict:
-            nonlocal sent
-            if sent:
-                return await receive()
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        await self.inner(scope, replay, send)
+        await self.inner(scope, receive_once(body, receive), send)
         self.created[to].append(time.monotonic())
 
 
@@ -176,8 +192,9 @@ async def test_settlement_during_an_in_flight_reminder_silences_dunning_every_ti
             f"{len(late)} debtors got a reminder after their plan was agreed: {list(late.items())[:3]}"
         )
         assert all(len(carrier.created[p]) == 1 for p in by_phone)  # the in-flight reminder went out once
+        assert all(n == 1 for n in carrier.confirmed.values())  # the agreement in writing, never twice
         tally = check_exactly_once(campaign, app.state.sim)
-        assert tally.carrier == RACES, tally
+        assert tally.carrier == RACES + sum(carrier.confirmed.values()), tally
         failed: list[tuple[str, str]] = []
         kinds = await check_workflows(dev_client, campaign, failed=failed)
         print(f"\nsettlement race: {RACES} plans agreed mid-send, {tally}, runs {dict(kinds)}")

@@ -45,6 +45,9 @@ LONG = {
         "agency_number": "+1 (800) 555-0123",
         "visit_date": "2026-12-01",
         "visit_window": "10:00-13:00",
+        # the agreement in writing (issue 13)
+        "total": "USD 1,234,567.89",
+        "count": "60",
     },
     "zh-CN": {
         "company": "北风消费金融股份有限公司",
@@ -58,6 +61,8 @@ LONG = {
         # 外访与委外（第7项）
         "agency_name": "华东外访服务有限公司",
         "agency_number": "+86 21-5555-0100",
+        "total": "CNY 1,234,567.89",
+        "count": "60",
         "visit_date": "2026-12-01",
         "visit_window": "10:00-13:00",
     },

@@ -177,7 +177,19 @@ async def test_negotiation_stops_dunning_before_the_update_answers(harness: Harn
     after = [c for c in harness.sent(account) if c["at"] >= agreed_at]
     assert after, "plan reminders were expected"
     assert {c["purpose"] for c in after} <= {"plan_reminder", "receipt"}, after
-    assert [c["template"] for c in after if c["purpose"] == "receipt"] == ["plan_completed"]
+    # the agreement in writing, once, then only reminders, then the closing receipt
+    assert [c["template"] for c in after if c["purpose"] == "receipt"] == [
+        "plan_confirmation",
+        "plan_completed",
+    ]
+    confirmations = [
+        m["body"]
+        for m in await harness.carrier_log(account.debtor.phone)
+        if "plan is agreed" in m.get("body", "")
+    ]
+    assert len(confirmations) == 1, confirmations
+    assert f"{len(plan.instalments)} instalment(s), USD 500.00 in all" in confirmations[0]
+    assert plan.instalments[0].due_date.isoformat() in confirmations[0]
     dues = {str(i.seq): i.due_date for i in plan.instalments}
     for c in after:
         if c["purpose"] == "plan_reminder":
@@ -209,6 +221,15 @@ async def test_broken_plan_goes_back_to_dunning(harness: Harness) -> None:
     await harness.skip_to(broke_at + timedelta(days=14))
     resumed = [c for c in harness.sent(account) if c["at"] > broke_at]
     assert resumed and all(c["purpose"] == "dunning" for c in resumed)
+    # told once, first, what was missed and that reminders start again
+    assert [c["template"] for c in resumed].count("plan_broken") == 1
+    assert resumed[0]["template"] == "plan_broken"
+    told = [
+        m["body"]
+        for m in await harness.carrier_log(account.debtor.phone)
+        if "plan has ended" in m.get("body", "")
+    ]
+    assert len(told) == 1 and plan.instalments[0].due_date.isoformat() in told[0], told
     await handle.signal(
         "payment_received", PaymentIn(amount=account.balance, currency="USD", reference="end")
     )
