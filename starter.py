@@ -21,7 +21,8 @@ from typing import Any
 
 from rich.table import Table
 
-from runtime.cli_common import account_handle, client_for, console, err, money, sessions_for
+from runtime.cli_closing import cmd_close, cmd_reopen
+from runtime.cli_common import account_handle, client_for, console, err, money, operator_name, sessions_for
 from runtime.cli_parser import EXAMPLES, parser
 from runtime.cli_processes import (
     cmd_doctor,
@@ -99,47 +100,6 @@ async def cmd_intake(args: argparse.Namespace, settings: Settings, client: Any =
     return 1 if result.failed else 0
 
 
-def _operator(args: argparse.Namespace) -> str | None:
-    """Who is acting: ``--as NAME``, else ``COLLECT_OPERATOR``; None (and a message) when neither is set."""
-    import os
-
-    name = (args.actor or os.environ.get("COLLECT_OPERATOR") or "").strip()
-    if not name:
-        err.print("[red]who is acting?[/] name yourself with --as NAME (or set COLLECT_OPERATOR)")
-        return None
-    return name
-
-
-async def cmd_reopen(args: argparse.Namespace, settings: Settings) -> int:
-    """Restart collection of a closed account, on purpose and audited (intake never does)."""
-    from runtime.operator_actions import Refused, reopen_account
-
-    actor = _operator(args)
-    if actor is None:
-        return 2
-    client = await client_for(settings)
-    try:
-        done = await reopen_account(
-            client,
-            sessions_for(settings),
-            args.account,
-            reason=args.reason,
-            actor=actor,
-            task_queue=settings.task_queue,
-            contact_queue=settings.contact_task_queue,
-            day_seconds=args.day_seconds or settings.day_seconds,
-        )
-    except Refused as exc:
-        err.print(f"[red]not reopened:[/] {exc}")
-        return 1
-    console.print(
-        f"{done.account_id} reopened by {actor} (was closed: {done.close_reason or '-'}): dunning again from "
-        f"{money(done.balance, done.currency)} under {done.rules.versions}",
-        highlight=False,
-    )
-    return 0
-
-
 async def cmd_policy(args: argparse.Namespace, settings: Settings) -> int:
     """``policy list``: the versions and who runs them; ``policy upgrade``: move running accounts."""
     from runtime.operator_actions import rule_versions, upgrade_accounts
@@ -163,7 +123,7 @@ async def cmd_policy(args: argparse.Namespace, settings: Settings) -> int:
             )
         console.print(table)
         return 0
-    actor = _operator(args)
+    actor = operator_name(args)
     if actor is None:
         return 2
     client = await client_for(settings)
@@ -373,10 +333,9 @@ async def cmd_case(args: argparse.Namespace, settings: Settings) -> int:
             m.CeaseRequest(channel=None if args.channel == "all" else Channel(args.channel), actor="cli"),
         ),
     }
-    from domain.agencies import CloseRequest, RecallRequest
+    from domain.agencies import RecallRequest
 
     payloads["recall"] = lambda: ("recall", RecallRequest(reason=args.reason, actor="cli"))
-    payloads["close"] = lambda: ("close", CloseRequest(reason=args.reason, note=args.note, actor="cli"))
     signal, payload = payloads[args.command]()
     client = await client_for(settings)
     await account_handle(client, args.account).signal(signal, payload)
@@ -564,7 +523,7 @@ COMMANDS = {
     "verify-dispute": cmd_case,
     "cease": cmd_case,
     "recall": cmd_case,
-    "close": cmd_case,
+    "close": cmd_close,
     "pause": cmd_hold,
     "resume": cmd_hold,
     "opt-out": cmd_opt_out,

@@ -51,3 +51,14 @@ def money(amount: int, currency: str) -> str:
     from domain.money import format_minor
 
     return format_minor(amount, currency)
+
+
+def operator_name(args) -> str | None:  # type: ignore[no-untyped-def]
+    """Who is acting: ``--as NAME``, else ``COLLECT_OPERATOR``; None (and a message) when neither is set."""
+    import os
+
+    name = (getattr(args, "actor", None) or os.environ.get("COLLECT_OPERATOR") or "").strip()
+    if not name:
+        err.print("[red]who is acting?[/] name yourself with --as NAME (or set COLLECT_OPERATOR)")
+        return None
+    return name

@@ -33,7 +33,7 @@ EXAMPLES: dict[str, str] = {
     "verify-dispute": "verify-dispute ACC-00001",
     "cease": "cease ACC-00001 voice",
     "recall": 'recall ACC-00001 --reason "agency complaint"',
-    "close": 'close ACC-00001 written_off --note "small balance"',
+    "close": 'close ACC-00001 written_off --note "small balance" --as alice',
     "reopen": 'reopen ACC-00001 --reason "closed by mistake" --as alice',
     "policy": "policy upgrade --to default --all --as alice --dry-run",
     "purge-audit": "purge-audit --dry-run",
@@ -163,6 +163,9 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("account")
     c.add_argument("reason", choices=["written_off", "deceased", "bankrupt"])
     c.add_argument("--note", default="")
+    c.add_argument(
+        "--as", dest="actor", help="who closes it; a write-off takes two (default: $COLLECT_OPERATOR)"
+    )
     c = sub.add_parser("reopen", help="restart collection of a closed account, on purpose (audited)")
     c.add_argument("account")
     c.add_argument("--reason", required=True)

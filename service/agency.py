@@ -18,7 +18,6 @@ closing for a reason) need an agent's or a supervisor's token.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
@@ -37,9 +36,8 @@ from service import holds, payments, write_offs
 from service import temporal_calls as calls
 from service.api import OperationsErrors, Temporal
 from service.auth import Principal, require
-from service.operations import audit_write
 from service.state import app_sessions
-from store import agencies, notes
+from store import agencies
 from store.accounts import account_snapshot
 from store.audit import audit
 from store.contacts import live_gate_inputs
@@ -283,17 +281,6 @@ async def close_account(
     changes nothing, a different supervisor's request closes it (:mod:`service.write_offs`).
     404 for an unknown account; 409 with its state once it is closed or closing (a placed account can
     still be closed: its agency's placement ends)."""
-    sessions = app_sessions(request)
-    note = await asyncio.to_thread(notes.keep, sessions, account_id, who.name, "closure", body.note)
-    order = body.model_copy(update={"actor": who.name, "note": note})
-    if body.reason == "written_off":
-        await holds.ensure_open(client, sessions, account_id, "close")
-        first = await asyncio.to_thread(write_offs.first_requester, sessions, account_id, who.name)
-        if first is None:
-            await audit_write(sessions, account_id, who.name, write_offs.ACTION, "requested", note=note)
-            return {"account_id": account_id, "reason": body.reason, "status": "awaiting_second_supervisor"}
-        await holds.account_signal(client, sessions, account_id, "close", order, "close")
-        await audit_write(sessions, account_id, who.name, write_offs.ACTION, "confirmed", requested_by=first)
-        return {"account_id": account_id, "reason": body.reason, "status": "closing", "requested_by": first}
-    await holds.account_signal(client, sessions, account_id, "close", order, "close")
-    return {"account_id": account_id, "reason": body.reason, "status": "closing"}
+    return await write_offs.close_for(
+        client, app_sessions(request), account_id, body.reason, body.note, who.name
+    )

@@ -184,3 +184,24 @@ async def test_reopen_refuses_an_account_that_is_not_closed(harness: Harness) ->
         audit = audit_entries(s, account.account_id)
     assert snap is not None and snap.mode == Mode.DUNNING
     assert not any(e.action == "reopened" for e in audit)
+
+
+async def test_a_write_off_from_the_command_line_takes_two_operators(harness: Harness) -> None:
+    """``./collect close ACC written_off --as NAME``: the same four eyes as the API (issue 16)."""
+    from service.write_offs import close_for
+
+    account = await harness.open_account(due_in_days=-10, phone=random_phone(), balance=50_000, fees=0)
+    handle = harness.handle(account)
+    first = await close_for(harness.client, harness.sessions, account.account_id, "written_off", "", "alice")
+    assert first["status"] == "awaiting_second_supervisor"
+    again = await close_for(harness.client, harness.sessions, account.account_id, "written_off", "", "alice")
+    assert again["status"] == "awaiting_second_supervisor"  # the same person twice is still one
+    assert (await handle.query("status", result_type=AccountStatus)).mode == Mode.DUNNING
+    done = await close_for(harness.client, harness.sessions, account.account_id, "written_off", "sold", "bob")
+    assert done["status"] == "closing" and done["requested_by"] == "alice"
+    assert (await handle.result()).state == "closed_written_off"
+    with harness.sessions.begin() as s:
+        lines = [
+            (e.actor, e.decision) for e in audit_entries(s, account.account_id) if e.action == "write_off"
+        ]
+    assert lines == [("alice", "requested"), ("alice", "requested"), ("bob", "confirmed")]
