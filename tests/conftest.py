@@ -90,7 +90,7 @@ def _postgres_available() -> bool:
 
 
 #: minutes a test may take before pytest-timeout fails it (pyproject.toml: 10 for the others)
-LONG_TIMEOUTS = {"tests/workflows/test_simulation.py": 30, "tests/chaos/": 20}
+LONG_TIMEOUTS = {"tests/chaos/": 20}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -104,12 +104,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 #: Modules that each load a core or two for minutes, in two xdist units handed out first, one to each
 #: worker: the chaos tests (dev servers and worker processes of their own, keeping wall-clock deadlines),
-#: one after another, and the half-year simulation (time-skipping, CPU only). The quick modules fill in
-#: after them. Two chaos tests side by side took three times as long and a 500-account campaign on
-#: 8-second days fell behind its own deadlines (the worker-kill test: 479 s beside the settlement race,
-#: 136 s after it), so they never share a unit with each other's time. As one unit with the simulation
-#: (about 20 minutes on one worker) they set the suite's time; xdist hands out the units with the most
-#: tests first, and left last, that unit once ran alone while the other worker idled.
+#: one after another (about 7 minutes: the suite's critical path), and the Temporal half of the
+#: half-year simulation (50 accounts, about 2 minutes). The quick modules fill in after them. Two chaos
+#: tests side by side took three times as long and a 500-account campaign on 8-second days fell behind
+#: its own deadlines (the worker-kill test: 479 s beside the settlement race, 136 s after it), so they
+#: never share a unit with each other's time. xdist hands out the units with the most tests first, and
+#: left last, the chaos unit once ran alone while the other worker idled.
 HEAVY = {"heavy-chaos": "tests/chaos/", "heavy-simulation": "tests/workflows/test_simulation.py"}
 
 #: The niceness every test but the chaos tests runs at (and what they start: servers, simulators).
