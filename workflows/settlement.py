@@ -122,6 +122,13 @@ class SettlementWorkflow(AccountWorkflow):
             return
         first = plan.instalments[0]
         ps.reminded.append(key)  # before the send: a hand-over while it waits must not send it again
+
+        def moot() -> str | None:
+            """Waiting for a lawful hour must not hold the plan up: paid meanwhile, or closing, it is moot."""
+            if ps.paid >= plan.total:
+                return "plan paid before its confirmation could go"
+            return "account closing" if self.state.inbox.close is not None else None
+
         await self.send_once(
             key,
             Purpose.RECEIPT,
@@ -132,6 +139,7 @@ class SettlementWorkflow(AccountWorkflow):
                 "total": format_minor(plan.total, plan.currency),
                 "count": str(len(plan.instalments)),
             },
+            wanted=moot,
         )
 
     async def instalment_paid(self, seq: int, amount: int) -> None:

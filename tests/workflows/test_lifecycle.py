@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
 
 from domain.accounts import Product
 from domain.plans import AgreedPlan, Instalment, PlanKind, PlanProposal
@@ -136,6 +138,19 @@ async def test_full_payment_at_dpd_12_gets_one_receipt_and_nothing_after(harness
     assert len(harness.sent(account)) == len(before) + 1
 
 
+async def query(handle: Any, name: str, result_type: type) -> Any:
+    """A query, asked again if the test server let it time out: right after a plan is agreed the account
+    continues as new, and under the suite's load the new run's first task has been seen to take longer
+    than the server waits ("Timeout expired"); what is asked is the answer, not how fast it came."""
+    for attempt in range(3):
+        try:
+            return await handle.query(name, result_type=result_type)
+        except RPCError as err:
+            if "Timeout expired" not in str(err) or attempt == 2:
+                raise
+            await asyncio.sleep(1)
+
+
 async def test_negotiation_stops_dunning_before_the_update_answers(harness: Harness) -> None:
     account = await harness.open_account(due_in_days=-18, phone="+12125550104")
     handle = harness.handle(account)
@@ -152,8 +167,9 @@ async def test_negotiation_stops_dunning_before_the_update_answers(harness: Harn
     # (a proposal that meets a send under way: tests/workflows/test_waiting_reminder.py)
     with harness.sessions.begin() as s:
         attempts = contact_attempts(s, account.account_id)
-    assert not [a for a in attempts if a.state == "reserved"]
-    assert (await handle.query("status", result_type=AccountStatus)).mode == "settlement"
+    # (the agreement's own confirmation may be on its way: a receipt, not a reminder)
+    assert not [a for a in attempts if a.state == "reserved" and a.template != "plan_confirmation"]
+    assert (await query(handle, "status", AccountStatus)).mode == "settlement"
     for _ in range(100):
         with harness.sessions.begin() as s:
             snap = account_snapshot(s, account.account_id)
@@ -162,7 +178,7 @@ async def test_negotiation_stops_dunning_before_the_update_answers(harness: Harn
         await asyncio.sleep(0.1)
     assert snap is not None and snap.mode == "settlement"
     assert sum(i.amount for i in plan.instalments) == account.balance
-    timeline = await handle.query("timeline", result_type=Timeline)
+    timeline = await query(handle, "timeline", Timeline)
     assert timeline.plan_end_date == plan.instalments[-1].due_date
 
     for inst in plan.instalments:  # the debtor pays each instalment on its due date
