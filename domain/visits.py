@@ -70,6 +70,11 @@ class PlacementPolicy(BaseModel):
     )
     max_days: int = Field(default=365, ge=30, description="Recalled and written off after this long")
 
+    def places_at_charge_off(self, balance: int, currency: str) -> bool:
+        """Whether a debt charged off with ``balance`` goes to an agency (the workflow and the lab)."""
+        minimum = self.min_balance.get(currency)
+        return self.enabled and self.at == Stage.CHARGED_OFF and minimum is not None and balance >= minimum
+
 
 class VisitOutcome(StrEnum):
     MET_DEBTOR = "met_debtor"

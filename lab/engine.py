@@ -34,9 +34,17 @@ from domain.accounts import (
     Stage,
 )
 from domain.agencies import AgencyBook, Work, choose
-from domain.cadence import Step, dpd_at, due_before, fallback_step, gate_state, next_action
+from domain.cadence import (
+    Step,
+    dpd_at,
+    due_before,
+    fallback_step,
+    gate_state,
+    next_action,
+    usable_channels,
+)
 from domain.clock import PolicyClock
-from domain.gate import Allow, Defer, Deny, PlannedContact, Purpose, decide
+from domain.gate import Allow, Defer, Deny, PlannedContact, Purpose, Verdict, decide
 from domain.governor import (
     RULE_REDIAL,
     CallFact,
@@ -47,7 +55,7 @@ from domain.governor import (
 from domain.policy import Policy, load_policy
 from domain.profiles import Profile, load_profile
 from domain.visits import eligibility, visit_slot
-from lab.behaviour import Behaviour
+from lab.behaviour import Answer, Behaviour
 
 #: the workflow keeps this much of its ledger (workflows/base.py KEEP_LEDGER_DAYS) and of its contacts
 KEEP_LEDGER = timedelta(days=8)
@@ -307,8 +315,7 @@ class Portfolio:
             c.unreachable = [*c.unreachable, channel]
         elif outcome == ContactOutcome.OPTED_OUT and channel not in c.opted_out:
             c.opted_out = [*c.opted_out, channel]
-        usable = [ch for ch in Channel if ch not in c.opted_out and ch not in c.unreachable]
-        if not usable and not c.contact_lost:
+        if not usable_channels(c) and not c.contact_lost:
             c.contact_lost = True
             return True
         return False
@@ -324,16 +331,9 @@ class Portfolio:
         now: datetime,
         profile: Profile,
         riding: Step | None,
-        purpose: Purpose = Purpose.DUNNING,
     ) -> _Result:
-        state = gate_state(a.terms, a.carried, Mode.DUNNING)
-        planned = decide(
-            PlannedContact(channel=channel, purpose=purpose, template=template, at=now),
-            state,
-            a.carried.ledger,
-            now,
-            profile,
-        )
+        purpose = Purpose.DUNNING
+        planned = _decide(a, channel, purpose, template, Mode.DUNNING, a.carried.ledger, now, profile)
         if isinstance(planned, Deny):
             a.refused.append(Refused(now, channel, template, planned.rule, "denied"))
             return _Result(outcome=ContactOutcome.DENIED, rule=planned.rule)
@@ -341,12 +341,8 @@ class Portfolio:
             return _Result(outcome=ContactOutcome.DENIED, rule=planned.rule, deferred_until=planned.until)
         backup = None
         if riding is not None:
-            fb = decide(
-                PlannedContact(channel=riding.channel, purpose=purpose, template=riding.template, at=now),
-                state,
-                a.carried.ledger,
-                now,
-                profile,
+            fb = _decide(
+                a, riding.channel, purpose, riding.template, Mode.DUNNING, a.carried.ledger, now, profile
             )
             if isinstance(fb, Allow):
                 backup = riding
@@ -368,15 +364,7 @@ class Portfolio:
         backup: Step | None,
     ) -> _Result:
         """What the send activity does: the live gate, the governor for a call, then the carrier."""
-        live = [e for e in a.live if e.at >= now - LIVE_LEDGER]
-        state = gate_state(a.terms, a.carried, Mode.DUNNING)
-        verdict = decide(
-            PlannedContact(channel=channel, purpose=purpose, template=template, at=now),
-            state,
-            live,
-            now,
-            profile,
-        )
+        verdict = _decide(a, channel, purpose, template, Mode.DUNNING, _live(a, now), now, profile)
         if isinstance(verdict, Deny):
             a.refused.append(Refused(now, channel, template, verdict.rule, "denied"))
             return _Result(outcome=ContactOutcome.DENIED, rule=verdict.rule)
@@ -395,6 +383,19 @@ class Portfolio:
                         a.deferred[backup.key] = fb.deferred_until
                     return held.with_fallback(fb)
                 return held
+        return _Result(outcome=self._deliver(a, key, channel, template, purpose, stage, now).outcome)
+
+    def _deliver(
+        self,
+        a: SimAccount,
+        key: str,
+        channel: Channel,
+        template: str,
+        purpose: Purpose,
+        stage: Stage,
+        now: datetime,
+    ) -> Answer:
+        """The carrier's answer; what it accepted counts in the live ledger (and a call, for the governor)."""
         answer = self.behaviour.answer(a.phone, channel, now)
         if answer.accepted:
             a.live.append(LedgerEntry(at=now, channel=channel, outcome=answer.outcome))
@@ -403,7 +404,7 @@ class Portfolio:
                 self._calls.setdefault(a.terms.policy, []).append(CallFact(at=now, outcome=answer.outcome))
                 if answer.outcome == ContactOutcome.SILENT:
                     self._abandoned.setdefault(a.phone, []).append(now)
-        return _Result(outcome=answer.outcome)
+        return answer
 
     def _governor(self, a: SimAccount, now: datetime) -> _Result | None:
         rules = _governor_rules(a.terms.profile)
@@ -525,14 +526,7 @@ class Portfolio:
     def _charge_off(self, a: SimAccount, now: datetime, policy: Policy) -> None:
         a.ended_at = now
         self._end_visit(a)
-        rules = policy.placement
-        minimum = rules.min_balance.get(a.terms.currency)
-        due = (
-            rules.enabled
-            and rules.at == Stage.CHARGED_OFF
-            and minimum is not None
-            and a.carried.balance >= minimum
-        )
+        due = policy.placement.places_at_charge_off(a.carried.balance, a.terms.currency)
         if due and self.agencies is not None:
             agency = choose(
                 self.agencies,
@@ -554,30 +548,14 @@ class Portfolio:
         if a.notice_due is None:
             return None
         profile = _profile(a.terms.profile)
-        contact = PlannedContact(
-            channel=Channel.SMS, purpose=Purpose.RECEIPT, template="agency_placement", at=now
-        )
-        state = gate_state(a.terms, a.carried, Mode.CLOSED)
-        verdict = decide(contact, state, a.carried.ledger, now, profile)
+        sms, receipt, letter = Channel.SMS, Purpose.RECEIPT, "agency_placement"
+        verdict = _decide(a, sms, receipt, letter, Mode.CLOSED, a.carried.ledger, now, profile)
         if isinstance(verdict, Allow):
-            verdict = decide(contact, state, [e for e in a.live if e.at >= now - LIVE_LEDGER], now, profile)
+            verdict = _decide(a, sms, receipt, letter, Mode.CLOSED, _live(a, now), now, profile)
         if isinstance(verdict, Defer) and verdict.until <= a.notice_due:
             return verdict.until
         if isinstance(verdict, Allow):
-            answer = self.behaviour.answer(a.phone, Channel.SMS, now)
-            if answer.accepted:
-                a.live.append(LedgerEntry(at=now, channel=Channel.SMS, outcome=answer.outcome))
-                a.sent.append(
-                    Sent(
-                        now,
-                        Channel.SMS,
-                        "agency_placement",
-                        Purpose.RECEIPT,
-                        answer.outcome,
-                        "placement",
-                        Stage.CHARGED_OFF,
-                    )
-                )
+            self._deliver(a, "placement", sms, letter, receipt, Stage.CHARGED_OFF, now)
         else:
             a.refused.append(Refused(now, Channel.SMS, "agency_placement", verdict.rule, "denied"))
         a.notice_due = None
@@ -594,6 +572,26 @@ class _Result:
 
     def with_fallback(self, fb: _Result) -> _Result:
         return _Result(self.outcome, self.rule, self.deferred_until, self.voice_paused_until, fb)
+
+
+def _decide(
+    a: SimAccount,
+    channel: Channel,
+    purpose: Purpose,
+    template: str,
+    mode: Mode,
+    ledger: list[LedgerEntry],
+    now: datetime,
+    profile: Profile,
+) -> Verdict:
+    """The contact gate on the account, with the run's ledger or the live one (the send activity's)."""
+    contact = PlannedContact(channel=channel, purpose=purpose, template=template, at=now)
+    return decide(contact, gate_state(a.terms, a.carried, mode), ledger, now, profile)
+
+
+def _live(a: SimAccount, now: datetime) -> list[LedgerEntry]:
+    """What the live check reads: the attempts of the last :data:`LIVE_LEDGER`."""
+    return [e for e in a.live if e.at >= now - LIVE_LEDGER]
 
 
 def _any_abandoned(calls: Iterable[CallFact]) -> bool:

@@ -47,7 +47,7 @@ def _session_cookie(request: Request, response: Response, session_id: str) -> No
         session_id,
         httponly=True,
         samesite="strict",
-        secure=_secure(request),
+        secure=secure_cookie(request),
         path="/",
         max_age=app_settings(request).console_session_hours * 3600,
     )
@@ -72,7 +72,7 @@ async def oidc_start(request: Request, next: str | None = None) -> Response:
         pending,
         httponly=True,
         samesite="lax",
-        secure=_secure(request),
+        secure=secure_cookie(request),
         path=oidc.CALLBACK,
         max_age=oidc.PENDING_SECONDS,
     )
@@ -117,7 +117,7 @@ async def oidc_callback(request: Request) -> Response:
     return response
 
 
-def _secure(request: Request) -> bool:
+def secure_cookie(request: Request) -> bool:
     """``Secure`` when the browser talks https: directly, through the proxy uvicorn trusts
     (``--proxy-headers --forwarded-allow-ips``), or as the public URL says it does."""
     public = app_settings(request).public_base_url or ""

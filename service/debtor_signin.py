@@ -28,6 +28,7 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session, sessionmaker
 
 from service import links, ratelimit
+from service.console_signin import secure_cookie
 from service.state import app_sessions, app_settings
 from store import debtor_sessions as ds
 from store.audit import audit
@@ -42,18 +43,13 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _secure(request: Request) -> bool:
-    public = app_settings(request).public_base_url or ""
-    return request.url.scheme == "https" or public.startswith("https://")
-
-
 def set_cookie(request: Request, response: Response, session_id: str) -> None:
     response.set_cookie(
         COOKIE,
         session_id,
         httponly=True,
         samesite="lax",
-        secure=_secure(request),
+        secure=secure_cookie(request),
         path="/me",
         max_age=int(ds.ABSOLUTE.total_seconds()),
     )
@@ -67,6 +63,19 @@ def current(request: Request) -> tuple[str, ds.DebtorSession] | None:
     with app_sessions(request).begin() as s:
         found = ds.live_session(s, session_id, _now())
     return (session_id, found) if found is not None else None
+
+
+async def form_of(request: Request) -> dict[str, str]:
+    return {k: str(v) for k, v in (await request.form()).items()}
+
+
+def busy(request: Request, wait: int, lang: str) -> Response:
+    """429 after too many refusals from this address (forged links, wrong dates), with ``Retry-After``."""
+    from service.selfservice import friendly
+
+    response = friendly(request, 429, "busy_title", "busy_body", lang)
+    response.headers["Retry-After"] = str(wait)
+    return response
 
 
 def csrf_ok(found: ds.DebtorSession, form: dict[str, str]) -> bool:
@@ -129,7 +138,7 @@ async def verify(request: Request) -> Response:
     """The date of birth keyed in against the one on file; the page answers nothing about a debt."""
     from service.selfservice import friendly, verification_page
 
-    form = {k: str(v) for k, v in (await request.form()).items()}
+    form = await form_of(request)
     lang = form.get("lang", "")
     found = current(request)
     if found is None:
@@ -138,9 +147,7 @@ async def verify(request: Request) -> Response:
     if not csrf_ok(session, form):
         return friendly(request, 403, "forged_title", "session_body", lang)
     if (wait := ratelimit.refused_too_often(request, "selfservice")) is not None:
-        busy = friendly(request, 429, "busy_title", "busy_body", lang)
-        busy.headers["Retry-After"] = str(wait)
-        return busy
+        return busy(request, wait, lang)
     try:
         born = date.fromisoformat(form.get("born", "").strip())
     except ValueError:
@@ -162,7 +169,7 @@ async def verify(request: Request) -> Response:
 async def sign_out(request: Request) -> Response:
     from service.selfservice import friendly
 
-    form = {k: str(v) for k, v in (await request.form()).items()}
+    form = await form_of(request)
     found = current(request)
     if found is not None and csrf_ok(found[1], form):
         with app_sessions(request).begin() as s:
@@ -177,7 +184,7 @@ async def sign_out_everywhere(request: Request) -> Response:
     """Every session of the account closed, and every link sent so far void (the next text brings one)."""
     from service.selfservice import friendly
 
-    form = {k: str(v) for k, v in (await request.form()).items()}
+    form = await form_of(request)
     found = current(request)
     if found is None or not csrf_ok(found[1], form) or not found[1].verified:
         return friendly(request, 403, "forged_title", "session_body", form.get("lang", ""))
@@ -205,9 +212,7 @@ async def open_link(request: Request, token: str, lang: str | None = None) -> Re
     from service.selfservice import friendly
 
     if (wait := ratelimit.refused_too_often(request, "selfservice")) is not None:
-        busy = friendly(request, 429, "busy_title", "busy_body", lang or "")
-        busy.headers["Retry-After"] = str(wait)
-        return busy
+        return busy(request, wait, lang or "")
     opened = open_from_link(request, token)
     if isinstance(opened, str):
         title, body, code = {

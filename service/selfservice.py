@@ -308,7 +308,7 @@ async def account_page(request: Request, lang: str | None = None, done: str | No
 
 async def _verified_post(request: Request) -> tuple[DebtorSession, dict[str, str], str] | Response:
     """A post from a verified session with its CSRF token: (session, form, language), or the answer."""
-    form = {k: str(v) for k, v in (await request.form()).items()}
+    form = await signin.form_of(request)
     lang = _lang(form.get("lang", ""), None)
     session = _session(request, lang)
     if isinstance(session, Response):

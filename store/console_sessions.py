@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import datetime, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -57,14 +57,20 @@ def live_session(
     An expired session is deleted on the way, so its id can never come back.
     """
     row = s.get(ConsoleSessionRow, digest(session_id))
-    if row is None:
+    if row is None or not still_live(s, row, now, idle=idle, absolute=absolute):
         return None
+    return LiveSession(row.token_digest, row.principal, row.role)
+
+
+def still_live(s: Session, row: Any, now: datetime, *, idle: timedelta, absolute: timedelta) -> bool:
+    """A session row (an operator's or a debtor's) within both expiries, its last use noted at most
+    once a minute; an expired one is deleted, so its id can never come back."""
     if now - row.seen_at > idle or now - row.created_at > absolute:
         s.delete(row)
-        return None
+        return False
     if now - row.seen_at > SEEN_EVERY:
         row.seen_at = now
-    return LiveSession(row.token_digest, row.principal, row.role)
+    return True
 
 
 def close_session(s: Session, session_id: str) -> str | None:

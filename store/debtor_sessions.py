@@ -9,7 +9,6 @@ closes every session of the account and voids every link issued before that mome
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -17,17 +16,13 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
+from store.console_sessions import digest, still_live
 from store.models import AccountRow, DebtorSessionRow, LinkRevocationRow
 
 IDLE = timedelta(minutes=30)
 ABSOLUTE = timedelta(hours=12)
 #: wrong dates of birth a session may key in before it is closed (a new link starts again)
 MAX_FAILURES = 5
-SEEN_EVERY = timedelta(minutes=1)
-
-
-def digest(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -58,13 +53,8 @@ def open_session(s: Session, account_id: str, now: datetime) -> str:
 def live_session(s: Session, session_id: str, now: datetime) -> DebtorSession | None:
     """The session behind a cookie; None when unknown, idle too long or too old (then deleted)."""
     row = s.get(DebtorSessionRow, digest(session_id))
-    if row is None:
+    if row is None or not still_live(s, row, now, idle=IDLE, absolute=ABSOLUTE):
         return None
-    if now - row.seen_at > IDLE or now - row.created_at > ABSOLUTE:
-        s.delete(row)
-        return None
-    if now - row.seen_at > SEEN_EVERY:
-        row.seen_at = now
     return DebtorSession(row.account_id, row.csrf, row.verified_at is not None, row.failures)
 
 

@@ -90,14 +90,7 @@ class Placement(AccountWorkflow):
             await self.sleep_until(self.bounded(until))
 
     def placement_due(self) -> bool:
-        rules = self.policy.placement
-        minimum = rules.min_balance.get(self.terms.currency)
-        return (
-            rules.enabled
-            and rules.at == Stage.CHARGED_OFF
-            and minimum is not None
-            and self.carried.balance >= minimum
-        )
+        return self.policy.placement.places_at_charge_off(self.carried.balance, self.terms.currency)
 
     def placement_id(self) -> str:
         return f"{self.terms.account_id}/placement-{len(self.carried.recalled_from) + 1}"
