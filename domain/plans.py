@@ -241,3 +241,17 @@ def agree(
         approver=proposal.approver,
         hardship_evidence=proposal.hardship_evidence,
     )
+
+
+def next_instalment(plan: AgreedPlan, paid: int) -> tuple[Instalment, int] | None:
+    """The first instalment not yet covered by ``paid`` and what is still due on it (minor units).
+
+    Payments count towards the schedule in order, as the settlement run counts them, so a part payment
+    leaves the rest of the same instalment due; None once the whole plan is paid.
+    """
+    covered = 0
+    for instalment in plan.instalments:
+        covered += instalment.amount
+        if covered > paid:
+            return instalment, min(instalment.amount, covered - paid)
+    return None

@@ -208,6 +208,18 @@ class Settings(BaseSettings):
         default=None, description="HMAC key of the debtor's self-service links (required to issue links)"
     )
     link_ttl_days: int = Field(default=14, gt=0, le=90)
+    # the debtor pays from their page (service/checkout): Stripe Checkout where a key is set, else, in
+    # development only, the local checkout simulator
+    stripe_secret_key: SecretStr | None = Field(
+        default=None, description="Stripe secret key (sk_live_… / sk_test_…); unset: no Stripe"
+    )
+    stripe_webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="Signing secret of the Stripe webhook endpoint (whsec_…), required with a key",
+    )
+    stripe_api_base: str | None = Field(
+        default=None, description="Another Stripe API address (a local stand-in); unset: api.stripe.com"
+    )
     codec_keys: SecretStr | None = Field(
         default=None,
         description="Payload encryption keys 'kid:base64(32 bytes)[,kid:…]'; the first encrypts, all decrypt",
@@ -252,6 +264,15 @@ class Settings(BaseSettings):
             )
             raise ValueError(
                 f"{missing}: {given} is set, and a client certificate needs both its PEM and its key"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _stripe_pair(self) -> Settings:
+        if self.stripe_secret_key is not None and self.stripe_webhook_secret is None:
+            raise ValueError(
+                "stripe_webhook_secret: a Stripe key is set, and a payment is taken only on the webhook "
+                "that secret verifies"
             )
         return self
 

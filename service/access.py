@@ -52,6 +52,8 @@ LINK = (
 )
 DEBTOR = "the debtor's session cookie, CSRF token on posts; nothing about a debt until verified"
 VERIFIED = "a debtor session verified by the date of birth on file, with its CSRF token"
+CHECKOUT = "the provider's Stripe-Signature is verified (service/checkout/webhook.py); a bad one is 400"
+SIMULATOR = "the checkout simulator: answers only in development without a Stripe key; it takes no money"
 
 ACCESS: dict[tuple[str, str], Rule] = {
     # FastAPI's own description of the API: no data
@@ -81,6 +83,13 @@ ACCESS: dict[tuple[str, str], Rule] = {
     ("POST", "/me/promise"): public(VERIFIED),
     ("POST", "/me/sign-out"): public(DEBTOR),
     ("POST", "/me/sign-out-everywhere"): public(VERIFIED),
+    ("POST", "/me/pay"): public(VERIFIED),
+    ("GET", "/me/paid/{checkout_id}"): public(VERIFIED),
+    # the payment provider's webhook, and our checkout simulator (development only: no key, not production)
+    ("POST", "/webhooks/checkout/{provider}"): public(CHECKOUT),
+    ("GET", "/checkout/simulator/{session_id}"): public(SIMULATOR),
+    ("POST", "/checkout/simulator/{session_id}/pay"): public(SIMULATOR),
+    ("POST", "/checkout/simulator/{session_id}/cancel"): public(SIMULATOR),
     # operations: aggregates and the governor, for monitoring with a token (Prometheus: bearer_token)
     ("GET", "/metrics"): api("read"),
     ("GET", "/ops/governor"): api("read"),

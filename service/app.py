@@ -28,12 +28,15 @@ from service import (
     console,
     console_signin,
     dashboard,
+    debtor_payments,
     debtor_signin,
     inbound_sms,
     metrics,
     selfservice,
     webhooks,
 )
+from service.checkout import simulator as checkout_simulator
+from service.checkout import webhook as checkout_webhook
 from store.db import SchemaBehind, ensure_schema
 
 log = logging.getLogger("humane_collect.service")
@@ -96,6 +99,9 @@ def create_app(settings: Settings | None = None, temporal_client: Client | None 
         console,
         console_signin,
         selfservice,
+        debtor_payments,
+        checkout_webhook,
+        checkout_simulator,
         debtor_signin,  # after selfservice: its /me/{token} must not take /me/account
         codec,
         dashboard,

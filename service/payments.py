@@ -51,12 +51,14 @@ async def record_payment(
     *,
     sessions: sessionmaker[Session],
     source: str | None = None,
+    receipt: bool = False,
 ) -> PaymentTaken:
     """A payment, never lost; each ``reference`` counts once per account (a retried call pays nothing twice).
 
     To a running account (closing or not) it is signalled: the workflow applies what is owed and
     queues the rest for refund. To an account whose run has ended it is recorded and queued for refund
     here, and :class:`AccountClosed` says so (with the refund). ``source`` defaults to ``actor``.
+    ``receipt``: the running workflow texts the debtor a receipt for it, once.
     """
     if not 0 < amount_minor <= MAX_PAYMENT_MINOR:
         raise InvalidRequest("amount", f"must be between 1 and {MAX_PAYMENT_MINOR} minor units")
@@ -68,7 +70,9 @@ async def record_payment(
     if status is not None:
         if currency.upper() != status.currency:
             raise InvalidRequest("currency", f"the account is in {status.currency}, not {currency.upper()}")
-        payment = PaymentIn(amount=amount_minor, currency=status.currency, reference=reference, source=source)
+        payment = PaymentIn(
+            amount=amount_minor, currency=status.currency, reference=reference, source=source, receipt=receipt
+        )
         try:
             await calls.signal(client, sessions, account_id, "payment_received", payment)
         except AccountClosed:

@@ -41,9 +41,12 @@ from service import accounts, plans
 from service import debtor_signin as signin
 from service import operations as ops
 from service import temporal_calls as calls
+from service.checkout import provider_of
+from service.checkout.choices import pay_choices
 from service.console import HERE, page
 from service.state import app_sessions, app_settings, temporal_client
 from store.accounts import account_snapshot
+from store.checkouts import CheckoutView, paid_checkouts
 from store.debtor_sessions import DebtorSession, date_of_birth_on_file
 from workflows.messages import NegotiationRequest
 
@@ -232,10 +235,18 @@ async def _render(
         "max_date": (today + timedelta(days=policy.settlement.promise_max_days)).isoformat(),
         "done": done,
         "problems": problems or [],
+        "pay": pay_choices(status) if provider_of(request.app) is not None else None,
+        "paid_here": await asyncio.to_thread(_paid_here, sessions, account_id),
+        "fmt": format_minor,
     }
     response = page(request, "selfservice/account.html", context, status_code=status_code)
     response.headers.update(NO_LEAK)
     return response
+
+
+def _paid_here(sessions: sessionmaker[Session], account_id: str) -> list[CheckoutView]:
+    with sessions.begin() as s:
+        return paid_checkouts(s, account_id)
 
 
 def _here(lang: str, **query: str) -> str:
@@ -302,7 +313,7 @@ async def account_page(request: Request, lang: str | None = None, done: str | No
         session.csrf,
         session.account_id,
         lang,
-        done=done if done in ("requested", "promised") else None,
+        done=done if done in ("requested", "promised", "cancelled") else None,
     )
 
 

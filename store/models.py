@@ -515,3 +515,31 @@ class LinkRevocationRow(Base):
 
     account_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     revoked_at: Mapped[datetime]
+
+
+CHECKOUT_PROVIDERS = ("stripe", "simulator")
+CHECKOUT_PURPOSES = ("balance", "instalment", "amount")
+
+
+class CheckoutRow(Base):
+    """A payment the debtor started from their page (0012): what they chose to pay, at which provider,
+    and, once the provider's signed webhook said it was paid, the provider's payment ID."""
+
+    __tablename__ = "checkouts"
+    __table_args__ = (
+        CheckConstraint(one_of("provider", CHECKOUT_PROVIDERS), name="provider"),
+        CheckConstraint(one_of("purpose", CHECKOUT_PURPOSES), name="purpose"),
+        CheckConstraint("amount_minor > 0", name="amount_positive"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)  # ours, in the return address
+    account_id: Mapped[str] = mapped_column(String(64), index=True)
+    provider: Mapped[str] = mapped_column(String(16))  # stripe | simulator
+    provider_session_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    purpose: Mapped[str] = mapped_column(String(16))  # balance | instalment | amount
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    created_at: Mapped[datetime]
+    completed_at: Mapped[datetime | None]
+    payment_id: Mapped[str | None] = mapped_column(String(255))
+    paid_minor: Mapped[int | None] = mapped_column(BigInteger)  # what the provider says was taken

@@ -30,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.rules import Rules
     from domain.timeline import AccountStatus, ContactView
     from workflows import search
-    from workflows.state import AccountInput, AccountState
+    from workflows.state import AccountInput, AccountState, ReceiptDue
 
 KEEP_LEDGER_DAYS = 8
 KEEP_EVENTS = 60
@@ -51,6 +51,8 @@ CHANGED_ONLY_PATCH = patches.CHANGED_ONLY
 #: opened with its first stage in one write; a stage whose day has a contact is entered at that
 #: contact, not at midnight. Runs recorded before wrote each at once; their replay is unchanged.
 ONE_WRITE_PATCH = patches.ONE_WRITE
+#: A payment that asks for a receipt is owed one text (issue 13: the debtor's own checkout).
+PAYMENT_RECEIPTS_PATCH = patches.PAYMENT_RECEIPTS
 
 
 def legacy_rules(terms: AccountTerms) -> Rules:
@@ -334,6 +336,9 @@ class AccountCore:
                     decision="payment",
                 )
             )
+            if payment.receipt and self.patched(PAYMENT_RECEIPTS_PATCH):
+                due = ReceiptDue(reference=payment.reference, amount=payment.amount)
+                self.state.inbox.receipts = [*self.state.inbox.receipts, due]
         return applied
 
     async def drain_payments(self) -> int:

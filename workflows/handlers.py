@@ -59,11 +59,34 @@ class AccountWorkflow(Contacts):
     async def take_inbox(self) -> int:
         """Act on what handlers accepted, in a fixed order; returns the payments newly applied."""
         applied = await self.take_payments()
+        await self.take_receipts()
         await self.take_reports()
         await self.take_opt_out_confirmation()
         await self.take_acknowledgements()
         await self.take_upgrade()
         return applied
+
+    async def take_receipts(self) -> None:
+        """One text per payment that asked for a receipt: what came in and what is still owed.
+
+        After the payments are recorded, so the balance it quotes is the one the debtor sees on the
+        page. Paid in full, the closing receipt says it all and this one is withdrawn.
+        """
+        while self.state.inbox.receipts:
+            due = self.state.inbox.receipts[0]
+            await self.send_once(
+                f"receipt/{due.reference}",
+                Purpose.RECEIPT,
+                "payment_received",
+                {
+                    "paid": format_minor(due.amount, self.terms.currency),
+                    "balance": format_minor(self.carried.balance, self.terms.currency),
+                },
+                wanted=lambda: (
+                    "paid in full: the closing receipt says it" if self.carried.balance <= 0 else None
+                ),
+            )
+            self.state.inbox.receipts = self.state.inbox.receipts[1:]
 
     async def take_reports(self) -> None:
         """Late provider callbacks (delivery receipts, call results) that arrived as signals."""

@@ -21,6 +21,10 @@ class PaymentIn(BaseModel):
         min_length=1, max_length=128, description="Idempotency key: the same reference counts once"
     )
     source: str = "lender"
+    receipt: bool = Field(
+        default=False,
+        description="Text the debtor a receipt for this payment (the debtor's own checkout asks for one)",
+    )
 
 
 class NegotiationRequest(BaseModel):

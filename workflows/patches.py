@@ -51,6 +51,11 @@ VISIT_AFTER_STEP = "visit-after-the-step"
 #: the ``plan_confirmation`` and ``plan_broken`` templates existed and nothing sent them).
 PLAN_NOTICES = "plan-confirmed-and-broken-in-writing"
 
+# ---- generation 3: issue 13 -------------------------------------------------------------------------
+#: A payment that asks for a receipt (the debtor paid through the self-service checkout) gets one text
+#: saying what came in and what is still owed, once per payment; paid in full, the closing receipt is it.
+PAYMENT_RECEIPTS = "receipt-for-each-checkout-payment"
+
 GENERATIONS: list[frozenset[str]] = [
     frozenset(),  # generation 0: runs that ask the server for every patch
     frozenset(
@@ -77,6 +82,7 @@ GENERATIONS: list[frozenset[str]] = [
         }
     ),
     frozenset({VISIT_AFTER_STEP, PLAN_NOTICES}),
+    frozenset({PAYMENT_RECEIPTS}),
 ]
 
 #: The generation new runs are started with (intake, hand-over).

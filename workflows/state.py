@@ -40,6 +40,15 @@ class CloseOrder(BaseModel):
     note: str | None = None
 
 
+class ReceiptDue(BaseModel):
+    """A payment the debtor is owed a receipt for: what came in (minor units) under which reference."""
+
+    model_config = ConfigDict(frozen=True)
+
+    reference: str
+    amount: int
+
+
 class Inbox(BaseModel):
     """What handlers accepted and the run has not acted on yet. Carried across every hand-over."""
 
@@ -52,6 +61,7 @@ class Inbox(BaseModel):
     upgrade: Rules | None = Field(default=None, description="Rules an operator moved the account to")
     upgrade_actor: str | None = None
     visit_result: VisitResult | None = Field(default=None, description="A field visit's end, not acted on")
+    receipts: list[ReceiptDue] = Field(default_factory=list, description="Payments owed a receipt text")
 
     def empty(self) -> bool:
         return not (
@@ -63,6 +73,7 @@ class Inbox(BaseModel):
             or self.recall
             or self.upgrade
             or self.visit_result
+            or self.receipts
         )
 
 

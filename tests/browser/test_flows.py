@@ -189,3 +189,49 @@ async def test_a_fee_waiver_goes_to_the_supervisors_queue_and_is_approved_there(
     assert status.mode == Mode.SETTLEMENT
     assert status.plan is not None and status.plan.approver == "sam" and status.plan.waived == 4_500
     assert status.plan.total == 120_000 - 4_500
+
+
+async def test_debtor_promises_then_pays_the_instalment_through_the_checkout_simulator(
+    stack: Stack, chromium: Any, shots: Any
+) -> None:
+    account = await stack.overdue_account(30)
+    token = links.issue(account.account_id, LINK_SECRET, now=datetime.now(UTC), ttl_days=14)
+    context = await chromium.new_context(viewport={"width": 390, "height": 844})
+    page = await context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    await page.goto(f"{stack.base}/me/{token}")
+    await page.fill("#born", BORN.isoformat())
+    await page.click("#verify")
+    await page.wait_for_selector("#owed")
+
+    # a promise of 300.00 in ten days becomes a plan with one instalment; the page offers to pay it now
+    await page.fill('form[action="/me/promise"] input[name=amount]', "300.00")
+    await page.click("#promise")
+    await page.wait_for_selector("#done")
+    await page.wait_for_selector("#pay")
+    assert "The next instalment: USD 300.00" in await page.inner_text("#pay")
+    await shots(page, "1-pay-choices")
+    await page.click("#pay-button")
+    await page.wait_for_selector("#card")
+    assert "/checkout/simulator/" in page.url and "USD 300.00" in await page.inner_text("h1")
+    await shots(page, "2-checkout-simulator")
+
+    await page.fill("#card", "4000 0000 0000 0002")  # the declining test card: nothing is taken
+    await page.click("#pay")
+    await page.wait_for_selector("#problems")
+    assert (await stack.status(account)).paid_total == 0
+    await page.fill("#card", "4242 4242 4242 4242")
+    await page.click("#pay")
+    await page.wait_for_selector("#receipt")
+    assert "/me/paid/" in page.url
+    assert await page.inner_text("#receipt-amount") == "USD 300.00"
+    assert (await page.inner_text("#receipt-reference")).startswith("simulator:pi_sim_")
+    assert await page.inner_text("#receipt-balance") == "USD 900.00"  # 1,200.00 owed, 300.00 paid
+    await shots(page, "3-receipt")
+    status = await stack.status(account)
+    assert status.paid_total == 30_000 and status.balance == 90_000
+
+    await page.click("text=Back to your account")
+    await page.wait_for_selector("#payments")
+    assert "USD 300.00" in await page.inner_text("#payments")
+    await context.close()

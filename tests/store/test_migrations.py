@@ -39,6 +39,7 @@ TABLES = {
     "console_sessions",  # 0008 (console sign-ins: the cookie holds an opaque id, not a token)
     "debtor_sessions",  # 0009 (a debtor's visit opened by a link; nothing shown until verified)
     "link_revocations",  # 0009 (links of an account issued before this moment are void)
+    "checkouts",  # 0012 (payments the debtor started from their page, and the provider's payment ID)
 }
 
 

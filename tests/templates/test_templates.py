@@ -48,6 +48,9 @@ LONG = {
         # the agreement in writing (issue 13)
         "total": "USD 1,234,567.89",
         "count": "60",
+        # a receipt for a payment made from the page (issue 13)
+        "paid": "USD 123,456.78",
+        "balance": "USD 1,234,567.89",
     },
     "zh-CN": {
         "company": "北风消费金融股份有限公司",
@@ -63,6 +66,8 @@ LONG = {
         "agency_number": "+86 21-5555-0100",
         "total": "CNY 1,234,567.89",
         "count": "60",
+        "paid": "CNY 123,456.78",
+        "balance": "CNY 1,234,567.89",
         "visit_date": "2026-12-01",
         "visit_window": "10:00-13:00",
     },
