@@ -81,6 +81,9 @@ ACCESS: dict[tuple[str, str], Rule] = {
     ("POST", "/me/promise"): public(VERIFIED),
     ("POST", "/me/sign-out"): public(DEBTOR),
     ("POST", "/me/sign-out-everywhere"): public(VERIFIED),
+    ("GET", "/me/agreement.pdf"): public(
+        "a debtor session verified by the date of birth on file; a download that changes nothing"
+    ),
     # operations: aggregates and the governor, for monitoring with a token (Prometheus: bearer_token)
     ("GET", "/metrics"): api("read"),
     ("GET", "/ops/governor"): api("read"),
