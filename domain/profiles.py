@@ -20,6 +20,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from domain.accounts import Language
+
 PROFILE_DIR = Path(__file__).resolve().parent.parent / "policies" / "profiles"
 
 # Numeric profile fields a region override may change, by which direction is stricter.
@@ -179,6 +181,43 @@ def floor_rule(jurisdiction: str, field: str) -> str:
     return FLOOR_RULES.get(jurisdiction, {}).get(field) or _BASE_RULES.get(field) or f"{jurisdiction} {field}"
 
 
+class ComplaintChannel(BaseModel):
+    """Where a debtor takes a complaint the lender has not resolved, with the source that says so.
+
+    Printed in the plan agreement (``service/agreement_pdf.py``): a debtor holding a written plan must
+    know whom to turn to beyond the lender. It lives in the profile because the authority is the
+    jurisdiction's. Texts are by language; English is required, as the fallback for a language the
+    profile lacks, so an agreement never prints an empty line.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    authority: dict[str, str] = Field(description="Who takes the complaint, by language (en required)")
+    when: dict[str, str] = Field(description="When the debtor may go there, by language (en required)")
+    contact: str = Field(min_length=1, description="Web address and phone number, the same in every language")
+    source: str = Field(min_length=1, description="The rule or the authority's own page this comes from")
+
+    @field_validator("authority", "when")
+    @classmethod
+    def _languages(cls, value: dict[str, str]) -> dict[str, str]:
+        known = {lang.value for lang in Language}
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ValueError(f"unknown language(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        blank = sorted(k for k, text in value.items() if not text.strip())
+        if blank:
+            raise ValueError(f"empty text for {', '.join(blank)}")
+        if Language.EN.value not in value:
+            raise ValueError("an 'en' text is required (the fallback for the other languages)")
+        return value
+
+    def authority_in(self, language: str) -> str:
+        return self.authority.get(language) or self.authority[Language.EN.value]
+
+    def when_in(self, language: str) -> str:
+        return self.when.get(language) or self.when[Language.EN.value]
+
+
 class Profile(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -216,6 +255,9 @@ class Profile(BaseModel):
         default_factory=dict, description="Stricter numbers for subdivisions, e.g. US-MA"
     )
     floors: Floors = Floors()
+    complaint_channel: ComplaintChannel | None = Field(
+        default=None, description="Where a debtor complains beyond the lender (printed in plan agreements)"
+    )
 
     @field_validator("region_overrides")
     @classmethod

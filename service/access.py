@@ -90,6 +90,9 @@ ACCESS: dict[tuple[str, str], Rule] = {
     ("GET", "/checkout/simulator/{session_id}"): public(SIMULATOR),
     ("POST", "/checkout/simulator/{session_id}/pay"): public(SIMULATOR),
     ("POST", "/checkout/simulator/{session_id}/cancel"): public(SIMULATOR),
+    ("GET", "/me/agreement.pdf"): public(
+        "a debtor session verified by the date of birth on file; a download that changes nothing"
+    ),
     # operations: aggregates and the governor, for monitoring with a token (Prometheus: bearer_token)
     ("GET", "/metrics"): api("read"),
     ("GET", "/ops/governor"): api("read"),

@@ -19,6 +19,7 @@ from runtime.settings import Settings, get_settings
 from service import (
     access,
     agency,
+    agreement,
     api_accounts,
     api_holds,
     api_payments,
@@ -102,6 +103,7 @@ def create_app(settings: Settings | None = None, temporal_client: Client | None 
         debtor_payments,
         checkout_webhook,
         checkout_simulator,
+        agreement,  # /me/agreement.pdf, before debtor_signin's /me/{token} too
         debtor_signin,  # after selfservice: its /me/{token} must not take /me/account
         codec,
         dashboard,

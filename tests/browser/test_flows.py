@@ -5,20 +5,35 @@
    anything, fixes the date, submits, and sees the account in settlement.
 2. A debtor opens the self-service link the SMS carries, sees what is owed and when contact ends in
    their language, and asks for a plan: the workflow then holds dunning for the negotiation.
-3. An agent proposes a fee waiver; it waits in the supervisors' queue until one approves it there.
+3. An agent proposes a fee waiver; it waits in the supervisors' queue until one approves it there. The
+   debtor then opens their page and downloads the agreement: the PDF's text is the approved plan.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import pypdf
+
 from domain.accounts import HoldKind, Mode
+from domain.money import format_minor
 from domain.plans import add_months
 from service import links
 from service.auth import COOKIE
-from tests.browser.conftest import AGENT_TOKEN, BORN, LINK_SECRET, SUPERVISOR_TOKEN, Stack, today_ny
+from store.agreements import latest_plan
+from tests.browser.conftest import (
+    AGENT_TOKEN,
+    ARTIFACTS,
+    BORN,
+    LINK_SECRET,
+    SUPERVISOR_TOKEN,
+    Stack,
+    today_ny,
+)
 
 TIMEOUT_MS = 15_000
 
@@ -189,6 +204,38 @@ async def test_a_fee_waiver_goes_to_the_supervisors_queue_and_is_approved_there(
     assert status.mode == Mode.SETTLEMENT
     assert status.plan is not None and status.plan.approver == "sam" and status.plan.waived == 4_500
     assert status.plan.total == 120_000 - 4_500
+
+    # the debtor opens the page, finds the plan and downloads its agreement in writing
+    for _ in range(100):  # the plan's record follows the workflow's answer
+        with stack.sessions.begin() as s:
+            if latest_plan(s, account.account_id) is not None:
+                break
+        await asyncio.sleep(0.1)
+    token = links.issue(account.account_id, LINK_SECRET, now=datetime.now(UTC), ttl_days=14)
+    debtor = await chromium.new_context(viewport={"width": 390, "height": 844}, accept_downloads=True)
+    page = await debtor.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    await page.goto(f"{stack.base}/me/{token}")
+    await page.fill("#born", BORN.isoformat())
+    await page.click("#verify")
+    link = page.locator("#agreement")
+    await link.wait_for()
+    await link.scroll_into_view_if_needed()
+    await shots(page, "3-debtor-plan")
+    async with page.expect_download() as info:
+        await link.click()
+    download = await info.value
+    assert download.suggested_filename == f"agreement-{status.plan.plan_id}.pdf"
+    data = Path(await download.path()).read_bytes()
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / f"agreement-{status.plan.plan_id}.pdf").write_bytes(data)
+    reader = pypdf.PdfReader(io.BytesIO(data))
+    text = " ".join(" ".join(p.extract_text().split()) for p in reader.pages)
+    rows = [f"{i.seq} {i.due_date} {format_minor(i.amount, 'USD')}" for i in status.plan.instalments]
+    assert len(rows) == 4 and " ".join([*rows, "Total USD 1,155.00"]) in text
+    assert "Late fees of USD 45.00 are waived" in text and "Approved by sam on" in text
+    assert f"Plan ID {status.plan.plan_id}" in text and "Consumer Financial Protection Bureau" in text
+    await debtor.close()
 
 
 async def test_debtor_promises_then_pays_the_instalment_through_the_checkout_simulator(
