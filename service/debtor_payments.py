@@ -17,9 +17,11 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from domain.accounts import Mode
 from domain.money import format_minor
 from service import accounts
 from service import operations as ops
+from service import temporal_calls as calls
 from service.checkout import provider_of
 from service.checkout.choices import AmountProblem, amount_for, pay_choices
 from service.checkout.provider import CheckoutRequest
@@ -73,6 +75,9 @@ async def pay(request: Request) -> Response:
     except ops.AccountClosed:
         return friendly(request, 409, "missing_title", "missing_body", lang)
     choices = pay_choices(status)
+    if choices is not None and (status.mode == Mode.CLOSED or status.closing):
+        if not await calls.running(client, account_id):  # an ended run answers queries too
+            choices = None  # money sent now would only go to the refund queue
     if choices is None:
         return await _render(
             request, session.csrf, account_id, lang, problems=[t.pay_nothing], status_code=409

@@ -34,6 +34,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session, sessionmaker
 
 from domain.accounts import HoldKind, Language, Mode
+from domain.agencies import load_agencies
 from domain.money import format_minor, parse_major
 from domain.plans import PlanKind, PlanProposal, add_months, split_evenly
 from domain.timeline import STOPS_CONTACT, AccountStatus, Timeline
@@ -44,8 +45,11 @@ from service import temporal_calls as calls
 from service.checkout import provider_of
 from service.checkout.choices import pay_choices
 from service.console import HERE, page
+from service.standing import Agency as StandingAgency
+from service.standing import Standing, agency_term, standing_of
 from service.state import app_sessions, app_settings, temporal_client
 from store.accounts import account_snapshot
+from store.agencies import active_placement
 from store.checkouts import CheckoutView, paid_checkouts
 from store.debtor_sessions import DebtorSession, date_of_birth_on_file
 from workflows.messages import NegotiationRequest
@@ -117,6 +121,39 @@ def _snapshot_facts(sessions: sessionmaker[Session], account_id: str) -> tuple[s
         if snap is None:
             return None
         return snap.language.value, plans.terms_of(s, snap)
+
+
+def _standing(
+    sessions: sessionmaker[Session], account_id: str, terms: plans.PlanTerms, status: AccountStatus | None
+) -> Standing:
+    """Where the account stands (``service/standing.py``): from the open run's ``status``, or from the
+    database once the run has ended (``status`` None)."""
+    policy = terms.policy_rules
+    with sessions.begin() as s:
+        snap = account_snapshot(s, account_id)
+        assert snap is not None
+        placed = active_placement(s, account_id) if status is not None else None
+    agency = None
+    if placed is not None:
+        found = {a.id: a for a in load_agencies().agencies}.get(placed.agency_id)
+        since, until = agency_term(placed.placed_at, policy.placement.max_days, terms.zone)
+        agency = StandingAgency(
+            name=found.name if found else placed.agency_id,
+            number=found.callback_number if found else "",
+            since=since,
+            until=until,
+        )
+    return standing_of(
+        mode=status.mode if status is not None else snap.mode,
+        closing=status.closing if status is not None else None,
+        close_reason=snap.close_reason,
+        owed=status.balance if status is not None else snap.balance_minor,
+        currency=snap.currency,
+        run_open=status is not None,
+        agency=agency,
+        charged_off_on=snap.due_date + timedelta(days=policy.chargeoff_for(snap.product)),
+        chargeoff_open_days=policy.chargeoff_open_days,
+    )
 
 
 def _options(status: AccountStatus, terms: plans.PlanTerms, t: Texts) -> list[str]:
@@ -203,8 +240,12 @@ async def _render(
         )
     except ops.AccountNotFound:
         return friendly(request, 404, "missing_title", "missing_body", chosen)
-    except ops.AccountClosed:  # stored, but its run is gone: nothing to show but that
-        return friendly(request, 409, "missing_title", "missing_body", chosen)
+    except ops.AccountClosed:  # stored, and its run has ended: where it stands, from the database
+        return await _render_ended(request, csrf, account_id, terms, t, problems, status_code)
+    if (status.mode == Mode.CLOSED or status.closing) and not await calls.running(client, account_id):
+        # an ended run answers queries too
+        return await _render_ended(request, csrf, account_id, terms, t, problems, status_code)
+    standing = await asyncio.to_thread(_standing, sessions, account_id, terms, status)
     policy = terms.policy_rules
     today = status.policy_now.date()
     context = {
@@ -235,11 +276,43 @@ async def _render(
         "max_date": (today + timedelta(days=policy.settlement.promise_max_days)).isoformat(),
         "done": done,
         "problems": problems or [],
+        "standing": standing,
         "pay": pay_choices(status) if provider_of(request.app) is not None else None,
         "paid_here": await asyncio.to_thread(_paid_here, sessions, account_id),
         "fmt": format_minor,
     }
     response = page(request, "selfservice/account.html", context, status_code=status_code)
+    response.headers.update(NO_LEAK)
+    return response
+
+
+async def _render_ended(
+    request: Request,
+    csrf: str,
+    account_id: str,
+    terms: plans.PlanTerms,
+    t: Texts,
+    problems: list[str] | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    """The page of an account whose run has ended: where it stands, from the database."""
+    st = app_settings(request)
+    sessions = app_sessions(request)
+    context = {
+        "t": t,
+        "lang": t.lang,
+        "langs": LANGS,
+        "lang_names": _lang_names(),
+        "company": st.company_name,
+        "callback": st.callback_number,
+        "csrf": csrf,
+        "zone": terms.zone,
+        "standing": await asyncio.to_thread(_standing, sessions, account_id, terms, None),
+        "paid_here": await asyncio.to_thread(_paid_here, sessions, account_id),
+        "fmt": format_minor,
+        "problems": problems or [],
+    }
+    response = page(request, "selfservice/standing.html", context, status_code=status_code)
     response.headers.update(NO_LEAK)
     return response
 

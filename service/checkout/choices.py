@@ -17,6 +17,8 @@ from domain.plans import next_instalment
 from domain.timeline import AccountStatus
 from service.checkout.provider import Purpose
 
+CHARGED_OFF = "charged_off"  # ``status.closing`` of a charged-off run (placed or not)
+
 
 @dataclass(frozen=True)
 class PayChoices:
@@ -35,8 +37,12 @@ class AmountProblem(ValueError):
 
 
 def pay_choices(status: AccountStatus) -> PayChoices | None:
-    """None when nothing can be paid from the page (paid, closed, or nothing owed)."""
-    if status.mode == Mode.CLOSED or status.balance <= 0:
+    """None when nothing can be paid from the page: nothing owed, or a run that is closing for a reason
+    that sends any money back (written off, complaint upheld …). A charged-off run (placed with an
+    agency, or open for payments a while) still takes them: they lower what is owed."""
+    if status.balance <= 0 or status.closing not in (None, CHARGED_OFF):
+        return None
+    if status.mode == Mode.CLOSED and status.closing is None:
         return None
     due = next_instalment(status.plan, status.plan_paid) if status.plan is not None else None
     if due is None:

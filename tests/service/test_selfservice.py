@@ -108,9 +108,10 @@ def link_for(account: Account) -> str:
 
 
 async def overdue(
-    harness: Harness, *, days: int = 40, language: str = "en", born: date | None = BORN
+    harness: Harness, *, days: int = 40, language: str = "en", born: date | None = BORN, balance: int = 50_000
 ) -> Account:
-    """A debtor ``days`` past due on USD 500.00 (fees 25.00), stored and with their workflow running."""
+    """A debtor ``days`` past due on USD 500.00 (or ``balance``; fees 25.00), stored and with their
+    workflow running."""
     today = (await harness.now()).astimezone(NY).date()
     account = Account(
         account_id=f"M-{uuid.uuid4().hex[:10]}",
@@ -122,7 +123,7 @@ async def overdue(
             date_of_birth=born,
         ),
         currency="USD",
-        balance=50_000,
+        balance=balance,
         fees=2_500,
         due_date=today - timedelta(days=days),
     )
