@@ -25,6 +25,7 @@ from domain.plans import add_months
 from service import links
 from service.auth import COOKIE
 from store.agreements import latest_plan
+from tests.browser.accessibility import assert_accessible
 from tests.browser.conftest import (
     AGENT_TOKEN,
     ARTIFACTS,
@@ -120,6 +121,7 @@ async def test_debtor_opens_the_link_and_requests_a_plan(stack: Stack, chromium:
     # the link leaves the address bar, and nothing about a debt shows before the date of birth
     assert page.url.endswith("/me/account") and token not in page.url
     assert "1,200" not in await page.content()
+    await assert_accessible(page, "the date-of-birth form")
     await page.fill("#born", "1984-03-08")
     await page.click("#verify")
     await page.wait_for_selector("#problems")
@@ -133,6 +135,7 @@ async def test_debtor_opens_the_link_and_requests_a_plan(stack: Stack, chromium:
     assert chargeoff.isoformat() in await page.inner_text("#contact-ends")
     assert account.debtor.phone not in await page.content()
     await shots(page, "1-zh")
+    await assert_accessible(page, "the account page in Chinese, dunning")
 
     await page.click("a[hreflang=en]")
     await page.wait_for_selector("html[lang=en]")
@@ -150,6 +153,7 @@ async def test_debtor_opens_the_link_and_requests_a_plan(stack: Stack, chromium:
     forged = await page.goto(f"{stack.base}/me/{token[:-3]}abc")
     assert forged is not None and forged.status == 403
     await shots(page, "4-forged")
+    await assert_accessible(page, "the forged link's page")
 
     # signing out everywhere: the page and the link of the text open nothing any more
     await page.goto(f"{stack.base}/me/account?lang=en")
@@ -250,6 +254,7 @@ async def test_debtor_promises_then_pays_the_instalment_through_the_checkout_sim
     await page.fill("#born", BORN.isoformat())
     await page.click("#verify")
     await page.wait_for_selector("#owed")
+    await assert_accessible(page, "the account page")
 
     # a promise of 300.00 in ten days becomes a plan with one instalment; the page offers to pay it now
     await page.fill('form[action="/me/promise"] input[name=amount]', "300.00")
@@ -258,10 +263,12 @@ async def test_debtor_promises_then_pays_the_instalment_through_the_checkout_sim
     await page.wait_for_selector("#pay")
     assert "The next instalment: USD 300.00" in await page.inner_text("#pay")
     await shots(page, "1-pay-choices")
+    await assert_accessible(page, "the account page with a plan and the payment choices")
     await page.click("#pay-button")
     await page.wait_for_selector("#card")
     assert "/checkout/simulator/" in page.url and "USD 300.00" in await page.inner_text("h1")
     await shots(page, "2-checkout-simulator")
+    await assert_accessible(page, "the checkout simulator")
 
     await page.fill("#card", "4000 0000 0000 0002")  # the declining test card: nothing is taken
     await page.click("#pay")
@@ -275,10 +282,14 @@ async def test_debtor_promises_then_pays_the_instalment_through_the_checkout_sim
     assert (await page.inner_text("#receipt-reference")).startswith("simulator:pi_sim_")
     assert await page.inner_text("#receipt-balance") == "USD 900.00"  # 1,200.00 owed, 300.00 paid
     await shots(page, "3-receipt")
+    await assert_accessible(page, "the receipt")
     status = await stack.status(account)
     assert status.paid_total == 30_000 and status.balance == 90_000
 
     await page.click("text=Back to your account")
     await page.wait_for_selector("#payments")
     assert "USD 300.00" in await page.inner_text("#payments")
+    await page.click("a[hreflang=zh-CN]")
+    await page.wait_for_selector("html[lang=zh-CN]")
+    await assert_accessible(page, "the account page in Chinese")
     await context.close()
