@@ -107,6 +107,7 @@ class Harness:
         profile: str = "US",
         currency: str = "USD",
         start: bool = True,
+        language: str = "en",
     ) -> Account:
         """A debtor in the database and, unless ``start`` is False, its workflow running.
 
@@ -117,7 +118,7 @@ class Harness:
         today = (await self.now()).astimezone(ZoneInfo(home)).date()
         account = Account(
             account_id=f"T-{uuid.uuid4().hex[:10]}",
-            debtor=Debtor(name="Jane Doe", phone=phone, timezone=zone),
+            debtor=Debtor(name="Jane Doe", phone=phone, timezone=zone, language=language),
             product=product,
             profile=profile,
             currency=currency,

@@ -246,6 +246,34 @@ async def test_broken_plan_goes_back_to_dunning(harness: Harness) -> None:
     assert (await handle.result()).state == "closed_paid"
 
 
+async def test_a_chinese_plan_is_confirmed_once_and_its_break_told_once_in_chinese(harness: Harness) -> None:
+    account = await harness.open_account(due_in_days=-40, phone="+12125550106", language="zh-CN")
+    handle = harness.handle(account)
+    today = (await harness.now()).astimezone(NY).date()
+    plan = await handle.execute_update(
+        "propose_settlement",
+        PlanProposal(kind=PlanKind.PROMISE_TO_PAY, first_due=today + timedelta(days=5)),
+        result_type=AgreedPlan,
+    )
+    deadline = at_local(plan.instalments[0].due_date + timedelta(days=4), 0)
+    await harness.skip_to(deadline + timedelta(days=3))
+    sent = [c["template"] for c in harness.sent(account)]
+    assert sent.count("plan_confirmation") == 1 and sent.count("plan_broken") == 1
+    assert sent.index("plan_confirmation") < sent.index("plan_broken")
+    bodies = {m.get("sid"): m.get("body") or "" for m in await harness.carrier_log(account.debtor.phone)}
+    by_template = {c["template"]: bodies.get(c["provider_sid"], "") for c in harness.sent(account)}
+    due = plan.instalments[0].due_date.isoformat()
+    assert (
+        "您的还款计划已生效：共1期" in by_template["plan_confirmation"]
+        and due in by_template["plan_confirmation"]
+    )
+    assert "还款计划已终止" in by_template["plan_broken"] and due in by_template["plan_broken"]
+    await handle.signal(
+        "payment_received", PaymentIn(amount=account.balance, currency="USD", reference="end")
+    )
+    assert (await handle.result()).state == "closed_paid"
+
+
 @pytest.mark.parametrize(
     ("proposal", "rule"),
     [
