@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from domain.accounts import Language
+from domain.cases import ResponseTiers
 
 PROFILE_DIR = Path(__file__).resolve().parent.parent / "policies" / "profiles"
 
@@ -255,6 +256,10 @@ class Profile(BaseModel):
         default_factory=dict, description="Stricter numbers for subdivisions, e.g. US-MA"
     )
     floors: Floors = Floors()
+    response_tiers: ResponseTiers = Field(
+        default_factory=ResponseTiers,
+        description="How soon each kind of case is answered ([response_tiers.<kind>], domain/cases.py)",
+    )
     complaint_channel: ComplaintChannel | None = Field(
         default=None, description="Where a debtor complains beyond the lender (printed in plan agreements)"
     )

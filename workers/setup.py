@@ -14,17 +14,19 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities.cases import CaseActivities
 from activities.contact import ContactActivities
 from activities.deps import Deps
 from activities.records import RecordActivities
 from activities.visits import VisitActivities
 from runtime.settings import Settings
 from store.db import make_engine
+from workflows.case import CaseWorkflow
 from workflows.delinquency import DelinquencyWorkflow
 from workflows.settlement import SettlementWorkflow
 from workflows.visit import FieldVisitWorkflow
 
-WORKFLOWS = [DelinquencyWorkflow, SettlementWorkflow, FieldVisitWorkflow]
+WORKFLOWS = [DelinquencyWorkflow, SettlementWorkflow, FieldVisitWorkflow, CaseWorkflow]
 
 
 PURE_MODULES = ("domain", "pydantic", "pydantic_core", "phonenumbers", "annotated_types")
@@ -74,6 +76,7 @@ def build_workers(
     records = RecordActivities(deps)
     contacts = ContactActivities(deps)
     visits = VisitActivities(deps)
+    cases = CaseActivities(deps)
     main = Worker(
         client,
         task_queue=settings.task_queue,
@@ -86,6 +89,7 @@ def build_workers(
             visits.update_visit,
             visits.place_account,
             visits.end_placement,
+            cases.case_step,
         ],
         activity_executor=executor,
         workflow_runner=sandbox_runner(strict=settings.strict_sandbox),

@@ -40,6 +40,8 @@ TABLES = {
     "debtor_sessions",  # 0009 (a debtor's visit opened by a link; nothing shown until verified)
     "link_revocations",  # 0009 (links of an account issued before this moment are void)
     "checkouts",  # 0012 (payments the debtor started from their page, and the provider's payment ID)
+    "cases",  # 0013 (every request with an owner, a deadline and a history)
+    "case_events",  # 0013 (a case's history)
 }
 
 
