@@ -24,6 +24,7 @@ from service import (
     api_payments,
     api_plans,
     auth,
+    code_signin,
     codec,
     console,
     console_signin,
@@ -96,6 +97,7 @@ def create_app(settings: Settings | None = None, temporal_client: Client | None 
         console,
         console_signin,
         selfservice,
+        code_signin,  # before debtor_signin too: /me/code is no link
         debtor_signin,  # after selfservice: its /me/{token} must not take /me/account
         codec,
         dashboard,

@@ -39,6 +39,8 @@ TABLES = {
     "console_sessions",  # 0008 (console sign-ins: the cookie holds an opaque id, not a token)
     "debtor_sessions",  # 0009 (a debtor's visit opened by a link; nothing shown until verified)
     "link_revocations",  # 0009 (links of an account issued before this moment are void)
+    "signin_codes",  # 0011 (one-time sign-in codes, stored as digests; decoys for numbers on no account)
+    "sms_opt_outs",  # 0011 (numbers our sender may not text: STOP without START since)
 }
 
 
