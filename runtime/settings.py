@@ -220,6 +220,18 @@ class Settings(BaseSettings):
     stripe_api_base: str | None = Field(
         default=None, description="Another Stripe API address (a local stand-in); unset: api.stripe.com"
     )
+    signin_countries: list[str] = Field(
+        default_factory=lambda: ["US", "CN", "GB"],
+        min_length=1,
+        description="Countries a debtor may pick at /me to key in a number without its +code (ISO 3166 "
+        'alpha-2, JSON: ["US", "CN"]); the first is the default (zh-CN pages: CN when listed)',
+    )
+    signin_codes_per_number_per_hour: int = Field(
+        default=5, gt=0, description="Sign-in codes one number may be sent per hour (asked for at /me)"
+    )
+    signin_codes_per_address_per_hour: int = Field(
+        default=20, gt=0, description="Sign-in codes one client address may ask for per hour, any numbers"
+    )
     codec_keys: SecretStr | None = Field(
         default=None,
         description="Payload encryption keys 'kid:base64(32 bytes)[,kid:…]'; the first encrypts, all decrypt",
@@ -242,6 +254,19 @@ class Settings(BaseSettings):
 
     # time: real seconds per policy day (86400 = real time; 2 = a policy day every two seconds)
     day_seconds: float = Field(default=86_400, gt=0)
+
+    @field_validator("signin_countries")
+    @classmethod
+    def _countries(cls, value: list[str]) -> list[str]:
+        import phonenumbers
+
+        codes = [code.strip().upper() for code in value]
+        unknown = [code for code in codes if code not in phonenumbers.SUPPORTED_REGIONS]
+        if unknown:
+            raise ValueError(
+                f"signin_countries: {', '.join(unknown)} is not a country code phonenumbers knows"
+            )
+        return codes
 
     @field_validator("state_dir")
     @classmethod

@@ -50,6 +50,10 @@ TWILIO = "Twilio's X-Twilio-Signature is verified (service/webhooks.py); forged 
 LINK = (
     "the signed link of a text opens a debtor session and shows nothing by itself (service/debtor_signin.py)"
 )
+CODE = (
+    "a one-time code to the number on file, checked in the browser that asked; the same answer for a "
+    "number on no account; limited per number and address, locked after 5 wrong tries (service/code_signin.py)"
+)
 DEBTOR = "the debtor's session cookie, CSRF token on posts; nothing about a debt until verified"
 VERIFIED = "a debtor session verified by the date of birth on file, with its CSRF token"
 CHECKOUT = "the provider's Stripe-Signature is verified (service/checkout/webhook.py); a bad one is 400"
@@ -75,7 +79,10 @@ ACCESS: dict[tuple[str, str], Rule] = {
     ("GET", "/webhooks/twilio/gather"): public(TWILIO),
     ("GET", "/webhooks/twilio/sms"): public(TWILIO),
     # the debtor's own pages
-    ("GET", "/me"): public("the debtor's landing page: says how to get a link, shows no account"),
+    ("GET", "/me"): public("the debtor's landing page: a form asking for a number, shows no account"),
+    ("POST", "/me/code"): public(CODE),
+    ("GET", "/me/code"): public("where a sign-in code is typed in; shows nothing about any account"),
+    ("POST", "/me/code/verify"): public(CODE),
     ("GET", "/me/{token}"): public(LINK),
     ("GET", "/me/account"): public(DEBTOR),
     ("POST", "/me/verify"): public(DEBTOR),

@@ -25,6 +25,7 @@ from service import (
     api_payments,
     api_plans,
     auth,
+    code_signin,
     codec,
     console,
     console_signin,
@@ -104,6 +105,7 @@ def create_app(settings: Settings | None = None, temporal_client: Client | None 
         checkout_webhook,
         checkout_simulator,
         agreement,  # /me/agreement.pdf, before debtor_signin's /me/{token} too
+        code_signin,  # before debtor_signin too: /me/code is no link
         debtor_signin,  # after selfservice: its /me/{token} must not take /me/account
         codec,
         dashboard,

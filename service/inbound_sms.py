@@ -28,6 +28,7 @@ from service import twiml
 from service.links import self_service_link
 from service.state import app_sessions, app_settings
 from service.webhooks import BASE, _audit, _client, _empty, _now, _signal, _xml, twilio_params
+from store import sms_opt_outs
 from store.contacts import (
     accounts_with_emergency_phone,
     set_contact_status,
@@ -47,6 +48,8 @@ STOP_WORDS = frozenset(
     {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT", "TD", "退订"}
 )
 HELP_WORDS = frozenset({"HELP", "INFO"})
+#: Twilio's opt-in words: our sender may text the number again (collection texts stay as they were)
+START_WORDS = frozenset({"START", "UNSTOP", "YES"})
 PLAN_WORDS = frozenset({"1", "PLAN", "协商"})
 
 
@@ -92,9 +95,13 @@ def _apply_inbound(
         if word in HELP_WORDS
         else "plan"
         if word in PLAN_WORDS
+        else "start"
+        if word in START_WORDS
         else "other"
     )
     with sessions.begin() as s:
+        if kind in ("stop", "start"):  # the carrier's block of our sender, for any number (sign-in codes)
+            sms_opt_outs.record(s, phone, opted_out=kind == "stop", source=word, now=now)
         found = accounts_for_phone(s, phone)
         result = Inbound(kind=kind, accounts=found)
         for account_id, _, _ in found:
@@ -142,12 +149,14 @@ def help_reply(settings: Settings, found: Inbound) -> str:
 
 @router.api_route(INBOUND_SMS, methods=["POST", "GET"], include_in_schema=False)
 async def inbound_sms(request: Request, params: FormData = Depends(twilio_params)) -> Response:
-    """A text from a debtor: STOP words, HELP, or a plan request ("1", "PLAN", "协商").
+    """A text from a debtor: STOP words, START words, HELP, or a plan request ("1", "PLAN", "协商").
 
     STOP marks SMS opted out in the database for every account on that number (the live gate stops
     texts at once) and signals ``opt_out``; the workflow sends the one confirmation the rules allow
     (it confirms only the first time). Only if no workflow could be told (none running) does this
     reply carry the confirmation itself, and only on the first STOP. A repeated STOP gets nothing.
+    STOP and START also set whether our sender may text the number at all (``store/sms_opt_outs.py``):
+    START lifts that block, so a sign-in code goes by text again; a debtor's collection texts stay off.
     """
     st = app_settings(request)
     phone = _e164(str(params.get("From") or ""))
@@ -190,6 +199,7 @@ __all__ = [
     "HELP_WORDS",
     "INBOUND_SMS",
     "PLAN_WORDS",
+    "START_WORDS",
     "STOP_WORDS",
     "accounts_for_phone",
     "help_reply",

@@ -13,7 +13,7 @@ import threading
 import time
 
 from fastapi import Request
-from limits import RateLimitItemPerMinute
+from limits import RateLimitItem, RateLimitItemPerHour, RateLimitItemPerMinute
 from limits.storage import MemoryStorage, Storage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
@@ -59,6 +59,24 @@ def count(scope: str, per_minute: int, *keys: str, storage: str = "") -> None:
     limits = limiter(storage)
     for key in keys:
         limits.hit(item, scope, key)
+
+
+def take_hourly(scope: str, per_hour: dict[str, int], *, storage: str = "") -> int | None:
+    """Use one try under every key at once (``{key: tries per hour}``: a sign-in code asked for counts
+    against its number and the client's address), or, when any key is used up, count nothing and
+    answer the seconds to wait."""
+    items: dict[str, RateLimitItem] = {key: RateLimitItemPerHour(n) for key, n in per_hour.items()}
+    limits = limiter(storage)
+    waits = [
+        max(1, int(limits.get_window_stats(item, scope, key)[0] - time.time()) + 1)
+        for key, item in items.items()
+        if not limits.test(item, scope, key)
+    ]
+    if waits:
+        return max(waits)
+    for key, item in items.items():
+        limits.hit(item, scope, key)
+    return None
 
 
 def refused_too_often(request: Request, scope: str) -> int | None:

@@ -2,9 +2,10 @@
 
 Why it is built this way:
 
-* **Reached through the signed link the SMS carries, then a session** (``service/debtor_signin.py``):
-  the link opens a server-side session and leaves the address bar, and the account shows only after
-  the debtor confirms the date of birth on file. Every post carries the session's CSRF token. Pages
+* **Reached through the signed link the SMS carries, or a one-time code sent to the number on file,
+  then a session** (``service/debtor_signin.py``, ``service/code_signin.py``): either opens a
+  server-side session (the link leaves the address bar), and the account shows only after the
+  debtor confirms the date of birth on file. Every post carries the session's CSRF token. Pages
   are ``no-store`` and send no Referer.
 * **Answers "how long will they chase me?"** from the workflow's own ``status`` and ``timeline``
   queries: the stage, the next step and its date, and when contact ends (charge-off date, or the
@@ -329,8 +330,11 @@ def _here(lang: str, **query: str) -> str:
 
 @router.get("/me", response_class=HTMLResponse, include_in_schema=False)
 async def landing(request: Request, lang: str | None = None) -> Response:
-    """The bare address (what an SMS carries when no link secret is configured)."""
-    return friendly(request, 200, "landing_title", "landing_body", _lang(lang, None))
+    """The bare address (what an SMS carries when no link secret is configured): the number on file
+    gets a one-time code (``service/code_signin.py``), no link needed."""
+    from service.code_signin import phone_form
+
+    return phone_form(request, lang or "")
 
 
 def verification_page(

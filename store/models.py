@@ -595,3 +595,43 @@ class CaseEventRow(Base):
     actor: Mapped[str] = mapped_column(String(100))
     action: Mapped[str] = mapped_column(String(32))
     note: Mapped[str] = mapped_column(Text, default="")
+
+
+# ---- sign-in with a one-time code (0011) ------------------------------------------------------------
+class SigninCodeRow(Base):
+    """A one-time code a debtor asked for at ``/me`` (0011). Only its scrypt digest is kept, with the
+    digest of the browser's challenge cookie (the code works only in the browser that asked) and of the
+    number. ``account_id`` is NULL when no account has the number: such a row is never sent and never
+    opens anything, but it is written, checked and locked like any other, so the answers, the tries
+    left and the time taken are the same whether or not a number is on file."""
+
+    __tablename__ = "signin_codes"
+    __table_args__ = (CheckConstraint(one_of("channel", CHANNELS), name="channel"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    challenge_digest: Mapped[str] = mapped_column(String(64), unique=True)  # SHA-256 of the cookie's id
+    phone_digest: Mapped[str] = mapped_column(String(64), index=True)  # SHA-256 of the E.164 number
+    account_id: Mapped[str | None] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(8))  # what the debtor asked for (a text may become a call)
+    salt: Mapped[str] = mapped_column(String(32))
+    code_digest: Mapped[str] = mapped_column(String(64))  # scrypt(code, salt)
+    created_at: Mapped[datetime] = mapped_column(index=True)
+    expires_at: Mapped[datetime]
+    failures: Mapped[int] = mapped_column(Integer)
+    used_at: Mapped[datetime | None]
+    locked_until: Mapped[datetime | None]
+
+
+class SmsOptOutRow(Base):
+    """Whether a number may get texts from our sender at all (0011): STOP (or the carrier's 21610)
+    blocks it until the number replies START, as Twilio's own opt-out handling does. Kept per number,
+    apart from the accounts' contact points: it holds for numbers that are on no account too, and START
+    here only lifts the carrier's block (a sign-in code may be texted again), not a debtor's opt-out
+    from collection texts."""
+
+    __tablename__ = "sms_opt_outs"
+
+    phone: Mapped[str] = mapped_column(String(32), primary_key=True, doc="E.164")
+    opted_out: Mapped[bool]
+    changed_at: Mapped[datetime]
+    source: Mapped[str] = mapped_column(String(16))  # the keyword or error that set it: STOP, START, 21610

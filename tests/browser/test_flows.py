@@ -7,12 +7,16 @@
    their language, and asks for a plan: the workflow then holds dunning for the negotiation.
 3. An agent proposes a fee waiver; it waits in the supervisors' queue until one approves it there. The
    debtor then opens their page and downloads the agreement: the PDF's text is the approved plan.
+4. A debtor with no link at hand types their number at ``/me``, reads the code the carrier simulator
+   received as a text, types it in, confirms the date of birth and sees the account.
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
+import re
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -292,4 +296,69 @@ async def test_debtor_promises_then_pays_the_instalment_through_the_checkout_sim
     await page.click("a[hreflang=zh-CN]")
     await page.wait_for_selector("html[lang=zh-CN]")
     await assert_accessible(page, "the account page in Chinese")
+
+
+async def text_to(simulator: Any, phone: str, contains: str, within: float = 15.0) -> str:
+    """The body of the first text to ``phone`` at the carrier simulator that contains ``contains``."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        listed = await asyncio.to_thread(simulator.control, "GET", "/_sim/messages", params={"to": phone})
+        for message in listed.json():
+            if contains in message["body"]:
+                return str(message["body"])
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no text containing {contains!r} reached the carrier")
+
+
+async def test_debtor_signs_in_with_a_code_from_the_carrier(
+    stack: Stack, chromium: Any, shots: Any, simulator: Any
+) -> None:
+    account = await stack.overdue_account(45, language="zh-CN")
+    phone = account.debtor.phone
+    context = await chromium.new_context(viewport={"width": 390, "height": 844})
+    page = await context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+
+    await page.goto(f"{stack.base}/me?lang=zh-CN")
+    assert await page.get_attribute("html", "lang") == "zh-CN"
+    await shots(page, "1-landing")
+    await assert_accessible(page, "the sign-in page (zh-CN)")
+    # a number that is not one: the form says so, naming the field
+    await page.fill("#phone", "12ab")
+    await page.click("#send-code")
+    await page.wait_for_selector("#problems")
+    assert "手机号码" in await page.inner_text("#problems")
+    await shots(page, "2-malformed")
+    await assert_accessible(page, "the sign-in page with a form error")
+
+    # the number as a debtor types it, in the country chosen (zh-CN pages start with China)
+    assert await page.input_value("#country") == "CN"
+    await page.select_option("#country", "US")
+    digits = phone.removeprefix("+1")
+    await page.fill("#phone", f"({digits[:3]}) {digits[3:6]}-{digits[6:]}")
+    await page.check("#via-sms")
+    await page.click("#send-code")
+    await page.wait_for_selector("#code")
+    assert page.url.endswith("/me/code?lang=zh-CN")
+    assert "如果该号码在我们的记录中" in await page.inner_text("#code-sent")
+    assert "1,200" not in await page.content() and digits[-4:] not in await page.content()
+    await shots(page, "3-enter-code")
+    await assert_accessible(page, "the code page")
+
+    body = await text_to(simulator, phone, "验证码")  # the account's language
+    code = re.search(r"(?<!\d)(\d{6})(?!\d)", body).group(1)  # type: ignore[union-attr]
+    await page.fill("#code", code)
+    await page.click("#sign-in")
+    await page.wait_for_selector("#born")  # the same right-party check a link leads to
+    assert page.url.endswith("/me/account?lang=zh-CN") and code not in page.url
+    assert "1,200" not in await page.content()
+    await page.fill("#born", BORN.isoformat())
+    await page.click("#verify")
+    await page.wait_for_selector("#owed")
+    assert "USD 1,200.00" in await page.inner_text("#owed")
+    await shots(page, "4-account")
+
+    # the code was used: typed again in the same browser it opens nothing
+    await page.goto(f"{stack.base}/me/code?lang=zh-CN")
+    assert page.url.endswith("/me?lang=zh-CN")  # no code asked for here any more: back to the form
     await context.close()

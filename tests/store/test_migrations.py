@@ -42,6 +42,8 @@ TABLES = {
     "checkouts",  # 0012 (payments the debtor started from their page, and the provider's payment ID)
     "cases",  # 0013 (every request with an owner, a deadline and a history)
     "case_events",  # 0013 (a case's history)
+    "signin_codes",  # 0011 (one-time sign-in codes, stored as digests; decoys for numbers on no account)
+    "sms_opt_outs",  # 0011 (numbers our sender may not text: STOP without START since)
 }
 
 

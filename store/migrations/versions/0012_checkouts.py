@@ -1,7 +1,7 @@
 """Payments the debtor starts from their own page: the checkout, and the provider's payment ID once paid.
 
 Revision ID: 0012
-Revises: 0009
+Revises: 0011
 Create Date: 2026-12-05
 
 ``checkouts``: one row per checkout the debtor opened (the balance, the next instalment or an amount
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0012"
-down_revision: str | None = "0009"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
