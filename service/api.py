@@ -44,9 +44,10 @@ from temporalio.client import Client, WorkflowQueryFailedError, WorkflowQueryRej
 from temporalio.service import RPCError
 
 from domain.accounts import Mode
+from runtime.settings import Settings
 from service import operations as ops
 from service.auth import Principal, identify, require
-from service.state import app_sessions, temporal_client
+from service.state import app_sessions, app_settings, temporal_client
 from store.audit import audit
 from store.refunds import RefundView
 
@@ -221,6 +222,7 @@ async def _client(request: Request) -> Client:
 
 Temporal = Annotated[Client, Depends(_client)]
 Sessions = Annotated[sessionmaker[Session], Depends(app_sessions)]
+AppSettings = Annotated[Settings, Depends(app_settings)]
 
 
 # ---- bodies and answers shared by several routers --------------------------------------------------
@@ -236,6 +238,7 @@ class Accepted(BaseModel):
     by: str
     closing: str | None = Field(default=None, description="The run has begun to close (why)")
     note: str | None = Field(default=None, description="What a closing (or placed) account does with it")
+    case: str | None = Field(default=None, description="Its case in the agents' inbox (complaints, disputes)")
 
 
 # ---- responses shared by several routers -----------------------------------------------------------

@@ -16,6 +16,7 @@ from service.api import (
     SIGNAL_RESPONSES,
     Accepted,
     AccountId,
+    AppSettings,
     Sessions,
     Strict,
     Temporal,
@@ -63,12 +64,19 @@ class DisputeRequest(Strict):
     summary="File a complaint: contact stops at once until an investigator decides",
 )
 async def file_complaint(
-    account_id: AccountId, body: ComplaintRequest, who: Writer, client: Temporal, sessions: Sessions
+    account_id: AccountId,
+    body: ComplaintRequest,
+    who: Writer,
+    client: Temporal,
+    sessions: Sessions,
+    settings: AppSettings,
 ) -> Accepted:
-    await holds.file_complaint(
-        client, account_id, body.reason, who.name, source=body.source, sessions=sessions
+    case = await holds.file_complaint(
+        client, account_id, body.reason, who.name, source=body.source, sessions=sessions, settings=settings
     )
-    return Accepted(account_id=account_id, action="complaint", by=who.name)
+    return Accepted(
+        account_id=account_id, action="complaint", by=who.name, case=case.number if case else None
+    )
 
 
 @router.post(
@@ -80,10 +88,17 @@ async def file_complaint(
     summary="File a dispute: no collection until the debt is verified",
 )
 async def file_dispute(
-    account_id: AccountId, body: DisputeRequest, who: Writer, client: Temporal, sessions: Sessions
+    account_id: AccountId,
+    body: DisputeRequest,
+    who: Writer,
+    client: Temporal,
+    sessions: Sessions,
+    settings: AppSettings,
 ) -> Accepted:
-    await holds.file_dispute(client, account_id, body.reason, who.name, sessions=sessions)
-    return Accepted(account_id=account_id, action="dispute", by=who.name)
+    case = await holds.file_dispute(
+        client, account_id, body.reason, who.name, sessions=sessions, settings=settings
+    )
+    return Accepted(account_id=account_id, action="dispute", by=who.name, case=case.number if case else None)
 
 
 @router.post(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -86,6 +87,32 @@ async def open_case(
         except WorkflowAlreadyStartedError:
             pass
     return view
+
+
+async def open_unless_open(
+    client: Client,
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    *,
+    account_id: str,
+    kind: CaseKind,
+    channel: str,
+    summary: str,
+    actor: str,
+) -> CaseView:
+    """The account's open case of ``kind``, or a new one: a request made twice is one case."""
+
+    def find() -> CaseView | None:
+        with sessions.begin() as s:
+            return store.open_case_of(s, account_id, kind)
+
+    found = await asyncio.to_thread(find)
+    if found is not None:
+        return found
+    return await open_case(
+        client, sessions, settings, source_key=f"{channel}/{kind.value}/{account_id}/{uuid.uuid4().hex}",
+        account_id=account_id, kind=kind, channel=channel, summary=summary, actor=actor,
+    )  # fmt: skip
 
 
 async def answer_case(

@@ -9,16 +9,21 @@ is closing or has ended: :class:`AccountClosed` with the reason), where a paymen
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 from pydantic import BaseModel
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 
+from domain.cases import CaseKind
+from runtime.settings import Settings
+from service import cases
 from service import temporal_calls as calls
 from service.accounts import account_status
 from service.operations import audit_write
 from service.temporal_calls import Purpose
 from store import notes
+from store.cases import CaseView
 from workflows.messages import ComplaintIn, DisputeIn, HoldRequest
 
 
@@ -85,22 +90,72 @@ async def file_complaint(
     *,
     source: str = "agent",
     sessions: sessionmaker[Session] | None = None,
-) -> None:
-    """Contact stops at once; the debtor gets one acknowledgement; a decision is due within the SLA."""
+    settings: Settings | None = None,
+    channel: str = "api",
+    source_key: str | None = None,
+) -> CaseView | None:
+    """Contact stops at once; the debtor gets one acknowledgement; a decision is due within the SLA.
+
+    With ``settings`` (every caller but a bare library use) the complaint is also a case in the agents'
+    inbox, with its number and deadline (``service/cases.py``); the case is returned.
+    """
+    await ensure_open(client, sessions, account_id, "hold")
+    case = await _case(
+        client, sessions, settings, account_id, CaseKind.COMPLAINT, channel, reason, actor, source_key
+    )
     ref = await _reference(sessions, account_id, actor, "complaint", reason)
     complaint = ComplaintIn(reason=ref, source=source, actor=actor)
-    await account_signal(client, sessions, account_id, "complaint_filed", complaint, "hold")
-    await audit_write(sessions, account_id, actor, "complaint", "signalled", reason=ref, source=source)
+    await calls.signal(client, sessions, account_id, "complaint_filed", complaint)  # open: checked above
+    await audit_write(
+        sessions, account_id, actor, "complaint", "signalled", reason=ref, source=source,
+        case=case.number if case else None,
+    )  # fmt: skip
+    return case
 
 
 async def file_dispute(
-    client: Client, account_id: str, reason: str, actor: str, *, sessions: sessionmaker[Session] | None = None
-) -> None:
-    """No collection while the debt is disputed; one acknowledgement."""
+    client: Client,
+    account_id: str,
+    reason: str,
+    actor: str,
+    *,
+    sessions: sessionmaker[Session] | None = None,
+    settings: Settings | None = None,
+    channel: str = "api",
+    source_key: str | None = None,
+) -> CaseView | None:
+    """No collection while the debt is disputed; one acknowledgement; a case, as for a complaint."""
+    await ensure_open(client, sessions, account_id, "hold")
+    case = await _case(
+        client, sessions, settings, account_id, CaseKind.DISPUTE, channel, reason, actor, source_key
+    )
     ref = await _reference(sessions, account_id, actor, "dispute", reason)
     dispute = DisputeIn(reason=ref, actor=actor)
-    await account_signal(client, sessions, account_id, "dispute_filed", dispute, "hold")
-    await audit_write(sessions, account_id, actor, "dispute", "signalled", reason=ref)
+    await calls.signal(client, sessions, account_id, "dispute_filed", dispute)  # open: checked above
+    await audit_write(
+        sessions, account_id, actor, "dispute", "signalled", reason=ref, case=case.number if case else None
+    )
+    return case
+
+
+async def _case(
+    client: Client,
+    sessions: sessionmaker[Session] | None,
+    settings: Settings | None,
+    account_id: str,
+    kind: CaseKind,
+    channel: str,
+    text: str,
+    actor: str,
+    source_key: str | None,
+) -> CaseView | None:
+    if settings is None or sessions is None:
+        return None
+    key = source_key or f"{channel}/{kind.value}/{account_id}/{uuid.uuid4().hex}"
+    return await cases.open_case(
+        client, sessions, settings, source_key=key, account_id=account_id, kind=kind,
+        channel=channel, summary=text, actor=actor,
+    )  # fmt: skip
 
 
 __all__ = [

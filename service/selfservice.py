@@ -36,10 +36,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from domain.accounts import HoldKind, Language, Mode
 from domain.agencies import load_agencies
+from domain.cases import CaseKind
 from domain.money import format_minor, parse_major
 from domain.plans import PlanKind, PlanProposal, add_months, split_evenly
 from domain.timeline import STOPS_CONTACT, AccountStatus, Timeline
-from service import accounts, plans
+from service import accounts, cases, plans
 from service import debtor_signin as signin
 from service import operations as ops
 from service import temporal_calls as calls
@@ -422,6 +423,11 @@ async def request_plan(request: Request) -> Response:
         # a closing run would take the request and do nothing with it
         if status.mode != Mode.DUNNING or status.closing is not None:
             return await _render(request, session.csrf, account_id, lang, problems=[problem], status_code=409)
+        # one open plan request per account: asking again (the button is disabled once asked) reuses it
+        await cases.open_unless_open(
+            client, sessions, app_settings(request), account_id=account_id, kind=CaseKind.PLAN_REQUEST,
+            channel="page", summary="Plan requested on the self-service page", actor="debtor",
+        )  # fmt: skip
         ask = NegotiationRequest(channel="self_service", note="debtor's self-service page")
         await calls.signal(client, sessions, account_id, "negotiation_requested", ask)
     except ops.AccountNotFound:
