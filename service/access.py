@@ -81,6 +81,10 @@ ACCESS: dict[tuple[str, str], Rule] = {
     ("POST", "/me/promise"): public(VERIFIED),
     ("POST", "/me/sign-out"): public(DEBTOR),
     ("POST", "/me/sign-out-everywhere"): public(VERIFIED),
+    ("GET", "/verify"): public("the collector check form: shows no account"),
+    ("POST", "/verify"): public(
+        "answers only yes or no about a collector ID, same shape and time either way, rate-limited per address"
+    ),
     # operations: aggregates and the governor, for monitoring with a token (Prometheus: bearer_token)
     ("GET", "/metrics"): api("read"),
     ("GET", "/ops/governor"): api("read"),
@@ -108,6 +112,7 @@ ACCESS: dict[tuple[str, str], Rule] = {
     # the agencies' API and the lender's side of it
     ("GET", "/agency/visits"): api("agency_report"),
     ("POST", "/agency/visits/{visit_id}/report"): api("agency_report"),
+    ("PUT", "/agency/visits/{visit_id}/collector"): api("agency_report"),
     ("POST", "/visits/{visit_id}/reschedule"): api("write"),
     ("POST", "/visits/{visit_id}/plan-instead"): api("write"),
     ("POST", "/visits/{visit_id}/cancel"): api("approve"),

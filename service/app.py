@@ -32,6 +32,7 @@ from service import (
     inbound_sms,
     metrics,
     selfservice,
+    verify,
     webhooks,
 )
 from store.db import SchemaBehind, ensure_schema
@@ -97,6 +98,7 @@ def create_app(settings: Settings | None = None, temporal_client: Client | None 
         console_signin,
         selfservice,
         debtor_signin,  # after selfservice: its /me/{token} must not take /me/account
+        verify,  # the public collector check
         codec,
         dashboard,
         agency,

@@ -15,6 +15,9 @@ Why it is built this way:
   answers) or promise a payment date (a ``promise_to_pay`` proposal through
   ``plans.propose_settlement`` with actor ``debtor``; checked first by the same pure preview, so a
   promise outside the rules is explained instead of sent).
+* **Who contacts you** (``service/debtor_contacts.py``): every contact coming up and of the last 30
+  days by channel, each visit with the agency's name, licence and the collector's ID, and the way to
+  the public collector check (``service/verify.py``).
 * **No personal data beyond what the debtor needs:** no name, and only the masked phone number.
 * **Both languages** (en, zh-CN) from ``templates/selfservice/strings.toml``; the account's language
   by default, ``?lang=`` to switch.
@@ -34,10 +37,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session, sessionmaker
 
 from domain.accounts import HoldKind, Language, Mode
+from domain.agencies import load_agencies
 from domain.money import format_minor, parse_major
 from domain.plans import PlanKind, PlanProposal, add_months, split_evenly
 from domain.timeline import STOPS_CONTACT, AccountStatus, Timeline
-from service import accounts, plans
+from service import accounts, debtor_contacts, plans
 from service import debtor_signin as signin
 from service import operations as ops
 from service import temporal_calls as calls
@@ -204,6 +208,18 @@ async def _render(
         return friendly(request, 409, "missing_title", "missing_body", chosen)
     policy = terms.policy_rules
     today = status.policy_now.date()
+    contacts = await asyncio.to_thread(
+        debtor_contacts.contact_list,
+        sessions,
+        account_id,
+        timeline,
+        status.policy_now,
+        terms.zone,
+        t,
+        set(strings()["en"]),
+        st.company_name,
+        load_agencies(st.agencies_file),
+    )
     context = {
         "t": t,
         "lang": chosen,
@@ -232,6 +248,7 @@ async def _render(
         "max_date": (today + timedelta(days=policy.settlement.promise_max_days)).isoformat(),
         "done": done,
         "problems": problems or [],
+        "contacts": contacts,  # who contacts the debtor: every contact by channel, visits with the collector
     }
     response = page(request, "selfservice/account.html", context, status_code=status_code)
     response.headers.update(NO_LEAK)
