@@ -2,6 +2,10 @@
 
 Idempotent like every activity: a visit or placement is keyed by the id the workflow gives it, so a
 retried assignment returns the agency chosen the first time instead of choosing (and loading) again.
+
+The choice is :func:`domain.agencies.pick`: an agency whose licence does not cover the day of the work
+(the visit's own day; the placement's day) is refused, and the audit line names it with the rule
+(``agencies.licence_expired``), as it names ``visits.no_agency_capacity`` when nobody has room.
 """
 
 from __future__ import annotations
@@ -16,8 +20,8 @@ from domain.agencies import (
     Placed,
     PlaceRequest,
     Work,
-    choose,
     load_agencies,
+    pick,
 )
 from domain.visits import VISIT_ASSIGN, VISIT_UPDATE, Assigned, AssignRequest, VisitUpdate
 from store import agencies
@@ -31,12 +35,16 @@ class VisitActivities:
     @activity.defn(name=VISIT_ASSIGN)
     def assign_visit(self, req: AssignRequest) -> Assigned:
         """Pick an agency serving the debtor's region with room for one more visit, and store the visit."""
-        book = load_agencies()
+        book = load_agencies(self.deps.settings.agencies_file)
         with self.deps.sessions.begin() as s:
             existing = agencies.visit(s, req.visit_id)
             if existing is None:
                 visits, _ = agencies.agency_load(s)
-                agency = choose(book, Work.VISIT, region=req.region, country=req.country, load=visits)
+                # the visitor stands at the door on the window's day (the debtor's calendar): the
+                # licence must cover that day, not only today
+                on = max(req.at.date(), req.window_start.date())
+                choice = pick(book, Work.VISIT, region=req.region, country=req.country, load=visits, on=on)
+                agency = choice.agency
                 existing = agencies.create_visit(
                     s,
                     visit_id=req.visit_id,
@@ -46,6 +54,7 @@ class VisitActivities:
                     window_end=req.window_end,
                     report_due=req.report_due,
                     now=req.at,
+                    reason=choice.rule,
                 )
                 audit(
                     s,
@@ -55,16 +64,17 @@ class VisitActivities:
                     actor="workflow",
                     action="visit_assigned" if agency else "visit_unassigned",
                     decision="visit_assigned" if agency else "visit_unassigned",
-                    rule=None if agency else "visits.no_agency_capacity",
+                    rule=choice.rule,
                     details={
                         "visit": req.visit_id,
                         "agency": agency.id if agency else None,
                         "window": f"{req.window_start.isoformat()}/{req.window_end.isoformat()}",
+                        **({"refused": choice.refused} if choice.refused else {}),
                     },
                 )
         agency = book.get(existing.agency_id) if existing.agency_id else None
         if agency is None:
-            return Assigned(agency_id=None)
+            return Assigned(agency_id=None, rule=existing.cancel_reason)
         return Assigned(agency_id=agency.id, agency_name=agency.name, agency_number=agency.callback_number)
 
     @activity.defn(name=VISIT_UPDATE)
@@ -97,21 +107,39 @@ class VisitActivities:
     @activity.defn(name=PLACE_ACCOUNT)
     def place_account(self, req: PlaceRequest) -> Placed:
         """Place a charged-off account with the agency that has room in its region (once per placement id)."""
-        book = load_agencies()
+        book = load_agencies(self.deps.settings.agencies_file)
         with self.deps.sessions.begin() as s:
             existing = agencies.placement(s, req.placement_id)
             if existing is None:
                 _, placed = agencies.agency_load(s)
-                agency = choose(
+                choice = pick(
                     book,
                     Work.PLACEMENT,
                     region=req.region,
                     country=req.country,
                     load=placed,
+                    on=req.at.date(),
                     exclude=set(req.exclude),
                 )
+                agency = choice.agency
+                if agency is None or choice.refused:  # a retry writes the identical line: kept once
+                    audit(
+                        s,
+                        at=req.at,
+                        clock="policy",
+                        account_id=req.account_id,
+                        actor="workflow",
+                        action="placement_assigned" if agency else "placement_unassigned",
+                        decision="placement_assigned" if agency else "placement_unassigned",
+                        rule=choice.rule,
+                        details={
+                            "placement": req.placement_id,
+                            "agency": agency.id if agency else None,
+                            "refused": choice.refused,
+                        },
+                    )
                 if agency is None:
-                    return Placed(agency_id=None)
+                    return Placed(agency_id=None, rule=choice.rule)
                 agencies.create_placement(
                     s,
                     placement_id=req.placement_id,

@@ -31,6 +31,7 @@ class TimelineEntry(BaseModel):
     description: str
     channel: str | None = None
     rule: str | None = None
+    template: str | None = None  # for a contact: what it is about (the debtor's page says it in words)
 
 
 class Timeline(BaseModel):
@@ -99,6 +100,7 @@ def project_dunning(
                 channel=step.channel.value,
                 description=f"{step.channel.value.upper()} {step.template.replace('_', ' ')}",
                 rule=action.rule,
+                template=step.template,
             )
         )
         sim.done_steps.append(step.key)
@@ -174,6 +176,7 @@ def project_plan(
                         dpd=dpd_at(when, terms),
                         kind="reminder",
                         channel="sms",
+                        template="plan_reminder",
                         description=f"Reminder: instalment {inst.seq} of {amount} due in {days_before} day(s)",
                     )
                 )

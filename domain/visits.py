@@ -277,6 +277,7 @@ class Assigned(BaseModel):
     agency_id: str | None
     agency_name: str = ""
     agency_number: str = ""
+    rule: str | None = None  # why no agency (visits.no_agency_capacity, agencies.licence_expired)
 
 
 class VisitUpdate(BaseModel):

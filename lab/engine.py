@@ -466,17 +466,18 @@ class Portfolio:
         c.last_visit_at = now
         if self.agencies is None:
             return None
+        slot = visit_slot(now, a.terms.zones[0], visits, profile)
         agency = choose(
             self.agencies,
             Work.VISIT,
             region=a.terms.region,
             country=a.terms.profile,
             load=self._load[Work.VISIT],
+            on=max(now.date(), slot.start.date()),  # the licence must cover the visit's day
         )
         if agency is None:
             return None
         self._load[Work.VISIT][agency.id] = self._load[Work.VISIT].get(agency.id, 0) + 1
-        slot = visit_slot(now, a.terms.zones[0], visits, profile)
         key = f"{a.terms.account_id}/visit-{c.visits}/announce-1"
         a.visit = _Visit(
             key=key,
@@ -534,6 +535,7 @@ class Portfolio:
                 region=a.terms.region,
                 country=a.terms.profile,
                 load=self._load[Work.PLACEMENT],
+                on=now.date(),
             )
             if agency is not None:
                 self._load[Work.PLACEMENT][agency.id] = self._load[Work.PLACEMENT].get(agency.id, 0) + 1

@@ -134,6 +134,12 @@ class Settings(BaseSettings):
     # application database; empty: SQLite in the state directory (state_dir/collect.db)
     database_url: str = ""
 
+    # the collection agencies the lender contracts with (regions, licences, capacity)
+    agencies_file: Path = Field(
+        default=ROOT / "policies" / "agencies.toml",
+        description="The agencies file (relative: to the project): who serves which region under which licence",
+    )
+
     # Twilio; with no account SID the local carrier simulator stands in
     twilio_account_sid: str | None = None
     twilio_auth_token: SecretStr | None = None
@@ -268,7 +274,7 @@ class Settings(BaseSettings):
             )
         return codes
 
-    @field_validator("state_dir")
+    @field_validator("state_dir", "agencies_file")
     @classmethod
     def _under_project(cls, value: Path) -> Path:
         return value if value.is_absolute() else ROOT / value

@@ -100,6 +100,10 @@ ACCESS: dict[tuple[str, str], Rule] = {
     ("GET", "/me/agreement.pdf"): public(
         "a debtor session verified by the date of birth on file; a download that changes nothing"
     ),
+    ("GET", "/verify"): public("the collector check form: shows no account"),
+    ("POST", "/verify"): public(
+        "answers only yes or no about a collector ID, same shape and time either way, rate-limited per address"
+    ),
     # operations: aggregates and the governor, for monitoring with a token (Prometheus: bearer_token)
     ("GET", "/metrics"): api("read"),
     ("GET", "/ops/governor"): api("read"),
@@ -127,6 +131,7 @@ ACCESS: dict[tuple[str, str], Rule] = {
     # the agencies' API and the lender's side of it
     ("GET", "/agency/visits"): api("agency_report"),
     ("POST", "/agency/visits/{visit_id}/report"): api("agency_report"),
+    ("PUT", "/agency/visits/{visit_id}/collector"): api("agency_report"),
     ("POST", "/visits/{visit_id}/reschedule"): api("write"),
     ("POST", "/visits/{visit_id}/plan-instead"): api("write"),
     ("POST", "/visits/{visit_id}/cancel"): api("approve"),

@@ -12,6 +12,10 @@ Calls to account workflows go through the operations layer (:mod:`service.holds`
 API's (:class:`service.api.OperationsErrors`): an unknown account 404, one that can no longer take the
 write 409 with its state and the reason.
 
+Before a visit the agency names the person it sends (``PUT /agency/visits/{id}/collector``): the
+debtor's page shows that collector ID with the window, the agency's name and licence, and the public
+``/verify`` page confirms it while the visit is open (:mod:`service.verify`).
+
 Debtor-side and operator actions on a visit or placement (another day, a plan instead, recall,
 closing for a reason) need an agent's or a supervisor's token.
 """
@@ -28,6 +32,7 @@ from temporalio.client import Client
 
 from domain.accounts import Channel, ContactOutcome, Mode
 from domain.agencies import CloseRequest, RecallRequest
+from domain.collectors import CollectorId
 from domain.gate import Defer, Deny, PlannedContact, Purpose, decide
 from domain.money import MAX_PAYMENT_MINOR
 from domain.profiles import load_profile
@@ -39,7 +44,7 @@ from service.auth import Principal, require
 from service.state import app_sessions
 from store import agencies
 from store.accounts import account_snapshot
-from store.audit import audit
+from store.audit import account_clock, audit
 from store.contacts import live_gate_inputs
 from store.models import PlacementRow
 from workflows.messages import NegotiationRequest
@@ -88,6 +93,46 @@ async def report_visit(
     report = report.model_copy(update={"agency_id": who.name})
     await _signal_visit(client, visit_id, "report_received", report)
     return {"visit_id": visit_id, "outcome": report.outcome.value, "status": "accepted"}
+
+
+class CollectorIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    collector_id: CollectorId = Field(
+        description="The badge ID of the person the agency sends: 3 to 32 letters, digits or hyphens"
+    )
+
+
+@router.put("/agency/visits/{visit_id}/collector")
+def name_collector(request: Request, visit_id: str, body: CollectorIn, who: AgencyCaller) -> dict[str, Any]:
+    """Name the collector the agency sends to this visit (again to send someone else), before its
+    window ends. 422 names ``collector_id`` when its format is wrong; 409 once the visit is over."""
+    visit = _own_visit(request, visit_id, who.name)
+    now = _now()
+    with app_sessions(request).begin() as s:
+        clock = account_clock(s, visit.account_id)  # the window is on the account's clock
+        try:
+            named = agencies.set_collector(
+                s, visit_id, body.collector_id, now, policy_now=clock.policy_now(now) if clock else now
+            )
+        except agencies.VisitOver as over:
+            raise HTTPException(status_code=409, detail=str(over)) from None
+        audit(
+            s,
+            at=now,
+            clock="wall",
+            account_id=visit.account_id,
+            actor=f"agency:{who.name}",
+            action="visit_collector",
+            decision="collector_named",
+            details={"visit": visit_id, "collector_id": body.collector_id},
+        )
+    return {
+        "visit_id": visit_id,
+        "collector_id": named.collector_id,
+        "window_start": named.window_start.isoformat(),
+        "window_end": named.window_end.isoformat(),
+    }
 
 
 class RescheduleIn(BaseModel):

@@ -36,6 +36,7 @@ from service import (
     inbound_sms,
     metrics,
     selfservice,
+    verify,
     webhooks,
 )
 from service.checkout import simulator as checkout_simulator
@@ -109,6 +110,7 @@ def create_app(settings: Settings | None = None, temporal_client: Client | None 
         agreement,  # /me/agreement.pdf, before debtor_signin's /me/{token} too
         code_signin,  # before debtor_signin too: /me/code is no link
         debtor_signin,  # after selfservice: its /me/{token} must not take /me/account
+        verify,  # the public collector check
         codec,
         dashboard,
         agency,

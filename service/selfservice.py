@@ -16,6 +16,9 @@ Why it is built this way:
   answers) or promise a payment date (a ``promise_to_pay`` proposal through
   ``plans.propose_settlement`` with actor ``debtor``; checked first by the same pure preview, so a
   promise outside the rules is explained instead of sent).
+* **Who contacts you** (``service/debtor_contacts.py``): every contact coming up and of the last 30
+  days by channel, each visit with the agency's name, licence and the collector's ID, and the way to
+  the public collector check (``service/verify.py``).
 * **No personal data beyond what the debtor needs:** no name, and only the masked phone number.
 * **Both languages** (en, zh-CN) from ``templates/selfservice/strings.toml``; the account's language
   by default, ``?lang=`` to switch.
@@ -40,7 +43,7 @@ from domain.cases import CaseKind
 from domain.money import format_minor, parse_major
 from domain.plans import PlanKind, PlanProposal, add_months, split_evenly
 from domain.timeline import STOPS_CONTACT, AccountStatus, Timeline
-from service import accounts, cases, plans
+from service import accounts, cases, debtor_contacts, plans
 from service import debtor_signin as signin
 from service import operations as ops
 from service import temporal_calls as calls
@@ -250,6 +253,18 @@ async def _render(
     standing = await asyncio.to_thread(_standing, sessions, account_id, terms, status)
     policy = terms.policy_rules
     today = status.policy_now.date()
+    contacts = await asyncio.to_thread(
+        debtor_contacts.contact_list,
+        sessions,
+        account_id,
+        timeline,
+        status.policy_now,
+        terms.zone,
+        t,
+        set(strings()["en"]),
+        st.company_name,
+        load_agencies(st.agencies_file),
+    )
     context = {
         "t": t,
         "lang": chosen,
@@ -282,6 +297,7 @@ async def _render(
         "pay": pay_choices(status) if provider_of(request.app) is not None else None,
         "paid_here": await asyncio.to_thread(_paid_here, sessions, account_id),
         "fmt": format_minor,
+        "contacts": contacts,  # who contacts the debtor: every contact by channel, visits with the collector
     }
     response = page(request, "selfservice/account.html", context, status_code=status_code)
     response.headers.update(NO_LEAK)

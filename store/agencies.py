@@ -11,7 +11,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from domain.accounts import Channel, ContactOutcome
+from domain.collectors import CollectorVisit
 from domain.masking import mask_phone
+from store.accounts import account_snapshot
+from store.audit import account_clock
 from store.contacts import AttemptState, mark_attempt, reserve_attempt
 from store.models import PLACEMENT_STATUSES, AccountRow, PaymentRow, PlacementRow, VisitRow
 from store.rows import UnknownAccount, _phone
@@ -32,6 +35,7 @@ class VisitView(BaseModel):
     recording_ref: str | None
     cancel_reason: str | None
     masked_phone: str = "-"
+    collector_id: str | None = None
 
 
 class PlacementView(BaseModel):
@@ -69,6 +73,7 @@ def _visit_view(row: Any, acct: AccountRow | None = None) -> VisitView:
         recording_ref=row.recording_ref,
         cancel_reason=row.cancel_reason,
         masked_phone=mask_phone(_phone(acct)) if acct is not None else "-",
+        collector_id=row.collector_id,
     )
 
 
@@ -101,8 +106,11 @@ def create_visit(
     window_end: datetime,
     report_due: datetime,
     now: datetime,
+    reason: str | None = None,
 ) -> VisitView:
-    """Store a visit once; a retry returns the stored one unchanged (and so the same agency)."""
+    """Store a visit once; a retry returns the stored one unchanged (and so the same agency).
+
+    ``reason``: why no agency took it (kept in ``cancel_reason`` of the unassigned visit)."""
     row = s.get(VisitRow, visit_id)
     if row is None:
         row = VisitRow(
@@ -114,6 +122,7 @@ def create_visit(
             window_end=window_end,
             report_due=report_due,
             reschedules=0,
+            cancel_reason=None if agency_id else (reason or "")[:64] or None,
             created_at=now,
             updated_at=now,
         )
@@ -145,6 +154,54 @@ def visit(s: Session, visit_id: str) -> VisitView | None:
     if row is None:
         return None
     return _visit_view(row, s.get(AccountRow, row.account_id))
+
+
+class VisitOver(Exception):
+    """The visit was reported, cancelled or escalated, or its window has ended: nobody is sent any more."""
+
+
+def set_collector(
+    s: Session, visit_id: str, collector_id: str, now: datetime, *, policy_now: datetime | None = None
+) -> VisitView:
+    """Name the person the agency sends (a later call names another: the agency may swap its people),
+    while the visit is open and, given the account's ``policy_now``, before its window ends."""
+    row = s.get(VisitRow, visit_id, populate_existing=True, with_for_update=True)
+    if row is None:
+        raise LookupError(f"no visit {visit_id!r}")
+    if row.status not in OPEN_VISIT_STATUSES:
+        raise VisitOver(f"visit {visit_id} is {row.status}")
+    if policy_now is not None and row.window_end <= policy_now:
+        raise VisitOver(f"visit {visit_id} is past its window")
+    row.collector_id, row.updated_at = collector_id, now
+    s.flush()
+    return _visit_view(row, s.get(AccountRow, row.account_id))
+
+
+def collector_visits(s: Session, agency_id: str, collector_id: str, now: datetime) -> list[CollectorVisit]:
+    """The open visits of ``agency_id`` on which ``collector_id`` was named, each with its account's
+    home zone and policy time (``now`` is the wall clock), for :func:`domain.collectors.confirms`."""
+    rows = s.scalars(
+        select(VisitRow).where(
+            VisitRow.agency_id == agency_id,
+            VisitRow.collector_id == collector_id,
+            VisitRow.status.in_(OPEN_VISIT_STATUSES),
+        )
+    ).all()
+    out = []
+    for row in rows:
+        snap = account_snapshot(s, row.account_id)
+        clock = account_clock(s, row.account_id)
+        out.append(
+            CollectorVisit(
+                account_id=row.account_id,
+                status=row.status,
+                window_start=row.window_start,
+                window_end=row.window_end,
+                zone=snap.zones[0] if snap is not None else "UTC",
+                now=clock.policy_now(now) if clock is not None else now,
+            )
+        )
+    return out
 
 
 def visits_for_agency(s: Session, agency_id: str) -> list[VisitView]:

@@ -392,6 +392,7 @@ class VisitRow(Base):
     __table_args__ = (
         CheckConstraint(one_of("status", VISIT_STATUSES), name="status"),
         CheckConstraint(one_of("outcome", VISIT_OUTCOMES, nullable=True), name="outcome"),
+        Index("ix_visits_agency_id_collector_id", "agency_id", "collector_id"),  # /verify looks up by both
     )
 
     visit_id: Mapped[str] = mapped_column(String(128), primary_key=True)
@@ -408,6 +409,9 @@ class VisitRow(Base):
     cancel_reason: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # The collector the agency sends (0014): its badge ID, set by the agency before the visit; shown to
+    # the debtor and answered for on the public /verify page while the visit is open.
+    collector_id: Mapped[str | None] = mapped_column(String(32))
 
 
 class PlacementRow(Base):

@@ -12,6 +12,7 @@ import inspect
 import itertools
 import os
 import random
+import re
 import socket
 import time
 import uuid
@@ -241,10 +242,25 @@ def simulator() -> Iterator[object]:
     handle.stop()
 
 
+def agencies_licensed_for_ever(directory: Path) -> Path:
+    """The shipped agencies file with every licence valid for ever. The suite's Temporal clocks run ten
+    years and more ahead of today (see ``env``), past any real expiry date; the licence rule itself is
+    tested against the shipped dates (tests/visits/test_licences.py) and books of its own."""
+    from domain.agencies import AGENCY_FILE
+
+    path = directory / "agencies.toml"
+    text = AGENCY_FILE.read_text(encoding="utf-8")
+    path.write_text(
+        re.sub(r"(?m)^licence_expires = .*$", "licence_expires = 9999-12-31", text), encoding="utf-8"
+    )
+    return path
+
+
 @pytest.fixture(scope="session")
-def settings(database_url: str, simulator: object) -> Settings:
+def settings(database_url: str, simulator: object, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return Settings(
         database_url=database_url,
+        agencies_file=agencies_licensed_for_ever(tmp_path_factory.mktemp("agencies")),
         twilio_account_sid=None,
         twilio_api_base_url=simulator.url,  # type: ignore[attr-defined]
         sender_messages_per_second=1000.0,

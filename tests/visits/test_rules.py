@@ -104,15 +104,22 @@ def test_a_report_needs_its_recording_and_a_promise_needs_amount_and_date() -> N
 
 def test_the_most_specific_agency_with_room_gets_the_work() -> None:
     book = load_agencies()
-    ny = choose(book, Work.VISIT, region="US-NY", country="US", load={})
+    today = NOW.date()
+    ny = choose(book, Work.VISIT, region="US-NY", country="US", load={}, on=today)
     assert ny is not None and ny.id == "northeast-field"
-    full = choose(book, Work.VISIT, region="US-NY", country="US", load={"northeast-field": 40})
+    full = choose(book, Work.VISIT, region="US-NY", country="US", load={"northeast-field": 40}, on=today)
     assert full is not None and full.id == "national-recovery"  # the regional one is full
-    assert choose(book, Work.PLACEMENT, region="US-NY", country="US", load={}).id == "national-recovery"  # type: ignore[union-attr]
+    placed = choose(book, Work.PLACEMENT, region="US-NY", country="US", load={}, on=today)
+    assert placed is not None and placed.id == "national-recovery"
     assert (
-        choose(book, Work.PLACEMENT, region=None, country="US", load={}, exclude={"national-recovery"})
+        choose(
+            book, Work.PLACEMENT, region=None, country="US", load={}, on=today, exclude={"national-recovery"}
+        )
         is None
     )
-    assert choose(book, Work.VISIT, region=None, country="CN", load={}).id == "huadong-visits"  # type: ignore[union-attr]
+    assert choose(book, Work.VISIT, region=None, country="CN", load={}, on=today).id == "huadong-visits"  # type: ignore[union-attr]
     with pytest.raises(ValueError, match="visit_capacity"):
-        parse_agencies('[[agencies]]\nid = "a"\nname = "A"\nregions = ["US"]\nvisit_capacity = -1\n')
+        parse_agencies(
+            '[[agencies]]\nid = "a"\nname = "A"\nregions = ["US"]\nlicence_number = "L-1"\n'
+            "licence_expires = 2030-01-01\nvisit_capacity = -1\n"
+        )

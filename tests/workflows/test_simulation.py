@@ -129,7 +129,7 @@ async def test_accounts_half_a_year_nothing_unlawful_and_the_lab_agrees(harness:
     assert len(keys) == len(set(keys))
 
     # the lab, on the same accounts, holds and carrier, sends the same contacts at the same moments
-    lab = Portfolio(CarrierTable(), load_agencies(), load=load)
+    lab = Portfolio(CarrierTable(), load_agencies(harness.settings.agencies_file), load=load)
     for account in accounts:
         lab.open(SimAccount(terms[account.account_id], account.debtor.phone, opened[account.account_id]))
     for change in changes:
