@@ -15,12 +15,13 @@ import asyncio
 import csv
 import json
 import sys
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 
+from runtime.cli_acting import CASE_COMMANDS, cmd_case, cmd_hold, cmd_negotiate, cmd_opt_out, cmd_pay
 from runtime.cli_closing import cmd_close, cmd_reopen
 from runtime.cli_common import account_handle, client_for, console, err, money, operator_name, sessions_for
 from runtime.cli_parser import EXAMPLES, parser
@@ -48,6 +49,9 @@ async def cmd_intake(args: argparse.Namespace, settings: Settings, client: Any =
     from domain.intake_files import FileRefused
     from runtime.intake import intake_accounts
 
+    actor = operator_name(args)
+    if actor is None:
+        return 2
     path = Path(args.file)
     try:
         file, report = parse_portfolio_file(
@@ -86,6 +90,14 @@ async def cmd_intake(args: argparse.Namespace, settings: Settings, client: Any =
         )
     for account_id, reason in result.failed:
         err.print(f"[red]{account_id}[/]: {reason}")
+    counts = {
+        "started": len(result.started),
+        "already": len(result.already),
+        "closed": len(result.closed),
+        "rejected": len(report.errors),
+        "failed": len(result.failed),
+    }
+    await asyncio.to_thread(_audit_intake, sessions, actor, path.name, counts)
     for account_id, reason in result.closed:
         console.print(
             f"[yellow]{account_id}[/] is closed ({reason}): not restarted; "
@@ -100,12 +112,21 @@ async def cmd_intake(args: argparse.Namespace, settings: Settings, client: Any =
     return 1 if result.failed else 0
 
 
+def _audit_intake(sessions: Any, actor: str, file: str, counts: dict[str, int]) -> None:
+    """Who took which file in, and what became of its rows: one line for the whole run."""
+    from store.audit import audit
+
+    with sessions.begin() as s:
+        audit(s, at=datetime.now(UTC), clock="wall", account_id=None, actor=actor, action="intake",
+              decision="taken_in", details={"file": file, **counts})  # fmt: skip
+
+
 async def cmd_policy(args: argparse.Namespace, settings: Settings) -> int:
     """``policy list``: the versions and who runs them; ``policy upgrade``: move running accounts."""
     from runtime.operator_actions import rule_versions, upgrade_accounts
 
-    sessions = sessions_for(settings)
     if args.policy_command == "list":
+        sessions = sessions_for(settings)
         table = Table(title="Policy and profile versions")
         for col in ("kind", "name", "version", "file now", "stored", "open accounts"):
             table.add_column(col)
@@ -126,6 +147,7 @@ async def cmd_policy(args: argparse.Namespace, settings: Settings) -> int:
     actor = operator_name(args)
     if actor is None:
         return 2
+    sessions = sessions_for(settings)
     client = await client_for(settings)
     try:
         result = await upgrade_accounts(
@@ -225,135 +247,25 @@ async def cmd_timeline(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-# ---- acting ------------------------------------------------------------------------------------
-async def cmd_pay(args: argparse.Namespace, settings: Settings) -> int:
-    from domain.money import parse_major
-    from domain.timeline import AccountStatus
-    from workflows.messages import PaymentIn
-
-    client = await client_for(settings)
-    handle = account_handle(client, args.account)
-    status = await handle.query("status", result_type=AccountStatus)
-    amount = parse_major(args.amount, status.currency)
-    reference = args.reference or f"cli-{args.account}-{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
-    await handle.signal(
-        "payment_received",
-        PaymentIn(amount=amount, currency=status.currency, reference=reference, source="cli"),
-    )
-    console.print(
-        f"payment of {money(amount, status.currency)} sent to {args.account} (reference {reference})"
-    )
-    return 0
-
-
-async def cmd_negotiate(args: argparse.Namespace, settings: Settings) -> int:
-    from temporalio.client import WorkflowUpdateFailedError
-
-    from domain.money import parse_major
-    from domain.plans import AgreedPlan, PlanProposal
-    from domain.timeline import AccountStatus
-
-    client = await client_for(settings)
-    handle = account_handle(client, args.account)
-    status = await handle.query("status", result_type=AccountStatus)
-    proposal = PlanProposal(
-        kind=args.kind,
-        first_due=date.fromisoformat(args.first_due),
-        periods=args.periods,
-        period_days=args.period_days,
-        amount=parse_major(args.amount, status.currency) if args.amount else None,
-        waiver=parse_major(args.waiver, status.currency) if args.waiver else 0,
-        hardship_evidence=args.evidence,
-        approver=args.approver,
-        proposed_by="cli",
-    )
-    try:
-        plan = await handle.execute_update("propose_settlement", proposal, result_type=AgreedPlan)
-    except WorkflowUpdateFailedError as exc:
-        cause = exc.cause
-        err.print(f"[red]plan rejected:[/] {getattr(cause, 'message', cause)}")
-        return 3
-    console.print(f"plan {plan.plan_id} agreed; dunning has stopped. Instalments:")
-    for inst in plan.instalments:
-        console.print(f"  {inst.seq}. {inst.due_date}  {money(inst.amount, plan.currency)}")
-    return 0
-
-
-async def cmd_hold(args: argparse.Namespace, settings: Settings) -> int:
-    from store import notes
-    from workflows.messages import HoldRequest
-
-    client = await client_for(settings)
-    reason = notes.keep(sessions_for(settings), args.account, "cli", args.command, args.reason)
-    await account_handle(client, args.account).signal(args.command, HoldRequest(reason=reason, actor="cli"))
-    console.print(f"{args.command} sent to {args.account}")
-    return 0
-
-
-async def cmd_opt_out(args: argparse.Namespace, settings: Settings) -> int:
-    from domain.accounts import Channel
-    from workflows.messages import OptOut
-
-    client = await client_for(settings)
-    await account_handle(client, args.account).signal(
-        "opt_out", OptOut(channel=Channel(args.channel), source="cli")
-    )
-    console.print(f"{args.channel} opt-out sent to {args.account}")
-    return 0
-
-
-async def cmd_case(args: argparse.Namespace, settings: Settings) -> int:
-    """Complaints, disputes and cease requests: each is a hold the contact gate honours at once."""
-    from domain.accounts import Channel
-    from store import notes
-    from workflows import messages as m
-
-    def kept(text: str | None) -> str:
-        """Typed text stays in the database; the workflow gets its reference (store/notes.py)."""
-        if not text:
-            return text or ""
-        return notes.keep(sessions_for(settings), args.account, "cli", args.command, text)
-
-    payloads = {
-        "complaint": lambda: (
-            "complaint_filed",
-            m.ComplaintIn(reason=kept(args.reason), source=args.source, actor="cli"),
-        ),
-        "resolve-complaint": lambda: (
-            "complaint_resolved",
-            m.ComplaintDecision(decision=args.decision, note=kept(args.reason), actor="cli"),
-        ),
-        "dispute": lambda: ("dispute_filed", m.DisputeIn(reason=kept(args.reason), actor="cli")),
-        "verify-dispute": lambda: (
-            "dispute_verified",
-            m.DisputeVerified(note=kept(args.reason), actor="cli"),
-        ),
-        "cease": lambda: (
-            "cease_requested",
-            m.CeaseRequest(channel=None if args.channel == "all" else Channel(args.channel), actor="cli"),
-        ),
-    }
-    from domain.agencies import RecallRequest
-
-    payloads["recall"] = lambda: ("recall", RecallRequest(reason=args.reason, actor="cli"))
-    signal, payload = payloads[args.command]()
-    client = await client_for(settings)
-    await account_handle(client, args.account).signal(signal, payload)
-    console.print(f"{signal} sent to {args.account}")
-    return 0
-
-
 async def cmd_purge_audit(args: argparse.Namespace, settings: Settings) -> int:
-    """Apply each profile's retention (policies/profiles/*.toml ``retention_years``) to the audit log."""
-    from datetime import UTC, datetime
+    """Apply each profile's retention (policies/profiles/*.toml ``retention_years``) to the audit log.
 
+    Deleting audit lines is itself audited: one line naming the operator and the counts."""
     from domain.profiles import load_profile
-    from store.audit import purge_expired_audit
+    from store.audit import audit, purge_expired_audit
 
+    actor = operator_name(args)
+    if actor is None:
+        return 2
     names = [p.stem.upper() for p in sorted((ROOT / "policies" / "profiles").glob("*.toml"))]
     years = {name: load_profile(name).retention_years for name in names}
+    now = datetime.now(UTC)
     with sessions_for(settings).begin() as s:
-        counts = purge_expired_audit(s, datetime.now(UTC), years, dry_run=args.dry_run)
+        counts = purge_expired_audit(s, now, years, dry_run=args.dry_run)
+        if not args.dry_run:
+            details = {"deleted": counts, "retention_years": years}
+            audit(s, at=now, clock="wall", account_id=None, actor=actor, action="audit_purged",
+                  decision="deleted", details=details)  # fmt: skip
     verb = "would delete" if args.dry_run else "deleted"
     for name, n in counts.items():
         console.print(f"{name}: kept {years[name]} years; {verb} {n} older audit lines")
@@ -441,7 +353,7 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         else:
             http = make_server(settings, client)
             tasks.append(asyncio.create_task(http.serve()))
-        intake_args = argparse.Namespace(file=args.file, day_seconds=settings.day_seconds)
+        intake_args = argparse.Namespace(file=args.file, day_seconds=settings.day_seconds, actor="demo")
         await cmd_intake(intake_args, settings, client)
         console.print()
         console.print("[bold green]Collection is running.[/]")
@@ -517,12 +429,7 @@ COMMANDS = {
     "timeline": cmd_timeline,
     "pay": cmd_pay,
     "negotiate": cmd_negotiate,
-    "complaint": cmd_case,
-    "resolve-complaint": cmd_case,
-    "dispute": cmd_case,
-    "verify-dispute": cmd_case,
-    "cease": cmd_case,
-    "recall": cmd_case,
+    **dict.fromkeys(CASE_COMMANDS, cmd_case),
     "close": cmd_close,
     "pause": cmd_hold,
     "resume": cmd_hold,

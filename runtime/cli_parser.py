@@ -19,26 +19,45 @@ EXAMPLES: dict[str, str] = {
     "migrate": "migrate",
     "doctor": "doctor",
     "link": "link ACC-00001",
-    "intake": "intake lender.csv --encoding cp1252 --decimal-comma",
+    "intake": "intake lender.csv --encoding cp1252 --decimal-comma --as alice",
     "status": "status ACC-00001",
     "timeline": "timeline ACC-00001 --json",
-    "pay": "pay ACC-00001 120.50 --reference bank-7731",
-    "negotiate": "negotiate ACC-00001 --kind reinstalment --periods 3 --first-due 2026-12-15",
-    "pause": 'pause ACC-00001 --reason "debtor in hospital"',
-    "resume": 'resume ACC-00001 --reason "back home"',
-    "opt-out": "opt-out ACC-00001 sms",
-    "complaint": 'complaint ACC-00001 --reason "called at work" --source regulator',
-    "resolve-complaint": 'resolve-complaint ACC-00001 resume --reason "not upheld"',
-    "dispute": 'dispute ACC-00001 --reason "not my loan"',
-    "verify-dispute": "verify-dispute ACC-00001",
-    "cease": "cease ACC-00001 voice",
-    "recall": 'recall ACC-00001 --reason "agency complaint"',
+    "pay": "pay ACC-00001 120.50 --reference bank-7731 --as alice",
+    "negotiate": "negotiate ACC-00001 --kind reinstalment --periods 3 --first-due 2026-12-15 --as alice",
+    "pause": 'pause ACC-00001 --reason "debtor in hospital" --as alice',
+    "resume": 'resume ACC-00001 --reason "back home" --as alice',
+    "opt-out": "opt-out ACC-00001 sms --as alice",
+    "complaint": 'complaint ACC-00001 --reason "called at work" --source regulator --as alice',
+    "resolve-complaint": 'resolve-complaint ACC-00001 resume --reason "not upheld" --as alice',
+    "dispute": 'dispute ACC-00001 --reason "not my loan" --as alice',
+    "verify-dispute": 'verify-dispute ACC-00001 --reason "statement mailed" --as alice',
+    "cease": "cease ACC-00001 voice --as alice",
+    "recall": 'recall ACC-00001 --reason "agency complaint" --as sam',
     "close": 'close ACC-00001 written_off --note "small balance" --as alice',
     "reopen": 'reopen ACC-00001 --reason "closed by mistake" --as alice',
     "policy": "policy upgrade --to default --all --as alice --dry-run",
-    "purge-audit": "purge-audit --dry-run",
+    "purge-audit": "purge-audit --dry-run --as alice",
     "audit": "audit ACC-00001 --csv audit.csv",
 }
+
+
+#: the commands that change something: each takes ``--as NAME`` (default ``$COLLECT_OPERATOR``) and
+#: refuses to act without a name (``policy`` only for ``policy upgrade``); the rest only read or run
+#: processes. tests/operators/test_cli_operators.py holds every command to one list or the other.
+ACTING = frozenset(
+    {
+        "intake", "pay", "negotiate", "pause", "resume", "opt-out", "complaint", "resolve-complaint",
+        "dispute", "verify-dispute", "cease", "recall", "close", "reopen", "policy", "purge-audit",
+    }
+)  # fmt: skip
+READING_OR_RUNNING = frozenset(
+    {"demo", "server", "worker", "service", "migrate", "doctor", "link", "status", "timeline", "audit"}
+)
+
+
+def named(command: argparse.ArgumentParser, who: str = "who acts") -> None:
+    """``--as NAME``: the person the audit log names for this command (never "cli")."""
+    command.add_argument("--as", dest="actor", help=f"{who} (default: $COLLECT_OPERATOR); required")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -104,6 +123,7 @@ def parser() -> argparse.ArgumentParser:
         help="amounts are written 1.234,50 (European files); without it 12,50 is refused as ambiguous",
     )
     intake.add_argument("--day-seconds", type=float, default=None)
+    named(intake, "who takes the file in")
     for name, what in (
         ("status", "where an account stands: mode, stage, balance, holds, next action and when"),
         ("timeline", "everything that will happen if nothing changes, down to charge-off or the plan's end"),
@@ -115,6 +135,7 @@ def parser() -> argparse.ArgumentParser:
     pay.add_argument("account")
     pay.add_argument("amount")
     pay.add_argument("--reference", help="idempotency key; the same reference counts once")
+    named(pay, "who records it")
     neg = sub.add_parser("negotiate", help="propose a settlement plan; answers after dunning has stopped")
     neg.add_argument("account")
     neg.add_argument(
@@ -126,7 +147,7 @@ def parser() -> argparse.ArgumentParser:
     neg.add_argument("--amount", help="total to pay (major units); default: the balance less any waiver")
     neg.add_argument("--waiver", help="fees waived (major units), fee_waiver only")
     neg.add_argument("--evidence", help="hardship evidence reference, fee_waiver only")
-    neg.add_argument("--approver", help="approving supervisor, fee_waiver only")
+    named(neg, "who proposes it; a fee waiver then waits for a different supervisor's approval")
     for name, what in (
         ("pause", "an operator hold: no contact until resumed"),
         ("resume", "lift an operator hold"),
@@ -134,42 +155,53 @@ def parser() -> argparse.ArgumentParser:
         h = sub.add_parser(name, help=what)
         h.add_argument("account")
         h.add_argument("--reason", required=True)
+        named(h)
     oo = sub.add_parser("opt-out", help="stop a channel for good (one confirmation text for SMS)")
     oo.add_argument("account")
     oo.add_argument("channel", choices=["sms", "voice"])
+    named(oo, "who recorded the debtor's refusal")
     c = sub.add_parser("complaint", help="file a complaint: contact stops until an investigator decides")
     c.add_argument("account")
     c.add_argument("--reason", required=True)
-    c.add_argument("--source", default="debtor", help="debtor, agent, regulator, agency")
+    c.add_argument(
+        "--source",
+        default="debtor",
+        choices=["debtor", "agent", "regulator", "agency", "visit"],
+        help="who complains (visit: about a field visit, which also pauses the account)",
+    )
+    named(c, "who files it")
     c = sub.add_parser("resolve-complaint", help="the investigator's decision: resume or close")
     c.add_argument("account")
     c.add_argument("decision", choices=["resume", "close"])
-    c.add_argument("--reason", default="")
+    c.add_argument("--reason", default="", help="the findings (kept in the audit log)")
+    named(c, "who decides")
     c = sub.add_parser("dispute", help="the debt is disputed: no collection until verified")
     c.add_argument("account")
     c.add_argument("--reason", required=True)
+    named(c, "who files it")
     c = sub.add_parser("verify-dispute", help="verification sent to the debtor: collection may resume")
     c.add_argument("account")
-    c.add_argument("--reason", default="")
+    c.add_argument("--reason", default="", help="what was sent to the debtor (kept in the audit log)")
+    named(c, "who verified it")
     c = sub.add_parser("cease", help="stop communication on one channel or all of them, for good")
     c.add_argument("account")
     c.add_argument("channel", choices=["sms", "voice", "all"])
+    named(c, "who records it")
     c = sub.add_parser("recall", help="take a placed account back from its agency")
     c.add_argument("account")
     c.add_argument("--reason", required=True)
+    named(c, "who recalls it")
     c = sub.add_parser(
         "close", help="close for a reason the workflow cannot see: written off, deceased, bankrupt"
     )
     c.add_argument("account")
     c.add_argument("reason", choices=["written_off", "deceased", "bankrupt"])
     c.add_argument("--note", default="")
-    c.add_argument(
-        "--as", dest="actor", help="who closes it; a write-off takes two (default: $COLLECT_OPERATOR)"
-    )
+    named(c, "who closes it; a write-off takes two different people")
     c = sub.add_parser("reopen", help="restart collection of a closed account, on purpose (audited)")
     c.add_argument("account")
     c.add_argument("--reason", required=True)
-    c.add_argument("--as", dest="actor", help="who reopens it (default: $COLLECT_OPERATOR)")
+    named(c, "who reopens it")
     c.add_argument("--day-seconds", type=float, default=None)
     pol = sub.add_parser("policy", help="policy and profile versions: list them, move running accounts")
     pol_sub = pol.add_subparsers(dest="policy_command", required=True)
@@ -184,10 +216,11 @@ def parser() -> argparse.ArgumentParser:
     who = up.add_mutually_exclusive_group(required=True)
     who.add_argument("--account", nargs="+", help="these accounts")
     who.add_argument("--all", action="store_true", help="every open account running that policy (profile)")
-    up.add_argument("--as", dest="actor", help="who moves them (default: $COLLECT_OPERATOR)")
+    named(up, "who moves them")
     up.add_argument("--dry-run", action="store_true", help="count, send nothing")
     purge = sub.add_parser("purge-audit", help="delete audit lines past their profile's retention")
     purge.add_argument("--dry-run", action="store_true")
+    named(purge, "who deletes them (the purge is audited)")
     audit = sub.add_parser("audit", help="every decision about an account")
     audit.add_argument("account")
     audit.add_argument("--csv", help="write CSV to this file ('-' for stdout)")

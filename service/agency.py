@@ -307,13 +307,9 @@ async def agency_payment(
 async def recall(
     request: Request, account_id: str, body: RecallRequest, who: Supervisor, client: Temporal
 ) -> dict[str, str]:
-    with app_sessions(request).begin() as s:
-        placed = agencies.active_placement(s, account_id)
-    if placed is None:
-        raise HTTPException(status_code=404, detail=f"account {account_id!r} is not placed")
-    order = body.model_copy(update={"actor": who.name})
-    await holds.account_signal(client, app_sessions(request), account_id, "recall", order, "close")
-    return {"account_id": account_id, "recalled_from": placed.agency_id}
+    """404 when no agency holds the account; the agency it was taken from otherwise."""
+    agency = await holds.recall(client, account_id, body.reason, who.name, sessions=app_sessions(request))
+    return {"account_id": account_id, "recalled_from": agency}
 
 
 @router.post("/accounts/{account_id}/closure", status_code=202)

@@ -69,7 +69,7 @@ def error_answer(err: Exception) -> JSONResponse | None:
 
     Shared with the agency API, so an account closed or unknown means the same on every route.
     """
-    if isinstance(err, ops.AccountNotFound | ops.WaiverNotFound | ops.RefundNotFound):
+    if isinstance(err, ops.AccountNotFound | ops.WaiverNotFound | ops.RefundNotFound | ops.NotPlaced):
         return _error(404, str(err))
     if isinstance(err, ops.AccountClosed):
         return _error(409, str(err), **err.body())
@@ -86,7 +86,9 @@ def error_answer(err: Exception) -> JSONResponse | None:
         return _error(422, [{"loc": ["body", err.field], "msg": str(err), "type": "value_error"}])
     if isinstance(err, ops.FourEyes):
         return _error(403, str(err), rule=err.rule)
-    if isinstance(err, ops.PlanConflict | ops.WaiverAlreadyDecided | ops.RefundAlreadyResolved):
+    if isinstance(
+        err, ops.PlanConflict | ops.WaiverAlreadyDecided | ops.RefundAlreadyResolved | ops.NothingToDecide
+    ):
         return _error(409, str(err))
     if isinstance(err, RPCError):
         return _error(503, f"workflow service unavailable: {err.message}")

@@ -18,8 +18,11 @@ Why it is built this way:
 * **Masked phone only.** The pages show what the workflow's ``status`` query answers (a masked
   number) and the contact attempts without their destination; no page reads the debtor's name or number.
 
-Shared page plumbing (templates, filters, static files, the Temporal client and database sessions)
-lives here too; :mod:`service.selfservice` uses it.
+This module holds the search, the account page and its plan builder; the account's other actions
+(holds, complaint and dispute decisions, cease, recall, close, reopen) are in
+:mod:`service.console_actions`, the supervisors' waiver and refund queues in :mod:`service.console_queues`.
+Shared page plumbing (templates, filters, static files, the sign-in check and CSRF, the Temporal client
+and database sessions) lives here; those modules and :mod:`service.selfservice` use it.
 """
 
 from __future__ import annotations
@@ -44,12 +47,13 @@ from temporalio.service import RPCError
 from domain.accounts import HoldKind, Mode, Stage
 from domain.money import exponent, format_minor, parse_major
 from domain.plans import PlanKind, PlanProposal, Violation
-from service import accounts, holds, payments, plans
+from service import accounts, plans, write_offs
 from service import operations as ops
+from service import temporal_calls as calls
 from service.api import audit_read
 from service.auth import COOKIE, Principal, identify
 from service.state import app_sessions, app_settings, temporal_client
-from store.accounts import account_snapshot
+from store.audit import latest_entries
 
 router = APIRouter()
 
@@ -58,6 +62,9 @@ STATIC_DIR = HERE / "static"
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 PREFIX = "/console"
 TIMELINE_SHOWN = 14
+#: the latest decisions the account page lists, and the audit lines it leaves to other places
+DECISIONS_SHOWN = 12
+NOT_DECISIONS = frozenset({"console_read", "api_read", "contact"})
 
 
 # ---- page plumbing (shared with service.selfservice) -------------------------------------------------
@@ -276,7 +283,10 @@ async def _account_context(request: Request, account_id: str) -> dict[str, Any]:
     if hidden > 0:
         shown = [*shown[:-1], entries[-1]] if len(shown) > 1 else shown
     waivers = await asyncio.to_thread(plans.waiver_queue, sessions, status="pending", account_id=account_id)
+    running = await calls.running(client, account_id)
     return {
+        **await asyncio.to_thread(_recorded, sessions, account_id),
+        "running": running,
         "status": status,
         "timeline": timeline,
         "timeline_entries": shown,
@@ -286,6 +296,20 @@ async def _account_context(request: Request, account_id: str) -> dict[str, Any]:
         "waivers": waivers,
         "kinds": [k.value for k in PlanKind],
         "today": status.policy_now.date(),
+    }
+
+
+def _recorded(sessions: sessionmaker[Session], account_id: str) -> dict[str, Any]:
+    """What the database knows beside the workflow: the latest decisions and who made them (reads and
+    contact lines left out: the contact history shows those), the agency holding the account, and a
+    write-off waiting for its second supervisor."""
+    with sessions.begin() as s:
+        entries = latest_entries(s, account_id, leave_out=NOT_DECISIONS, limit=DECISIONS_SHOWN)
+        agency = calls.placed_with(s, account_id)
+    return {
+        "decisions": entries,
+        "placed_with": agency,
+        "write_off_by": write_offs.first_requester(sessions, account_id, ""),
     }
 
 
@@ -360,20 +384,43 @@ async def _account_page(
     with_preview: bool = False,
     notice: str | None = None,
     problems: list[Violation] | None = None,
+    errors: list[str] | None = None,
+    failed: str | None = None,
     status_code: int = 200,
 ) -> Response:
+    """The account page; ``errors`` say why the action ``failed`` was refused (its form shows again,
+    open and filled in as it was posted)."""
+    actions = {"errors": errors or [], "failed": failed, "posted": form if failed else None}
     try:
         context = await _account_context(request, account_id)
-    except (ops.AccountNotFound, ops.AccountClosed) as exc:
+    except ops.AccountClosed as exc:
+        if exc.snapshot is None or exc.running:
+            return _unavailable(request, who, exc)
+        return await _closed_page(request, who, exc, actions, status_code)
+    except ops.AccountNotFound as exc:
         return _unavailable(request, who, exc)
+    if failed:
+        form = None  # the plan builder keeps its defaults when another form was refused
     values = _plan_form(form, context["status"])
     result: dict[str, Any] = {"preview": None, "problems": problems or [], "blocking": problems or []}
     if with_preview or problems:
         result = _preview(context["status"], context["terms"], values)
         if problems:
             result["problems"], result["blocking"] = problems, problems
-    ctx = _base(request, who, account_id=account_id, values=values, notice=notice, **context, **result)
+    ctx = _base(
+        request, who, account_id=account_id, values=values, notice=notice, **context, **result, **actions
+    )
     return page(request, "console/account.html", ctx, status_code=status_code)
+
+
+async def _closed_page(
+    request: Request, who: Principal, exc: ops.AccountClosed, actions: dict[str, Any], status_code: int
+) -> HTMLResponse:
+    """An account whose run Temporal no longer keeps (past the namespace's retention): what is stored,
+    its decisions, and (for a supervisor) reopening it."""
+    recorded = await asyncio.to_thread(_recorded, app_sessions(request), exc.account_id)
+    ctx = _base(request, who, account_id=exc.account_id, snapshot=exc.snapshot, **recorded, **actions)
+    return page(request, "console/closed.html", ctx, status_code=status_code)
 
 
 def _unavailable(
@@ -388,11 +435,23 @@ def _unavailable(
     return error_page(request, 409, "Account closed", f"Account {exc}.", principal=who)
 
 
+#: what the page says after an action (by key: a redirect carries no text of its own to show)
 NOTICES = {
     "plan_agreed": "Plan agreed: dunning has stopped and the account is in settlement.",
     "waiver_queued": "Fee waiver sent to a supervisor for approval; nothing changes until it is approved.",
     "paused": "Account paused: no contact until it is resumed.",
     "resumed": "Account resumed.",
+    "complaint_filed": "Complaint filed: contact has stopped until it is decided; the debtor is told once.",
+    "complaint_resume": "Complaint decided, not upheld: the hold is lifted and collection resumes.",
+    "complaint_close": "Complaint upheld: the hold is lifted and the account is closing.",
+    "dispute_filed": "Dispute filed: no collection until the debt is verified; the debtor is told once.",
+    "dispute_verified": "Dispute verified: the hold is lifted and collection may resume.",
+    "ceased": "Contact stopped for good on that channel (a notice goes once, never on a refused medium).",
+    "recalled": "Recalled from the agency: the account goes to another agency or closes as charged off.",
+    "write_off_requested": "Write-off requested: nothing changes until a different supervisor confirms it "
+    "(within 7 days).",
+    "closing": "Closing: the account is being closed for the reason given.",
+    "reopened": "Reopened: a fresh dunning run from the stored balance under the current rules.",
 }
 
 
@@ -466,114 +525,3 @@ async def plan_submit(request: Request, account_id: str) -> Response:
         conflict = [Violation(rule="plan.conflict", message=message)]
         return await _account_page(request, who, account_id, form=form, problems=conflict, status_code=409)
     return RedirectResponse(f"{PREFIX}/accounts/{quote(account_id)}?notice={notice}", status_code=303)
-
-
-@router.post(PREFIX + "/accounts/{account_id}/{action}", include_in_schema=False)
-async def hold_action(request: Request, account_id: str, action: str) -> Response:
-    """Pause or resume: an operator hold with a reason, audited under the agent's name."""
-    if action not in ("pause", "resume"):
-        return Response(status_code=404)
-    posted = await _posted(request, "write")
-    if isinstance(posted, Response):
-        return posted
-    who, form = posted
-    reason = str(form.get("reason", "")).strip() or f"{action} from the console"
-    do = holds.pause if action == "pause" else holds.resume
-    try:
-        await do(
-            await temporal_client(request), account_id, reason[:500], who.name, sessions=app_sessions(request)
-        )
-    except (ops.AccountNotFound, ops.AccountClosed) as exc:
-        return _unavailable(request, who, exc)
-    notice = "paused" if action == "pause" else "resumed"
-    return RedirectResponse(f"{PREFIX}/accounts/{quote(account_id)}?notice={notice}", status_code=303)
-
-
-# ---- the supervisors' approval queue -----------------------------------------------------------------
-def _currencies(sessions: sessionmaker[Session], account_ids: set[str]) -> dict[str, str]:
-    with sessions.begin() as s:
-        snaps = {a: account_snapshot(s, a) for a in account_ids}
-    return {a: snap.currency for a, snap in snaps.items() if snap is not None}
-
-
-@router.get(f"{PREFIX}/approvals", response_class=HTMLResponse, include_in_schema=False)
-async def approvals(request: Request, notice: str | None = None, error: str | None = None) -> Response:
-    who = _who(request, "approve")
-    if isinstance(who, Response):
-        return who
-    await asyncio.to_thread(audit_read, request, who.name, "console_read")
-    sessions = app_sessions(request)
-    queue = await asyncio.to_thread(plans.waiver_queue, sessions, status="pending")
-    currencies = await asyncio.to_thread(_currencies, sessions, {v.account_id for v in queue})
-    items = []
-    for view in queue:
-        try:
-            proposal: PlanProposal | None = PlanProposal.model_validate(view.proposal)
-        except ValidationError:
-            proposal = None
-        items.append({"view": view, "proposal": proposal, "currency": currencies.get(view.account_id)})
-    ctx = _base(request, who, items=items, notice=notice, error=error)
-    return page(request, "console/approvals.html", ctx)
-
-
-@router.post(PREFIX + "/approvals/{request_id}/{decision}", include_in_schema=False)
-async def decide(request: Request, request_id: int, decision: str) -> Response:
-    if decision not in ("approve", "reject"):
-        return Response(status_code=404)
-    posted = await _posted(request, "approve")
-    if isinstance(posted, Response):
-        return posted
-    who, form = posted
-    sessions = app_sessions(request)
-    try:
-        if decision == "approve":
-            plan = await plans.approve_waiver(await temporal_client(request), sessions, request_id, who.name)
-            message = f"Approved: plan {plan.plan_id} agreed."
-        else:
-            await plans.reject_waiver(sessions, request_id, who.name, str(form.get("note", "")).strip())
-            message = f"Request {request_id} rejected."
-    except (
-        ops.WaiverNotFound,
-        ops.WaiverAlreadyDecided,
-        ops.FourEyes,
-        ops.PlanRejected,
-        ops.PlanConflict,
-        ops.AccountClosed,
-    ) as exc:
-        return RedirectResponse(f"{PREFIX}/approvals?error={quote(str(exc))}", status_code=303)
-    return RedirectResponse(f"{PREFIX}/approvals?notice={quote(message)}", status_code=303)
-
-
-# ---- the refund queue ----------------------------------------------------------------------------------
-REFUND_DECISIONS = ("refunded", "applied")
-
-
-@router.get(f"{PREFIX}/refunds", response_class=HTMLResponse, include_in_schema=False)
-async def refunds(request: Request, notice: str | None = None, error: str | None = None) -> Response:
-    """Open refunds (any reading role); supervisors resolve them here."""
-    who = _who(request, "read")
-    if isinstance(who, Response):
-        return who
-    await asyncio.to_thread(audit_read, request, who.name, "console_read")
-    queue = await asyncio.to_thread(payments.refund_queue, app_sessions(request), status="open")
-    ctx = _base(request, who, items=queue, decisions=REFUND_DECISIONS, notice=notice, error=error)
-    return page(request, "console/refunds.html", ctx)
-
-
-@router.post(PREFIX + "/refunds/{refund_id}/resolve", include_in_schema=False)
-async def resolve_refund(request: Request, refund_id: int) -> Response:
-    """A supervisor's decision (CSRF-checked like every console form), audited under their name."""
-    posted = await _posted(request, "approve")
-    if isinstance(posted, Response):
-        return posted
-    who, form = posted
-    status = str(form.get("status", ""))
-    note = str(form.get("note", "")).strip()[:1000]
-    try:
-        view = await asyncio.to_thread(
-            payments.resolve_refund, app_sessions(request), refund_id, status, note, who.name
-        )
-    except (ops.RefundNotFound, ops.RefundAlreadyResolved, ops.InvalidRequest) as exc:
-        return RedirectResponse(f"{PREFIX}/refunds?error={quote(str(exc))}", status_code=303)
-    message = f"Refund #{view.id} {view.status}."
-    return RedirectResponse(f"{PREFIX}/refunds?notice={quote(message)}", status_code=303)

@@ -1,30 +1,45 @@
-"""Holds: pause, resume, complaints and disputes, and the gate every signal but a payment passes.
+"""Holds: pause, resume, complaints and disputes and their decisions, cease, opt-out and recall, and
+the gate every signal but a payment passes.
 
 Apart from payments because these signals are refused by an account that cannot act on them (its run
 is closing or has ended: :class:`AccountClosed` with the reason), where a payment is always taken.
 :func:`account_signal` is that gate; the agency API's recall and closing orders pass it too
 (:mod:`service.agency`), so an account placed with an agency takes holds and closing, not plans.
+
+The API, the console and the command line all call these functions with the name of the person who
+acts, so each action means the same whichever screen sent it and leaves the same audit line.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Literal
 
 from pydantic import BaseModel
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 
+from domain.accounts import Channel, HoldKind
+from domain.agencies import RecallRequest
 from domain.cases import CaseKind
 from runtime.settings import Settings
 from service import cases
 from service import temporal_calls as calls
 from service.accounts import account_status
-from service.operations import audit_write
+from service.operations import NothingToDecide, NotPlaced, audit_write
 from service.temporal_calls import Purpose
 from store import notes
 from store.cases import CaseView
-from workflows.messages import ComplaintIn, DisputeIn, HoldRequest
+from workflows.messages import (
+    CeaseRequest,
+    ComplaintDecision,
+    ComplaintIn,
+    DisputeIn,
+    DisputeVerified,
+    HoldRequest,
+    OptOut,
+)
 
 
 async def _reference(
@@ -158,11 +173,124 @@ async def _case(
     )  # fmt: skip
 
 
+# ---- decisions on an open complaint or dispute ------------------------------------------------------
+async def _decidable(
+    client: Client, sessions: sessionmaker[Session] | None, account_id: str, kind: HoldKind
+) -> None:
+    """:class:`AccountClosed` unless the account can take a hold's lifting now; :class:`NothingToDecide`
+    unless a ``kind`` hold is open (the workflow would take the signal and silently ignore it)."""
+    status = await account_status(client, account_id, sessions=sessions)
+    closed = await calls.closed_state(client, sessions, account_id, status, "hold")
+    if closed is not None:
+        raise closed
+    if kind.value not in status.holds:
+        raise NothingToDecide(f"{account_id} has no open {kind.value} to decide")
+
+
+async def resolve_complaint(
+    client: Client,
+    account_id: str,
+    decision: Literal["resume", "close"],
+    note: str,
+    actor: str,
+    *,
+    sessions: sessionmaker[Session] | None = None,
+) -> None:
+    """The investigator's decision: ``resume`` (not upheld: collection goes on) or ``close`` (upheld:
+    the account closes as ``complaint_upheld``). Either lifts the complaint hold."""
+    await _decidable(client, sessions, account_id, HoldKind.COMPLAINT)
+    ref = await _reference(sessions, account_id, actor, "complaint_decision", note) if note.strip() else ""
+    order = ComplaintDecision(decision=decision, note=ref, actor=actor)
+    await calls.signal(client, sessions, account_id, "complaint_resolved", order)
+    await audit_write(sessions, account_id, actor, "complaint_decision", decision, note=ref)
+    if sessions is not None:  # the complaint's case is answered by its decision
+        answer = {"resume": "not upheld: collection resumes", "close": "upheld: the account is closed"}[
+            decision
+        ]
+        await cases.answer_open(client, sessions, account_id, CaseKind.COMPLAINT, actor, answer)
+
+
+async def verify_dispute(
+    client: Client, account_id: str, note: str, actor: str, *, sessions: sessionmaker[Session] | None = None
+) -> None:
+    """The debt's verification was sent to the debtor: the dispute hold lifts and collection may resume."""
+    await _decidable(client, sessions, account_id, HoldKind.DISPUTE)
+    ref = await _reference(sessions, account_id, actor, "dispute_verification", note) if note.strip() else ""
+    await calls.signal(
+        client, sessions, account_id, "dispute_verified", DisputeVerified(note=ref, actor=actor)
+    )
+    await audit_write(sessions, account_id, actor, "dispute_verification", "verified", note=ref)
+    if sessions is not None:  # the dispute's case is answered by the verification sent
+        await cases.answer_open(client, sessions, account_id, CaseKind.DISPUTE, actor, "verification sent")
+
+
+# ---- stopping contact for good, and taking an account back from its agency ----------------------------
+async def cease(
+    client: Client,
+    account_id: str,
+    channel: Channel | None,
+    actor: str,
+    *,
+    sessions: sessionmaker[Session] | None = None,
+) -> None:
+    """Cease-communication (``channel`` None: every channel) or a prohibited medium (one), for good."""
+    request = CeaseRequest(channel=channel, actor=actor)
+    await account_signal(client, sessions, account_id, "cease_requested", request, "hold")
+    await audit_write(
+        sessions, account_id, actor, "cease", "signalled", channel=channel.value if channel else "all"
+    )
+
+
+async def opt_out(
+    client: Client,
+    account_id: str,
+    channel: Channel,
+    actor: str,
+    *,
+    sessions: sessionmaker[Session] | None = None,
+) -> None:
+    """The debtor opted out of a channel by another way than a reply (a call, a letter), recorded by a
+    person. Sent to a closing run too: its final message must not go on a channel the debtor refused."""
+    await calls.signal(client, sessions, account_id, "opt_out", OptOut(channel=channel, source=actor))
+    await audit_write(sessions, account_id, actor, "opt_out", "signalled", channel=channel.value)
+
+
+async def recall(
+    client: Client,
+    account_id: str,
+    reason: str,
+    actor: str,
+    *,
+    sessions: sessionmaker[Session] | None = None,
+) -> str:
+    """Take a placed account back from its agency (it goes to another one, or closes as charged off);
+    the agency it was recalled from. :class:`NotPlaced` when no agency holds it."""
+    agency = await asyncio.to_thread(_placed_with, sessions, account_id)
+    if agency is None:
+        raise NotPlaced(f"account {account_id!r} is not placed")
+    order = RecallRequest(reason=reason, actor=actor)
+    await account_signal(client, sessions, account_id, "recall", order, "close")
+    await audit_write(sessions, account_id, actor, "recall", "signalled", reason=reason, agency=agency)
+    return agency
+
+
+def _placed_with(sessions: sessionmaker[Session] | None, account_id: str) -> str | None:
+    if sessions is None:
+        return None
+    with sessions.begin() as s:
+        return calls.placed_with(s, account_id)
+
+
 __all__ = [
     "account_signal",
+    "cease",
     "ensure_open",
     "file_complaint",
     "file_dispute",
+    "opt_out",
     "pause",
+    "recall",
+    "resolve_complaint",
     "resume",
+    "verify_dispute",
 ]

@@ -83,6 +83,16 @@ class RefundNotFound(LookupError):
     """No refund with this id (404); one already resolved is ``RefundAlreadyResolved`` (409)."""
 
 
+class NothingToDecide(Exception):
+    """A decision about a complaint or a dispute that is not open (none filed, or decided already): 409.
+
+    The workflow would take the signal and ignore it; the operator is told instead."""
+
+
+class NotPlaced(LookupError):
+    """A recall of an account no agency holds (404)."""
+
+
 # ---- the audit line every write leaves -------------------------------------------------------------
 async def audit_write(
     sessions: sessionmaker[Session] | None,
@@ -119,6 +129,8 @@ __all__ = [
     "AccountClosed",
     "AccountNotFound",
     "InvalidRequest",
+    "NotPlaced",
+    "NothingToDecide",
     "PlanConflict",
     "PlanRejected",
     "RefundAlreadyResolved",

@@ -59,4 +59,5 @@ async def close_for(
         await audit_write(sessions, account_id, actor, ACTION, "confirmed", requested_by=first)
         return {"account_id": account_id, "reason": reason, "status": "closing", "requested_by": first}
     await holds.account_signal(client, sessions, account_id, "close", order, "close")
+    await audit_write(sessions, account_id, actor, "close", reason, note=kept)
     return {"account_id": account_id, "reason": reason, "status": "closing"}

@@ -10,7 +10,7 @@ is kept beside (``wall_at``) whenever the two differ.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -121,20 +121,35 @@ def audit_entries(s: Session, account_id: str) -> list[AuditEntry]:
     rows = s.scalars(
         select(AuditRow).where(AuditRow.account_id == account_id).order_by(AuditRow.at, AuditRow.id)
     ).all()
-    return [
-        AuditEntry(
-            id=r.id,
-            at=r.at,
-            account_id=r.account_id,
-            actor=r.actor,
-            action=r.action,
-            decision=r.decision,
-            rule=r.rule,
-            details=dict(r.details or {}),
-            wall_at=r.wall_at,
-        )
-        for r in rows
-    ]
+    return [_entry(r) for r in rows]
+
+
+def latest_entries(
+    s: Session, account_id: str, *, leave_out: Collection[str] = (), limit: int = 20
+) -> list[AuditEntry]:
+    """An account's last ``limit`` lines as they were written, newest first, without the ``leave_out``
+    actions (the console's page shows decisions, not every read and contact of a long history)."""
+    rows = s.scalars(
+        select(AuditRow)
+        .where(AuditRow.account_id == account_id, AuditRow.action.not_in(list(leave_out)))
+        .order_by(AuditRow.id.desc())
+        .limit(limit)
+    ).all()
+    return [_entry(r) for r in rows]
+
+
+def _entry(r: AuditRow) -> AuditEntry:
+    return AuditEntry(
+        id=r.id,
+        at=r.at,
+        account_id=r.account_id,
+        actor=r.actor,
+        action=r.action,
+        decision=r.decision,
+        rule=r.rule,
+        details=dict(r.details or {}),
+        wall_at=r.wall_at,
+    )
 
 
 def purge_expired_audit(

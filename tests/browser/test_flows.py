@@ -362,3 +362,49 @@ async def test_debtor_signs_in_with_a_code_from_the_carrier(
     await page.goto(f"{stack.base}/me/code?lang=zh-CN")
     assert page.url.endswith("/me?lang=zh-CN")  # no code asked for here any more: back to the form
     await context.close()
+
+
+async def test_agent_files_and_decides_a_complaint_in_the_console(
+    stack: Stack, chromium: Any, shots: Any
+) -> None:
+    """4. A debtor complains on the phone: the agent files it on the account page (contact stops at
+    once), then decides it there; the hold lifts, and the page names the agent as who decided."""
+    account = await stack.overdue_account(35)
+    context = await chromium.new_context(viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    await page.goto(f"{stack.base}/console/accounts/{account.account_id}")
+    await page.fill("input[name=token]", AGENT_TOKEN)
+    await page.click("button[type=submit]")
+    await page.wait_for_selector("#act-complaint")
+
+    await page.click("#act-complaint summary")
+    await page.fill("#act-complaint textarea[name=reason]", "called at work twice")
+    await page.select_option("#act-complaint select[name=source]", "debtor")
+    await shots(page, "1-filing")
+    await page.click("#file-complaint")
+    await page.wait_for_selector("text=Complaint filed")
+    assert "complaint" in await page.inner_text("h1")
+    assert (await stack.status(account)).holds == [HoldKind.COMPLAINT.value]
+    await shots(page, "2-filed")
+
+    # the decision form is open on the page: sending it without a decision names the field
+    decision = page.locator("#act-complaint-decision")
+    assert await decision.get_attribute("open") is not None
+    await decision.locator("textarea[name=note]").fill("calls were within hours; apologised")
+    await page.click("#decide-complaint")
+    await page.wait_for_selector("#refused")
+    assert "decision: is required" in await page.inner_text("#refused")
+    assert (await stack.status(account)).holds == [HoldKind.COMPLAINT.value]
+    await shots(page, "3-refused")
+
+    await page.check("#act-complaint-decision input[value=resume]")
+    await page.click("#decide-complaint")
+    await page.wait_for_selector("text=Complaint decided, not upheld")
+    assert "complaint" not in await page.inner_text("h1")
+    first_decision = page.locator("#decisions tbody tr").first
+    assert "alice" in await first_decision.inner_text() and "resume" in await first_decision.inner_text()
+    await shots(page, "4-decided")
+    status = await stack.status(account)
+    assert status.holds == [] and status.mode == Mode.DUNNING
+    await context.close()

@@ -109,7 +109,7 @@ def test_the_processes_one_by_one_on_a_fresh_database_take_an_account_through_a_
             "account_id,name,phone,timezone,currency,balance,due_date\n"
             f"PROD-1,Jane Doe,+12125550199,America/New_York,USD,300.00,{due.isoformat()}\n"
         )
-        intake = collect(env, "intake", str(portfolio))
+        intake = collect(env, "intake", str(portfolio), "--as", "alice")
         assert intake.returncode == 0 and "1 started" in intake.stdout, intake.stdout + intake.stderr
 
         auth = {"Authorization": f"Bearer {TOKEN}"}

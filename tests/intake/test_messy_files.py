@@ -200,7 +200,7 @@ def test_the_cli_refuses_an_unreadable_file_in_one_line_and_exit_code_2(tmp_path
         )
     )
     done = subprocess.run(
-        [sys.executable, "starter.py", "intake", str(path)],
+        [sys.executable, "starter.py", "intake", str(path), "--as", "alice"],
         cwd=ROOT,
         capture_output=True,
         text=True,

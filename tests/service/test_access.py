@@ -206,7 +206,7 @@ async def test_console_pages_are_read_audited(http: httpx.AsyncClient, settings:
 
     from store.models import AuditRow
 
-    since = datetime.now(UTC) - timedelta(seconds=1)
+    since = datetime.now(UTC)  # no slack: a test just before may have read as sam too
     assert (await sign_in(http, SUPERVISOR)).status_code == 303
     assert (await http.get("/console/approvals")).status_code == 200
     assert (await http.get("/console/refunds")).status_code == 200
