@@ -91,6 +91,8 @@ ACCESS: dict[tuple[str, str], Rule] = {
     ("POST", "/me/sign-out"): public(DEBTOR),
     ("POST", "/me/sign-out-everywhere"): public(VERIFIED),
     ("POST", "/me/pay"): public(VERIFIED),
+    ("POST", "/me/complaint"): public(VERIFIED),
+    ("POST", "/me/dispute"): public(VERIFIED),
     ("GET", "/me/paid/{checkout_id}"): public(VERIFIED),
     # the payment provider's webhook, and our checkout simulator (development only: no key, not production)
     ("POST", "/webhooks/checkout/{provider}"): public(CHECKOUT),

@@ -34,6 +34,7 @@ from service import (
     console_signin,
     dashboard,
     debtor_payments,
+    debtor_requests,
     debtor_signin,
     inbound_sms,
     metrics,
@@ -109,6 +110,7 @@ def create_app(settings: Settings | None = None, temporal_client: Client | None 
         console_signin,
         selfservice,
         debtor_payments,
+        debtor_requests,
         checkout_webhook,
         checkout_simulator,
         agreement,  # /me/agreement.pdf, before debtor_signin's /me/{token} too

@@ -55,6 +55,7 @@ from service.standing import Standing, agency_term, standing_of
 from service.state import app_sessions, app_settings, temporal_client
 from store.accounts import account_snapshot
 from store.agencies import active_placement
+from store.cases import CaseView, cases_of
 from store.checkouts import CheckoutView, paid_checkouts
 from store.debtor_sessions import DebtorSession, date_of_birth_on_file
 from workflows.messages import NegotiationRequest
@@ -297,6 +298,7 @@ async def _render(
         "pay": pay_choices(status) if provider_of(request.app) is not None else None,
         "paid_here": await asyncio.to_thread(_paid_here, sessions, account_id),
         "fmt": format_minor,
+        "requests": await asyncio.to_thread(_requests, sessions, account_id),
         "contacts": contacts,  # who contacts the debtor: every contact by channel, visits with the collector
     }
     response = page(request, "selfservice/account.html", context, status_code=status_code)
@@ -333,6 +335,11 @@ async def _render_ended(
     response = page(request, "selfservice/standing.html", context, status_code=status_code)
     response.headers.update(NO_LEAK)
     return response
+
+
+def _requests(sessions: sessionmaker[Session], account_id: str) -> list[CaseView]:
+    with sessions.begin() as s:
+        return cases_of(s, account_id)
 
 
 def _paid_here(sessions: sessionmaker[Session], account_id: str) -> list[CheckoutView]:
@@ -407,7 +414,7 @@ async def account_page(request: Request, lang: str | None = None, done: str | No
         session.csrf,
         session.account_id,
         lang,
-        done=done if done in ("requested", "promised", "cancelled") else None,
+        done=done if done in ("requested", "promised", "cancelled", "complaint", "dispute") else None,
     )
 
 
