@@ -56,7 +56,7 @@ ACCOUNT_PATTERN = ops.ACCOUNT_ID.pattern
 #: bounds that keep every date and amount a plan can produce representable (and far beyond policy)
 MAX_MINOR = 10**12
 EARLIEST = date(2000, 1, 1)
-LATEST = date(2200, 12, 31)
+LATEST = date(2999, 12, 31)
 
 
 # ---- error mapping ---------------------------------------------------------------------------------

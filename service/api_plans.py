@@ -71,7 +71,7 @@ class PlanRequest(Strict):
     def _bounded_schedule(self) -> PlanRequest:
         for item in self.instalments or []:
             if not (EARLIEST <= item.due_date <= LATEST) or abs(item.amount) > MAX_MINOR:
-                raise ValueError("instalments: due dates must lie in 2000-2200 and amounts within 10^12")
+                raise ValueError("instalments: due dates must lie in 2000-2999 and amounts within 10^12")
         return self
 
     def proposal(self, actor: str) -> PlanProposal:
