@@ -17,8 +17,9 @@ from domain.accounts import Language
 VOICE_LANG: dict[Language, str] = {Language.EN: "en-US", Language.ZH_CN: "cmn-CN"}
 
 MENU = {
-    Language.EN: "Press 1 to talk about a plan, 2 to hear your balance, 9 to stop these calls.",
-    Language.ZH_CN: "协商还款请按1，查询余额请按2，停止来电请按9。",
+    Language.EN: "Press 1 to talk about a plan, 2 to hear your balance, 3 to make a complaint, "
+    "9 to stop these calls.",
+    Language.ZH_CN: "协商还款请按1，查询余额请按2，投诉请按3，停止来电请按9。",
 }
 BALANCE = {
     Language.EN: "Your balance with {company} is {amount}.",
@@ -54,6 +55,18 @@ PLAN = {
         "You can also call us on {callback}. Goodbye."
     ),
     Language.ZH_CN: "谢谢。我们已暂停提醒，正在为您准备还款方案。您也可以拨打{callback}联系我们。再见。",
+}
+COMPLAINT = {
+    Language.EN: (
+        "Your complaint is recorded as case {case}. We have stopped contacting you until we have decided it, "
+        "by {due} at the latest. You will also get a text with the case number. Goodbye."
+    ),
+    Language.ZH_CN: "您的投诉已登记，案件编号{case}。在作出处理决定之前我们将停止联系您，最晚于{due}前答复。"
+    "您还会收到一条载有案件编号的短信。再见。",
+}
+COMPLAINT_ELSEWHERE = {
+    Language.EN: "We could not record your complaint on this call. Please call us on {callback}. Goodbye.",
+    Language.ZH_CN: "本次通话无法登记您的投诉。请拨打{callback}联系我们。再见。",
 }
 STOP_CALLS = {
     Language.EN: "You will not receive any more calls from {company}. Goodbye.",
@@ -135,6 +148,18 @@ def _say_and_hang_up(
 def plan_requested(language: Language | str | None, callback: str) -> VoiceResponse:
     """Key 1: the request is taken; say so and end the call (an agent follows up, dunning waits)."""
     return _say_and_hang_up(language, PLAN, callback=callback)
+
+
+def complaint_filed(language: Language | str | None, case: str, due: str) -> VoiceResponse:
+    """Key 3: the complaint is filed; say its case number and deadline and end the call."""
+    lang = _lang(language)
+    spoken = " ".join(case)  # "C - 1 0 4 2": digits read one by one
+    return _say_and_hang_up(lang, COMPLAINT, case=spoken, due=due)
+
+
+def complaint_elsewhere(language: Language | str | None, callback: str) -> VoiceResponse:
+    """Key 3 on an account that cannot take a complaint now (closed, closing): where to call instead."""
+    return _say_and_hang_up(language, COMPLAINT_ELSEWHERE, callback=callback)
 
 
 def calls_stopped(language: Language | str | None, company: str) -> VoiceResponse:

@@ -32,6 +32,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from sqlalchemy.orm import Session, sessionmaker
@@ -51,8 +52,9 @@ from domain.money import format_minor
 from domain.outcomes import CALL_FINAL, MESSAGE_FINAL, call_outcome, message_outcome
 from domain.templates import render
 from runtime.settings import Settings
-from service import ratelimit, twiml
+from service import holds, ratelimit, twiml
 from service import temporal_calls as calls
+from service.operations import AccountClosed, AccountNotFound
 from service.signing import request_is_valid
 from service.state import app_sessions, app_settings
 from store import governor as governor_store
@@ -430,6 +432,7 @@ class CallContext:
     balance: str
     mode: Mode
     born: date | None = None  # the fact on file the callee must key in before the balance
+    zone: str = "UTC"  # the debtor's calendar, for a date said on the call
 
 
 def _call_context(sessions: sessionmaker[Session], sid: str) -> CallContext | None:
@@ -447,6 +450,7 @@ def _call_context(sessions: sessionmaker[Session], sid: str) -> CallContext | No
             balance=format_minor(snap.balance_minor, snap.currency),
             mode=snap.mode,
             born=row.debtor.date_of_birth if row is not None else None,
+            zone=snap.timezone or (snap.zones[0] if snap.zones else "UTC"),
         )
 
 
@@ -486,7 +490,7 @@ def _record_verification(
 
 @router.api_route(GATHER, methods=["POST", "GET"], include_in_schema=False)
 async def gather(request: Request, params: FormData = Depends(twilio_params)) -> Response:
-    """Keys pressed during a call: 1 plan, 2 balance, 9 stop calls; anything else repeats the menu.
+    """Keys pressed during a call: 1 plan, 2 balance, 3 complaint, 9 stop calls; anything else repeats the menu.
 
     Every answer starts with ``<Say>``: the callee is on the line and must never hear silence.
     """
@@ -525,12 +529,33 @@ async def gather(request: Request, params: FormData = Depends(twilio_params)) ->
         if ctx.born is None:
             return _xml(twiml.balance_elsewhere(ctx.language, st.callback_number, _action_url(request)))
         return _xml(twiml.verify_prompt(ctx.language, _action_url(request, "verify")))
+    if digits == "3":
+        return _xml(await _complaint_by_key(request, client, ctx, sid))
     if digits == "9":
         await _signal(
             client, ctx.account_id, "opt_out", OptOut(channel=Channel.VOICE, source="debtor_keypress")
         )
         return _xml(twiml.calls_stopped(ctx.language, st.company_name))
     return _xml(twiml.menu(ctx.language, _action_url(request)))
+
+
+async def _complaint_by_key(request: Request, client: Client | None, ctx: CallContext, sid: str) -> Any:
+    """Key 3: the same complaint an agent files (contact stops at once, one acknowledgement by text), with
+    its case in the inbox; the callee hears the case number and the deadline. Once per call."""
+    st = app_settings(request)
+    if client is None:
+        return twiml.complaint_elsewhere(ctx.language, st.callback_number)
+    try:
+        case = await holds.file_complaint(
+            client, ctx.account_id, "complaint made by key 3 during a call", "debtor", source="debtor",
+            sessions=app_sessions(request), settings=st, channel="call", source_key=f"call/{sid}/complaint",
+        )  # fmt: skip
+    except (AccountClosed, AccountNotFound):
+        return twiml.complaint_elsewhere(ctx.language, st.callback_number)
+    if case is None:
+        return twiml.complaint_elsewhere(ctx.language, st.callback_number)
+    due = case.due_at.astimezone(ZoneInfo(ctx.zone)).strftime("%Y-%m-%d")
+    return twiml.complaint_filed(ctx.language, case.number, due)
 
 
 def _governor_reports(

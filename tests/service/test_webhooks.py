@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from domain.accounts import Channel, ContactOutcome
 from domain.timeline import AccountStatus
+from store import cases as case_store
 from store.accounts import AccountSnapshot, account_snapshot
 from store.audit import audit_entries
 from store.contacts import AttemptView, attempt_by_sid, contact_attempts
@@ -387,3 +388,29 @@ async def test_end_to_end_undelivered_sms_through_the_simulator(served: Served, 
         snap = account_snapshot(s, account.account_id)
     assert sms[0].provider_status == "undelivered" and sms[0].error_code == 30003
     assert snap is not None and snap.unreachable[:1] == [Channel.SMS]
+
+
+async def test_gather_3_files_a_complaint_with_its_case_once_per_call(
+    served: Served, twilio: Signer, sessions: sessionmaker[Session]
+) -> None:
+    harness = served.harness
+    account = await harness.open_account(due_in_days=-20, phone=random_phone())
+    sid = sent_attempt(sessions, account, Channel.VOICE)
+    async with httpx.AsyncClient(base_url=served.base) as http:
+        said = [
+            await twilio.post(
+                http, "/webhooks/twilio/gather", {"CallSid": sid, "Digits": "3"}, base=served.base
+            )
+            for _ in range(2)  # pressed twice on the same call: one complaint, one case
+        ]
+    for response in said:
+        assert (
+            response.status_code == 200 and first_verb(response.text) == "Say" and "<Hangup" in response.text
+        )
+    with harness.sessions.begin() as s:
+        [case] = case_store.cases_of(s, account.account_id)
+    assert case.kind.value == "complaint" and case.channel == "call"
+    assert "case C - " in said[0].text and " ".join(case.number) in said[0].text  # read digit by digit
+    status = await harness.handle(account).query("status", result_type=AccountStatus)
+    assert status.holds == ["complaint"]
+    await quiesce(harness.handle(account))
