@@ -336,11 +336,34 @@ async def cmd_case(args: argparse.Namespace, settings: Settings) -> int:
     from domain.agencies import RecallRequest
 
     payloads["recall"] = lambda: ("recall", RecallRequest(reason=args.reason, actor="cli"))
-    signal, payload = payloads[args.command]()
     client = await client_for(settings)
+    if args.command == "answer-plan":
+        payloads["answer-plan"] = await plan_answer(args, client, kept)
+    signal, payload = payloads[args.command]()
     await account_handle(client, args.account).signal(signal, payload)
     console.print(f"{signal} sent to {args.account}")
     return 0
+
+
+async def plan_answer(args: argparse.Namespace, client, kept):  # type: ignore[no-untyped-def]
+    """``answer-plan``: the answer's payload; an escalation's date is counted on the account's own
+    clock (its policy time), so a demo's sped-up account hears back on its own calendar."""
+    from datetime import timedelta
+
+    from domain.timeline import AccountStatus
+    from workflows.messages import ANSWER_REASON_MAX, NegotiationAnswer
+
+    if args.decision == "declined":
+        if not args.reason.strip() or len(args.reason) > ANSWER_REASON_MAX:
+            raise SystemExit(f"--reason: required for declined, {ANSWER_REASON_MAX} characters at most")
+        answer = NegotiationAnswer(decision="declined", reason=kept(args.reason), actor="cli")
+    else:
+        if not 1 <= args.days <= 30:
+            raise SystemExit("--days: from 1 to 30")
+        status = await account_handle(client, args.account).query("status", result_type=AccountStatus)
+        by = status.policy_now + timedelta(days=args.days)
+        answer = NegotiationAnswer(decision="escalated", answer_by=by, actor="cli")
+    return lambda: ("negotiation_answered", answer)
 
 
 async def cmd_purge_audit(args: argparse.Namespace, settings: Settings) -> int:
@@ -519,6 +542,7 @@ COMMANDS = {
     "negotiate": cmd_negotiate,
     "complaint": cmd_case,
     "resolve-complaint": cmd_case,
+    "answer-plan": cmd_case,
     "dispute": cmd_case,
     "verify-dispute": cmd_case,
     "cease": cmd_case,

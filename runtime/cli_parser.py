@@ -28,7 +28,8 @@ EXAMPLES: dict[str, str] = {
     "resume": 'resume ACC-00001 --reason "back home"',
     "opt-out": "opt-out ACC-00001 sms",
     "complaint": 'complaint ACC-00001 --reason "called at work" --source regulator',
-    "resolve-complaint": 'resolve-complaint ACC-00001 resume --reason "not upheld"',
+    "resolve-complaint": 'resolve-complaint ACC-00001 rejected --reason "calls within hours"',
+    "answer-plan": 'answer-plan ACC-00001 declined --reason "we need proof of income first"',
     "dispute": 'dispute ACC-00001 --reason "not my loan"',
     "verify-dispute": "verify-dispute ACC-00001",
     "cease": "cease ACC-00001 voice",
@@ -141,10 +142,20 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("account")
     c.add_argument("--reason", required=True)
     c.add_argument("--source", default="debtor", help="debtor, agent, regulator, agency")
-    c = sub.add_parser("resolve-complaint", help="the investigator's decision: resume or close")
+    c = sub.add_parser(
+        "resolve-complaint",
+        help="the investigator's decision, told to the debtor before collection resumes (or the account closes)",
+    )
     c.add_argument("account")
-    c.add_argument("decision", choices=["resume", "close"])
+    c.add_argument("decision", choices=["upheld", "rejected", "close", "resume"])
     c.add_argument("--reason", default="")
+    c = sub.add_parser(
+        "answer-plan", help="answer a plan request without a plan: declined (why) or escalated (for N days)"
+    )
+    c.add_argument("account")
+    c.add_argument("decision", choices=["declined", "escalated"])
+    c.add_argument("--reason", default="", help="declined: why, quoted to the debtor (80 characters at most)")
+    c.add_argument("--days", type=int, default=2, help="escalated: the supervisor answers within these days")
     c = sub.add_parser("dispute", help="the debt is disputed: no collection until verified")
     c.add_argument("account")
     c.add_argument("--reason", required=True)
