@@ -58,8 +58,9 @@ from domain.effects import AWAIT_OUTCOME, SEND_CONTACT, OutcomeRequest, SendRequ
 from domain.gate import Allow, Audience, Defer, Deny, PlannedContact, decide
 from domain.governor import RULE_REDIAL, rules_for_profile
 from domain.outcomes import error_outcome
-from domain.templates import THIRD_PARTY_PLACEHOLDERS, render
+from domain.templates import MAX_QUOTED_CHARS, THIRD_PARTY_PLACEHOLDERS, render
 from service.links import self_service_link
+from store import notes
 from store.accounts import account_snapshot
 from store.audit import audit
 from store.contacts import (
@@ -78,6 +79,9 @@ from store.contacts import (
 from store.governor import voice_verdict
 from store.pacing import NotAdmitted, provider_request, wait_for_slot
 from store.rules import profile as pinned_profile
+
+#: Context keys a notice may fill with a note reference (store/notes.py) instead of the text itself.
+QUOTED_NOTES = ("reason",)
 
 VOICE_LANG = {Language.EN: "en-US", Language.ZH_CN: "cmn-CN"}
 #: Sends of one worker that may wait for their final status at the same time: half the contact
@@ -471,7 +475,27 @@ class ContactActivities:
             "due_date": snap.due_date.isoformat(),
             "stage": snap.stage or "",
             **req.context,
+            **self._quoted_notes(req),
         }
+
+    def _quoted_notes(self, req: SendRequest) -> dict[str, str]:
+        """Typed text a notice quotes (a declined plan request's reason) reaches the workflow as a
+        note reference (store/notes.py), so Temporal never holds it: the text is read back here,
+        cut to what the message allows. A reference that no longer resolves is refused, never sent."""
+        quoted: dict[str, str] = {}
+        for key in QUOTED_NOTES:
+            reference = req.context.get(key, "")
+            if not notes.REFERENCE.match(reference):
+                continue
+            with self.deps.sessions.begin() as s:
+                text = notes.text_of(s, req.account_id, reference)
+            if not text or not text.strip():
+                raise ValueError(f"context {key}: {reference} is not a note of account {req.account_id}")
+            text = " ".join(text.split())
+            if len(text) > MAX_QUOTED_CHARS:
+                text = text[: MAX_QUOTED_CHARS - 1].rstrip() + "…"
+            quoted[key] = text
+        return quoted
 
     def _third_party_context(self, req: SendRequest, snap) -> dict[str, str]:  # type: ignore[no-untyped-def]
         """Only what a third party may hear: who asks, whom they look for, how to reach us."""

@@ -123,12 +123,13 @@ def apply_change(s, change: Change) -> None:  # type: ignore[no-untyped-def]
         plan_id = change.plan.plan_id if change.plan else active_plan_id(s, acct)
         if plan_id:
             set_plan_status(s, plan_id, change.plan_status, now=at)
-    if change.hold_added is not None:
-        add_hold(s, acct, change.hold_added)
+    # lifted before added: a change with both replaces a hold (a plan request escalated to a later date)
     if change.hold_lifted is not None:
         lift_hold(s, acct, change.hold_lifted, now=at)
     for kind in change.holds_lifted:
         lift_hold(s, acct, kind, now=at)
+    if change.hold_added is not None:
+        add_hold(s, acct, change.hold_added)
     if change.refund is not None:
         r = change.refund
         queue_refund(

@@ -44,6 +44,9 @@ from domain.gate import Audience, Purpose
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "policies" / "templates"
 LANGUAGES = ("en", "zh-CN")
 MAX_SMS_CHARS = 320
+#: The longest typed text a message may quote (a declined plan request's reason): the template with the
+#: longest company name, number and such a text still fits one SMS (tests/templates).
+MAX_QUOTED_CHARS = 80
 
 # Templates whose content is limited by law, and the only placeholders each may use.
 LIMITED_CONTENT: dict[str, frozenset[str]] = {

@@ -176,6 +176,11 @@ async def cmd_case(args: argparse.Namespace, settings: Settings) -> int:
             await holds.resolve_complaint(
                 client, account, args.decision, args.reason, actor, sessions=sessions
             )
+        elif command == "answer-plan":
+            told = await holds.answer_plan_request(
+                client, account, args.decision, actor, reason=args.reason, days=args.days, sessions=sessions
+            )
+            return f"plan request of {account} {told} (by {actor})"
         elif command == "dispute":
             await holds.file_dispute(
                 client, account, args.reason, actor, sessions=sessions, settings=settings, channel="cli"
@@ -195,4 +200,12 @@ async def cmd_case(args: argparse.Namespace, settings: Settings) -> int:
     return await _acting(args, settings, case)
 
 
-CASE_COMMANDS = ("complaint", "resolve-complaint", "dispute", "verify-dispute", "cease", "recall")
+CASE_COMMANDS = (
+    "complaint",
+    "resolve-complaint",
+    "answer-plan",
+    "dispute",
+    "verify-dispute",
+    "cease",
+    "recall",
+)

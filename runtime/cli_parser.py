@@ -28,7 +28,8 @@ EXAMPLES: dict[str, str] = {
     "resume": 'resume ACC-00001 --reason "back home" --as alice',
     "opt-out": "opt-out ACC-00001 sms --as alice",
     "complaint": 'complaint ACC-00001 --reason "called at work" --source regulator --as alice',
-    "resolve-complaint": 'resolve-complaint ACC-00001 resume --reason "not upheld" --as alice',
+    "resolve-complaint": 'resolve-complaint ACC-00001 rejected --reason "calls within hours" --as alice',
+    "answer-plan": 'answer-plan ACC-00001 declined --reason "we need proof of income first" --as alice',
     "dispute": 'dispute ACC-00001 --reason "not my loan" --as alice',
     "verify-dispute": 'verify-dispute ACC-00001 --reason "statement mailed" --as alice',
     "cease": "cease ACC-00001 voice --as alice",
@@ -46,7 +47,7 @@ EXAMPLES: dict[str, str] = {
 #: processes. tests/operators/test_cli_operators.py holds every command to one list or the other.
 ACTING = frozenset(
     {
-        "intake", "pay", "negotiate", "pause", "resume", "opt-out", "complaint", "resolve-complaint",
+        "intake", "pay", "negotiate", "pause", "resume", "opt-out", "complaint", "resolve-complaint", "answer-plan",
         "dispute", "verify-dispute", "cease", "recall", "close", "reopen", "policy", "purge-audit",
     }
 )  # fmt: skip
@@ -170,11 +171,22 @@ def parser() -> argparse.ArgumentParser:
         help="who complains (visit: about a field visit, which also pauses the account)",
     )
     named(c, "who files it")
-    c = sub.add_parser("resolve-complaint", help="the investigator's decision: resume or close")
+    c = sub.add_parser(
+        "resolve-complaint",
+        help="the investigator's decision, told to the debtor before collection resumes (or the account closes)",
+    )
     c.add_argument("account")
-    c.add_argument("decision", choices=["resume", "close"])
+    c.add_argument("decision", choices=["upheld", "rejected", "close", "resume"])
     c.add_argument("--reason", default="", help="the findings (kept in the audit log)")
     named(c, "who decides")
+    c = sub.add_parser(
+        "answer-plan", help="answer a plan request without a plan: declined (why) or escalated (for N days)"
+    )
+    c.add_argument("account")
+    c.add_argument("decision", choices=["declined", "escalated"])
+    c.add_argument("--reason", default="", help="declined: why, quoted to the debtor (80 characters at most)")
+    c.add_argument("--days", type=int, default=2, help="escalated: the supervisor answers within these days")
+    named(c, "who answers")
     c = sub.add_parser("dispute", help="the debt is disputed: no collection until verified")
     c.add_argument("account")
     c.add_argument("--reason", required=True)

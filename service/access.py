@@ -128,6 +128,7 @@ ACCESS: dict[tuple[str, str], Rule] = {
     ("POST", "/api/refunds/{refund_id}/resolve"): api("approve"),
     ("POST", "/api/accounts/{account_id}/complaints"): api("write"),
     ("POST", "/api/accounts/{account_id}/disputes"): api("write"),
+    ("POST", "/api/accounts/{account_id}/plan-request/answer"): api("write"),
     ("POST", "/api/accounts/{account_id}/complaints/decision"): api("write"),
     ("POST", "/api/accounts/{account_id}/disputes/verification"): api("write"),
     ("POST", "/api/accounts/{account_id}/cease"): api("write"),

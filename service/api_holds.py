@@ -25,6 +25,7 @@ from service.api import (
     Writer,
     api_router,
 )
+from workflows.messages import ANSWER_REASON_MAX
 
 router = api_router()
 
@@ -60,11 +61,13 @@ class ComplaintDecisionRequest(Strict):
     model_config = ConfigDict(
         extra="forbid",
         frozen=True,
-        json_schema_extra={"examples": [{"decision": "resume", "note": "calls were within hours"}]},
+        json_schema_extra={"examples": [{"decision": "rejected", "note": "calls were within hours"}]},
     )
 
-    decision: Literal["resume", "close"] = Field(
-        description="resume: not upheld, collection goes on; close: upheld, the account closes"
+    decision: Literal["upheld", "rejected", "close", "resume"] = Field(
+        description="Told to the debtor with the jurisdiction's escalation route before anything else. "
+        "upheld / rejected: collection resumes after that text; close: upheld, the account closes; "
+        "resume: collection resumes with no verdict given"
     )
     note: str = Field(default="", max_length=1000)
 
@@ -181,6 +184,42 @@ async def decide_complaint(
 ) -> Accepted:
     await holds.resolve_complaint(client, account_id, body.decision, body.note, who.name, sessions=sessions)
     return Accepted(account_id=account_id, action=f"complaint_{body.decision}", by=who.name)
+
+
+class PlanAnswerRequest(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={"examples": [{"decision": "declined", "reason": "we need proof of income first"}]},
+    )
+
+    decision: Literal["declined", "escalated"] = Field(
+        description="declined: the pause ends and the debtor is told why; escalated: the pause lasts `days` "
+        "more days and the debtor is told by when a supervisor answers"
+    )
+    reason: str = Field(
+        default="", max_length=ANSWER_REASON_MAX, description="declined: why, quoted to the debtor"
+    )
+    days: int = Field(
+        default=2, ge=1, le=30, description="escalated: the supervisor answers within these days"
+    )
+
+
+@router.post(
+    "/accounts/{account_id}/plan-request/answer",
+    tags=["actions"],
+    response_model=Accepted,
+    status_code=202,
+    responses=DECISION_RESPONSES,
+    summary="Answer a plan request without a plan: declined (why) or escalated (by when)",
+)
+async def answer_plan_request(
+    account_id: AccountId, body: PlanAnswerRequest, who: Writer, client: Temporal, sessions: Sessions
+) -> Accepted:
+    told = await holds.answer_plan_request(
+        client, account_id, body.decision, who.name, reason=body.reason, days=body.days, sessions=sessions
+    )
+    return Accepted(account_id=account_id, action=f"plan_request_{body.decision}", by=who.name, note=told)
 
 
 @router.post(

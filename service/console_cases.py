@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
@@ -18,8 +19,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from domain.cases import CaseKind
 from service import cases as case_service
+from service import holds
 from service.api import audit_read
 from service.console import PREFIX, _base, _posted, _who, page
+from service.operations import AccountClosed, AccountNotFound, InvalidRequest, NothingToDecide
 from service.state import app_sessions, temporal_client
 from store import cases as store
 
@@ -77,8 +80,9 @@ async def case_page(
 
 @router.post(PREFIX + "/cases/{case_id}/{action}", include_in_schema=False)
 async def case_action(request: Request, case_id: int, action: str) -> Response:
-    """``claim`` (it becomes yours), ``note`` (what you did), ``answer`` (a reply or a lead handled)."""
-    if action not in ("claim", "note", "answer"):
+    """``claim`` (it becomes yours), ``note`` (what you did), ``answer`` (a reply or a lead handled),
+    ``decline`` / ``escalate`` (a plan request answered without a plan: the debtor is told)."""
+    if action not in ("claim", "note", "answer", "decline", "escalate"):
         return Response(status_code=404)
     posted = await _posted(request, "write")
     if isinstance(posted, Response):
@@ -104,9 +108,37 @@ async def case_action(request: Request, case_id: int, action: str) -> Response:
         with sessions.begin() as s:
             store.note(s, case_id, who.name, text, now)
         return RedirectResponse(f"{here}?notice={quote('Noted')}", status_code=303)
+    if action in ("decline", "escalate"):
+        return await _plan_answer(request, who.name, found, action, form)
     if found.kind not in ANSWERED_HERE:
         why = f"kind: a {found.kind.value} is answered by its decision on the account's page"
         return RedirectResponse(f"{here}?error={quote(why)}", status_code=303)
     first = await case_service.answer_case(await temporal_client(request), sessions, case_id, who.name, text)
     message = f"{found.number} answered" if first else f"{found.number} had been answered already"
     return RedirectResponse(f"{here}?notice={quote(message)}", status_code=303)
+
+
+async def _plan_answer(
+    request: Request, person: str, found: store.CaseView, action: str, form: Any
+) -> Response:
+    """A plan request declined (why) or escalated (by when): ``holds.answer_plan_request``, as the API."""
+    here = f"{PREFIX}/cases/{found.id}"
+    if found.kind != CaseKind.PLAN_REQUEST or found.account_id is None:
+        return RedirectResponse(
+            f"{here}?error={quote('kind: only a plan request is declined or escalated')}", 303
+        )
+    try:
+        days = int(str(form.get("days", "2")).strip() or "2")
+    except ValueError:
+        return RedirectResponse(f"{here}?error={quote('days: a whole number from 1 to 30')}", 303)
+    try:
+        told = await holds.answer_plan_request(
+            await temporal_client(request), found.account_id,
+            "declined" if action == "decline" else "escalated", person,
+            reason=str(form.get("text", "")).strip(), days=days, sessions=app_sessions(request),
+        )  # fmt: skip
+    except InvalidRequest as err:
+        return RedirectResponse(f"{here}?error={quote(str(err))}", 303)
+    except (NothingToDecide, AccountClosed, AccountNotFound) as err:
+        return RedirectResponse(f"{here}?error={quote(str(err))}", 303)
+    return RedirectResponse(f"{here}?notice={quote(f'{found.number}: {told}')}", 303)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from pydantic import BaseModel
@@ -27,17 +28,20 @@ from runtime.settings import Settings
 from service import cases
 from service import temporal_calls as calls
 from service.accounts import account_status
-from service.operations import NothingToDecide, NotPlaced, audit_write
+from service.operations import InvalidRequest, NothingToDecide, NotPlaced, audit_write
 from service.temporal_calls import Purpose
+from store import cases as case_store
 from store import notes
 from store.cases import CaseView
 from workflows.messages import (
+    ANSWER_REASON_MAX,
     CeaseRequest,
     ComplaintDecision,
     ComplaintIn,
     DisputeIn,
     DisputeVerified,
     HoldRequest,
+    NegotiationAnswer,
     OptOut,
 )
 
@@ -119,7 +123,7 @@ async def file_complaint(
         client, sessions, settings, account_id, CaseKind.COMPLAINT, channel, reason, actor, source_key
     )
     ref = await _reference(sessions, account_id, actor, "complaint", reason)
-    complaint = ComplaintIn(reason=ref, source=source, actor=actor)
+    complaint = ComplaintIn(reason=ref, source=source, actor=actor, case_id=case.number if case else None)
     await calls.signal(client, sessions, account_id, "complaint_filed", complaint)  # open: checked above
     await audit_write(
         sessions, account_id, actor, "complaint", "signalled", reason=ref, source=source,
@@ -145,7 +149,7 @@ async def file_dispute(
         client, sessions, settings, account_id, CaseKind.DISPUTE, channel, reason, actor, source_key
     )
     ref = await _reference(sessions, account_id, actor, "dispute", reason)
-    dispute = DisputeIn(reason=ref, actor=actor)
+    dispute = DisputeIn(reason=ref, actor=actor, case_id=case.number if case else None)
     await calls.signal(client, sessions, account_id, "dispute_filed", dispute)  # open: checked above
     await audit_write(
         sessions, account_id, actor, "dispute", "signalled", reason=ref, case=case.number if case else None
@@ -190,17 +194,20 @@ async def _decidable(
 async def resolve_complaint(
     client: Client,
     account_id: str,
-    decision: Literal["resume", "close"],
+    decision: Literal["upheld", "rejected", "close", "resume"],
     note: str,
     actor: str,
     *,
     sessions: sessionmaker[Session] | None = None,
 ) -> None:
-    """The investigator's decision: ``resume`` (not upheld: collection goes on) or ``close`` (upheld:
-    the account closes as ``complaint_upheld``). Either lifts the complaint hold."""
+    """The investigator's decision, texted to the debtor (with the jurisdiction's escalation route) before
+    anything else: ``upheld`` or ``rejected`` (collection resumes after that text), ``close`` (upheld: the
+    account closes as ``complaint_upheld``), ``resume`` (no verdict given). Each lifts the complaint hold
+    and answers the complaint's case."""
     await _decidable(client, sessions, account_id, HoldKind.COMPLAINT)
     ref = await _reference(sessions, account_id, actor, "complaint_decision", note) if note.strip() else ""
-    order = ComplaintDecision(decision=decision, note=ref, actor=actor)
+    case = await _open_of(sessions, account_id, CaseKind.COMPLAINT)
+    order = ComplaintDecision(decision=decision, note=ref, actor=actor, case_id=case.number if case else None)
     await calls.signal(client, sessions, account_id, "complaint_resolved", order)
     await audit_write(sessions, account_id, actor, "complaint_decision", decision, note=ref)
     if sessions is not None:  # the complaint's case is answered by its decision
@@ -216,12 +223,76 @@ async def verify_dispute(
     """The debt's verification was sent to the debtor: the dispute hold lifts and collection may resume."""
     await _decidable(client, sessions, account_id, HoldKind.DISPUTE)
     ref = await _reference(sessions, account_id, actor, "dispute_verification", note) if note.strip() else ""
-    await calls.signal(
-        client, sessions, account_id, "dispute_verified", DisputeVerified(note=ref, actor=actor)
-    )
+    case = await _open_of(sessions, account_id, CaseKind.DISPUTE)
+    verified = DisputeVerified(note=ref, actor=actor, case_id=case.number if case else None)
+    await calls.signal(client, sessions, account_id, "dispute_verified", verified)
     await audit_write(sessions, account_id, actor, "dispute_verification", "verified", note=ref)
     if sessions is not None:  # the dispute's case is answered by the verification sent
         await cases.answer_open(client, sessions, account_id, CaseKind.DISPUTE, actor, "verification sent")
+
+
+async def _open_of(
+    sessions: sessionmaker[Session] | None, account_id: str, kind: CaseKind
+) -> CaseView | None:
+    if sessions is None:
+        return None
+
+    def find() -> CaseView | None:
+        with sessions.begin() as s:
+            return case_store.open_case_of(s, account_id, kind)
+
+    return await asyncio.to_thread(find)
+
+
+# ---- a plan request answered without a plan ------------------------------------------------------------
+async def answer_plan_request(
+    client: Client,
+    account_id: str,
+    decision: Literal["declined", "escalated"],
+    actor: str,
+    *,
+    reason: str = "",
+    days: int = 2,
+    sessions: sessionmaker[Session] | None = None,
+) -> str:
+    """A plan request answered without a plan: ``declined`` (the pause ends; the debtor is told why, in
+    at most 80 characters) or ``escalated`` (the pause lasts ``days`` more days of the account's own clock
+    and the debtor is told by when a supervisor answers). The request's case is answered, or escalated.
+    An agreed plan is the other answer (``propose_settlement``)."""
+    status = await account_status(client, account_id, sessions=sessions)
+    closed = await calls.closed_state(client, sessions, account_id, status, "hold")
+    if closed is not None:
+        raise closed
+    if HoldKind.NEGOTIATION.value not in status.holds:
+        raise NothingToDecide(f"{account_id} has no plan request waiting for an answer")
+    case = await _open_of(sessions, account_id, CaseKind.PLAN_REQUEST)
+    number = case.number if case else None
+    if decision == "declined":
+        if not reason.strip() or len(reason) > ANSWER_REASON_MAX:
+            raise InvalidRequest("reason", f"required when declined, {ANSWER_REASON_MAX} characters at most")
+        ref = await _reference(sessions, account_id, actor, "plan_request_declined", reason)
+        answer = NegotiationAnswer(decision="declined", reason=ref, actor=actor, case_id=number)
+        told = f"declined: {reason}"
+    else:
+        if not 1 <= days <= 30:
+            raise InvalidRequest("days", "from 1 to 30")
+        by = status.policy_now + timedelta(days=days)
+        answer = NegotiationAnswer(decision="escalated", answer_by=by, actor=actor, case_id=number)
+        told = f"escalated: a supervisor answers by {by:%Y-%m-%d}"
+    await calls.signal(client, sessions, account_id, "negotiation_answered", answer)
+    await audit_write(sessions, account_id, actor, "plan_request_answer", decision, case=number)
+    if case is not None and sessions is not None:
+        if decision == "declined":
+            await cases.answer_case(client, sessions, case.id, actor, told)
+        else:
+            now = datetime.now(UTC)
+
+            def escalate() -> None:
+                with sessions.begin() as s:
+                    case_store.escalate(s, case.id, now, actor=actor, why=told)
+
+            await asyncio.to_thread(escalate)
+    return told
 
 
 # ---- stopping contact for good, and taking an account back from its agency ----------------------------

@@ -25,6 +25,7 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
 from domain.accounts import AccountTerms
+from domain.cases import CaseKind
 from domain.plans import (
     AgreedPlan,
     Instalment,
@@ -228,6 +229,12 @@ async def propose_settlement(
         sessions, account_id, actor, "plan_proposed", "agreed",
         plan_id=plan.plan_id, kind=plan.kind.value, total=plan.total, approver=plan.approver,
     )  # fmt: skip
+    if sessions is not None:  # a plan agreed answers the debtor's plan request, if one is open
+        from service import cases
+
+        await cases.answer_open(
+            client, sessions, account_id, CaseKind.PLAN_REQUEST, actor, f"plan {plan.plan_id} agreed"
+        )
     return plan
 
 

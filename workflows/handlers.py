@@ -21,7 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.money import format_minor
     from domain.timeline import AccountStatus
     from workflows.base import LATE_PAYMENTS_PATCH
-    from workflows.contacts import FINAL_OUTCOMES, PAYMENTS_FIRST_PATCH, STALE_REMINDER_PATCH, Contacts
+    from workflows.contacts import FINAL_OUTCOMES, PAYMENTS_FIRST_PATCH, STALE_REMINDER_PATCH
     from workflows.messages import (
         CeaseRequest,
         ComplaintDecision,
@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         DisputeIn,
         DisputeVerified,
         HoldRequest,
+        NegotiationAnswer,
         NegotiationRequest,
         OptOut,
         OutcomeReport,
@@ -37,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
         RulesUpgrade,
         RunResult,
     )
+    from workflows.notices import NOTICES_PATCH, Notices
     from workflows.state import Ack, CloseOrder
 
 # Investigation deadline for a complaint when the caller sets none (CFPB: companies answer within 15 days).
@@ -49,7 +51,7 @@ NEGOTIATION_WINDOW = timedelta(days=7)
 PAID_LABELS = ("closed_paid", "closed_settled")
 
 
-class AccountWorkflow(Contacts):
+class AccountWorkflow(Notices):
     """Base of :class:`DelinquencyWorkflow` and :class:`SettlementWorkflow`: every handler, mode-aware."""
 
     #: what was owed when the run began to close for a reason other than payment (0: not closing so)
@@ -107,10 +109,13 @@ class AccountWorkflow(Contacts):
             )
 
     async def take_acknowledgements(self) -> None:
-        """Answer each complaint/dispute/cease once, at a lawful hour; then check the complaint SLA."""
+        """Answer each request once, at a lawful hour, before any next step (workflows/notices.py);
+        then check the complaint SLA."""
+        await self.take_lapsed_plan_request()
         while self.state.inbox.acks:
             ack = self.state.inbox.acks.pop(0)
-            await self.send_once(ack.key, Purpose.ACKNOWLEDGEMENT, ack.template)
+            went = await self.send_once(ack.key, Purpose.ACKNOWLEDGEMENT, ack.template, ack.context or None)
+            self.event("notice", f"{ack.template}: {'sent' if went else 'not sent'}")  # history query
         due = self.carried.complaint_due
         if due is not None and not self.carried.complaint_escalated and self.now() >= due:
             self.carried.complaint_escalated = True
@@ -151,11 +156,13 @@ class AccountWorkflow(Contacts):
         )
 
     def bounded(self, at: datetime) -> datetime:
-        """Wake no later than the open complaint's deadline, so a missed SLA is noticed on time."""
+        """Wake no later than the open complaint's deadline, so a missed SLA is noticed on time, nor
+        than a plan request's, so the debtor hears of it the moment its pause ends."""
         due = self.carried.complaint_due
         if due is not None and not self.carried.complaint_escalated:
-            return min(at, due)
-        return at
+            at = min(at, due)
+        answer = self.answer_due()
+        return min(at, answer) if answer is not None else at
 
     # ---- holds ------------------------------------------------------------------------------------
     def add_hold(
@@ -240,13 +247,17 @@ class AccountWorkflow(Contacts):
         self.carried.complaint_escalated = False
         hold = self.add_hold(HoldKind.COMPLAINT, f"complaint #{self.carried.complaints} ({complaint.source})")
         self.cancel_collection()
+        case = f" (case {complaint.case_id})" if complaint.case_id else ""
         ev = self.event(
             "complaint_filed",
-            f"#{self.carried.complaints} from {complaint.source}; decision due {self.carried.complaint_due:%Y-%m-%d}",
+            f"#{self.carried.complaints}{case} from {complaint.source}; decision due {self.carried.complaint_due:%Y-%m-%d}",
         )
-        self.state.inbox.acks.append(
-            Ack(key=f"complaint/{self.carried.complaints}/ack", template="complaint_ack")
-        )
+        if self.patched(NOTICES_PATCH):  # the case and the decision date, in the debtor's calendar
+            self.acknowledge_complaint(self.carried.complaints, complaint.case_id, self.carried.complaint_due)
+        else:
+            self.state.inbox.acks.append(
+                Ack(key=f"complaint/{self.carried.complaints}/ack", template="complaint_ack")
+            )
         self.wake = True
         await self.record(
             self.change(hold_added=hold, decision="complaint_filed", events=[ev], actor=complaint.actor)
@@ -263,7 +274,10 @@ class AccountWorkflow(Contacts):
         if not self.lift(HoldKind.COMPLAINT):
             return  # no open complaint: a duplicate decision changes nothing
         self.carried.complaint_due = None
-        ev = self.event("complaint_resolved", f"{decision.decision}: {decision.note[:200]}")
+        case = f" (case {decision.case_id})" if decision.case_id else ""
+        ev = self.event("complaint_resolved", f"{decision.decision}{case}: {decision.note[:200]}")
+        if self.patched(NOTICES_PATCH):  # told before any contact, the account's close included
+            self.tell_complaint_decision(self.carried.complaints, decision.decision)
         if decision.decision == "close" and self.state.inbox.close is None:
             self.state.inbox.close = CloseOrder(reason=CloseReason.COMPLAINT_UPHELD)
         self.wake = True
@@ -307,8 +321,14 @@ class AccountWorkflow(Contacts):
         self.carried.disputes += 1
         hold = self.add_hold(HoldKind.DISPUTE, f"dispute #{self.carried.disputes}")
         self.cancel_collection()
-        ev = self.event("dispute_filed", f"#{self.carried.disputes}")
-        self.state.inbox.acks.append(Ack(key=f"dispute/{self.carried.disputes}/ack", template="dispute_ack"))
+        case = f" (case {dispute.case_id})" if dispute.case_id else ""
+        ev = self.event("dispute_filed", f"#{self.carried.disputes}{case}")
+        if self.patched(NOTICES_PATCH):  # the case, and that nothing is collected until the findings
+            self.acknowledge_dispute(self.carried.disputes, dispute.case_id)
+        else:
+            self.state.inbox.acks.append(
+                Ack(key=f"dispute/{self.carried.disputes}/ack", template="dispute_ack")
+            )
         self.wake = True
         await self.record(
             self.change(hold_added=hold, decision="dispute_filed", events=[ev], actor=dispute.actor)
@@ -318,7 +338,10 @@ class AccountWorkflow(Contacts):
     async def dispute_verified(self, verified: DisputeVerified) -> None:
         if not self.lift(HoldKind.DISPUTE):
             return
-        ev = self.event("dispute_verified", verified.note[:200])
+        case = f"case {verified.case_id}: " if verified.case_id else ""
+        ev = self.event("dispute_verified", f"{case}{verified.note[:200]}")
+        if self.patched(NOTICES_PATCH):  # the findings reach the debtor before collection resumes
+            self.tell_dispute_findings(self.carried.disputes)
         self.wake = True
         await self.record(
             self.change(
@@ -357,6 +380,12 @@ class AccountWorkflow(Contacts):
         if not lifted:
             return
         ev = self.event("resumed", request.reason)
+        waiting = self.waiting_plan_request()
+        if HoldKind.NEGOTIATION in lifted and waiting is not None:
+            # an operator ended a plan request without a plan: the debtor is told, never left to
+            # find out from the next reminder
+            self.state.plan_request = None
+            self.tell(f"plan-request/{waiting.number}/closed", "plan_request_closed")
         self.wake = True
         await self.record(
             self.change(
@@ -375,11 +404,69 @@ class AccountWorkflow(Contacts):
         hold = self.add_hold(HoldKind.NEGOTIATION, f"plan requested via {request.channel}", until=until)
         self.cancel_contacts()
         paused = "dunning" if self.mode == Mode.DUNNING else "plan reminders"
+        case = f" (case {request.case_id})" if request.case_id else ""
         ev = self.event(
-            "negotiation_requested", f"via {request.channel}; {paused} paused until {until:%Y-%m-%d}"
+            "negotiation_requested", f"via {request.channel}{case}; {paused} paused until {until:%Y-%m-%d}"
         )
+        if self.patched(NOTICES_PATCH):  # answered by then, or the debtor hears that it was not
+            self.open_plan_request(request.case_id, until)
         self.wake = True
         await self.record(self.change(hold_added=hold, decision="negotiation_requested", events=[ev]))
+
+    @workflow.signal
+    async def negotiation_answered(self, answer: NegotiationAnswer) -> None:
+        """An agent answered a plan request without a plan: declined (the pause ends now, the debtor
+        is told why) or escalated (the pause lasts until ``answer_by``, the debtor is told so).
+
+        Only a request made under :data:`NOTICES_PATCH` waits for an answer (``plan_request``).
+        """
+        waiting = self.waiting_plan_request()
+        if waiting is None:
+            workflow.logger.info("plan request answer ignored: no request is waiting for one")
+            return  # answered already (a plan, an operator's resume), lapsed, or never made
+        case_id = answer.case_id or waiting.case_id
+        case = f" (case {case_id})" if case_id else ""
+        key = f"plan-request/{waiting.number}"
+        if answer.decision == "declined":
+            self.lift(HoldKind.NEGOTIATION)
+            self.state.plan_request = None
+            self.tell(f"{key}/declined", "plan_request_declined", {"reason": answer.reason})
+            ev = self.event("plan_request_declined", f"#{waiting.number}{case}: {answer.reason}")
+            change = self.change(
+                hold_lifted=HoldKind.NEGOTIATION,
+                decision="plan_request_declined",
+                events=[ev],
+                actor=answer.actor,
+            )
+        else:
+            assert answer.answer_by is not None  # NegotiationAnswer requires it
+            until = answer.answer_by
+            if until <= self.now():
+                workflow.logger.warning("plan request escalation ignored: answer_by %s has passed", until)
+                return
+            hold = self.add_hold(
+                HoldKind.NEGOTIATION, f"plan request #{waiting.number} escalated", until=until
+            )
+            escalations = waiting.escalations + 1
+            self.state.plan_request = waiting.model_copy(update={"until": until, "escalations": escalations})
+            self.tell(
+                f"{key}/escalated-{escalations}",
+                "plan_request_escalated",
+                {"answer_by": self.local_day(until)},
+            )
+            ev = self.event(
+                "plan_request_escalated",
+                f"#{waiting.number}{case}: a supervisor answers by {until:%Y-%m-%d %H:%M}",
+            )
+            change = self.change(
+                hold_lifted=HoldKind.NEGOTIATION,  # and added again with its new end, in one write
+                hold_added=hold,
+                decision="plan_request_escalated",
+                events=[ev],
+                actor=answer.actor,
+            )
+        self.wake = True
+        await self.record(change)
 
     @workflow.signal
     def rules_upgraded(self, upgrade: RulesUpgrade) -> None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from domain.accounts import Channel, ContactOutcome
 from domain.money import MAX_PAYMENT_MINOR
 from domain.rules import Rules
+from domain.templates import MAX_QUOTED_CHARS
 
 
 class PaymentIn(BaseModel):
@@ -27,11 +28,67 @@ class PaymentIn(BaseModel):
     )
 
 
+#: A case number as the debtor reads it in a text ("C-1042"): short, letters, digits and dashes only,
+#: so it can neither lengthen a text past its limit nor carry a link or words into it.
+CASE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9-]{0,23}$"
+#: The longest reason a declined plan request gives the debtor: it is quoted in one text.
+ANSWER_REASON_MAX = MAX_QUOTED_CHARS
+
+
+def _case_id() -> Any:
+    return Field(
+        default=None,
+        pattern=CASE_ID_PATTERN,
+        description="The service's case number, quoted to the debtor (e.g. C-1042); None: no case",
+    )
+
+
 class NegotiationRequest(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     channel: str = "api"
     note: str = ""
+    case_id: str | None = _case_id()
+
+
+class NegotiationAnswer(BaseModel):
+    """An agent's answer to a plan request that did not end in an agreed plan.
+
+    ``declined``: no plan on these terms; the pause ends now and the debtor is told why (``reason``,
+    in the debtor's language: it is quoted in the text). ``escalated``: a supervisor answers; the
+    pause lasts until ``answer_by`` and the debtor is told by when they hear back. An agreed plan is
+    the ``propose_settlement`` update, not this.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    decision: Literal["declined", "escalated"]
+    reason: str = Field(
+        default="",
+        max_length=ANSWER_REASON_MAX,
+        description="Why it was declined, for the debtor (required when declined)",
+    )
+    answer_by: datetime | None = Field(
+        default=None, description="When the supervisor answers, timezone-aware (required when escalated)"
+    )
+    case_id: str | None = _case_id()
+    actor: str = "agent"
+
+    @field_validator("reason")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        return " ".join(value.split())
+
+    @model_validator(mode="after")
+    def _what_each_needs(self) -> NegotiationAnswer:
+        if self.decision == "declined" and not self.reason:
+            raise ValueError("reason: required when the decision is 'declined' (the debtor is told why)")
+        if self.decision == "escalated":
+            if self.answer_by is None:
+                raise ValueError("answer_by: required when the decision is 'escalated'")
+            if self.answer_by.tzinfo is None or self.answer_by.utcoffset() is None:
+                raise ValueError("answer_by: must be timezone-aware")
+        return self
 
 
 class HoldRequest(BaseModel):
@@ -90,13 +147,24 @@ class ComplaintIn(BaseModel):
     sla_days: int | None = Field(
         default=None, gt=0, description="Investigation deadline; profile default if unset"
     )
+    case_id: str | None = _case_id()
 
 
 class ComplaintDecision(BaseModel):
+    """The investigator's decision; the debtor is told it (and where to go next) before any contact.
+
+    ``upheld`` and ``rejected`` resume collection, saying whether the debtor was right; ``close``
+    upholds it and closes the account; ``resume`` (older callers) resumes without a verdict.
+    """
+
     model_config = ConfigDict(frozen=True)
 
-    decision: Literal["resume", "close"] = Field(description="resume collection, or close the account")
-    note: str = Field(default="", max_length=1000)
+    decision: Literal["upheld", "rejected", "close", "resume"] = Field(
+        description="upheld or rejected (collection resumes), close (upheld: the account closes), "
+        "resume (no verdict given)"
+    )
+    note: str = Field(default="", max_length=1000, description="For the account's history, not the debtor")
+    case_id: str | None = _case_id()
     actor: str = "investigator"
 
 
@@ -107,12 +175,17 @@ class DisputeIn(BaseModel):
 
     reason: str = Field(min_length=1, max_length=1000)
     actor: str = "debtor"
+    case_id: str | None = _case_id()
 
 
 class DisputeVerified(BaseModel):
+    """The debt is verified: the debtor is sent the findings (what is owed, where to complain)
+    before collection resumes."""
+
     model_config = ConfigDict(frozen=True)
 
-    note: str = Field(default="", max_length=1000)
+    note: str = Field(default="", max_length=1000, description="For the account's history, not the debtor")
+    case_id: str | None = _case_id()
     actor: str = "agent"
 
 

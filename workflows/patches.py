@@ -55,6 +55,12 @@ PLAN_NOTICES = "plan-confirmed-and-broken-in-writing"
 #: A payment that asks for a receipt (the debtor paid through the self-service checkout) gets one text
 #: saying what came in and what is still owed, once per payment; paid in full, the closing receipt is it.
 PAYMENT_RECEIPTS = "receipt-for-each-checkout-payment"
+# ---- generation 3, too: issue 14 ---------------------------------------------------------------------
+#: Every request is answered in writing (issue 14): a complaint's or dispute's acknowledgement names
+#: the case and the deadline; the decision, or a dispute's findings, with the jurisdiction's
+#: complaint route, goes before collection resumes; a plan request is answered (declined, escalated)
+#: or, left unanswered, its lapse is told before the next contact.
+NOTICES = "every-request-answered-in-writing"
 
 GENERATIONS: list[frozenset[str]] = [
     frozenset(),  # generation 0: runs that ask the server for every patch
@@ -82,7 +88,7 @@ GENERATIONS: list[frozenset[str]] = [
         }
     ),
     frozenset({VISIT_AFTER_STEP, PLAN_NOTICES}),
-    frozenset({PAYMENT_RECEIPTS}),
+    frozenset({PAYMENT_RECEIPTS, NOTICES}),
 ]
 
 #: The generation new runs are started with (intake, hand-over).

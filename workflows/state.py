@@ -23,12 +23,30 @@ from workflows.messages import OutcomeReport, PaymentIn
 
 
 class Ack(BaseModel):
-    """An answer owed to the debtor (a complaint, dispute or cease acknowledgement), sent once."""
+    """An answer owed to the debtor, sent once, before the run's next step: a complaint, dispute or
+    cease acknowledgement, a decision, a dispute's findings, the answer to a plan request."""
 
     model_config = ConfigDict(frozen=True)
 
     key: str
     template: str
+    context: dict[str, str] = Field(
+        default_factory=dict, description="What the text quotes (case number, deadline, route …)"
+    )
+
+
+class PlanRequest(BaseModel):
+    """A plan request waiting for its answer: while it waits, dunning (or a plan's reminders) pauses.
+
+    It ends with an answer (declined, a plan agreed, an operator's resume) or, unanswered when its
+    pause is over, with a text telling the debtor it went to a supervisor, before anything else.
+    """
+
+    number: int = Field(description="The account's plan requests so far, this one included")
+    case_id: str | None = None
+    until: datetime = Field(description="When the pause ends (policy time): the answer is due by then")
+    escalations: int = Field(default=0, description="Times an agent passed it to a supervisor")
+    plans_agreed: int = Field(description="Plans agreed before it: one more means it was answered so")
 
 
 class CloseOrder(BaseModel):
@@ -127,6 +145,8 @@ class AccountState(BaseModel):
         default=None, description="The campaign's call governor paused voice until about then"
     )
     locate_note: str | None = Field(default=None, description="Why the emergency contact was last not asked")
+    plan_requests: int = Field(default=0, description="Plan requests the debtor made so far")
+    plan_request: PlanRequest | None = Field(default=None, description="The one waiting for an answer")
     continue_as_new_every_wake: bool = Field(
         default=False, description="Test hook: hand over at every wake-up, to prove nothing is lost"
     )

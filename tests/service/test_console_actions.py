@@ -138,7 +138,8 @@ async def test_an_agent_files_and_decides_a_complaint_which_lifts_the_hold(
         wrong = await act(web, account, "complaint/decision", decision="ignore")
         assert (
             wrong.status_code == 422
-            and "decision: Input should be &#39;resume&#39; or &#39;close&#39;" in (wrong.text)
+            and "decision: Input should be &#39;upheld&#39;, &#39;rejected&#39;, &#39;close&#39; or &#39;resume&#39;"
+            in (wrong.text)
         )
         assert (await status_of(harness, account)).holds == ["complaint"]
 

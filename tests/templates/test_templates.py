@@ -11,8 +11,10 @@ from hypothesis import strategies as st
 from domain.accounts import Channel
 from domain.gate import Purpose
 from domain.policy import load_policy
+from domain.profiles import PROFILE_DIR, load_profile
 from domain.templates import (
     LANGUAGES,
+    MAX_QUOTED_CHARS,
     MAX_SMS_CHARS,
     Rendered,
     load_pack,
@@ -29,6 +31,36 @@ REQUIRED = {
     "opt_out_confirmation", "help_reply", "complaint_ack", "dispute_ack", "voicemail_limited",
     "third_party_locate",
 }  # fmt: skip
+#: The answers to the debtor's own requests (issue 14: workflows/notices.py), all acknowledgements.
+ANSWERS = {
+    "complaint_ack_due", "complaint_ack_case", "dispute_ack_case", "complaint_upheld", "complaint_rejected",
+    "complaint_closed", "complaint_decision", "dispute_findings", "complaint_upheld_no_route",
+    "complaint_rejected_no_route", "complaint_closed_no_route", "complaint_decision_no_route",
+    "dispute_findings_no_route", "plan_request_declined", "plan_request_escalated", "plan_request_lapsed",
+    "plan_request_closed",
+}  # fmt: skip
+REQUIRED |= ANSWERS
+
+#: The shipped profiles' complaint routes (``[complaint_channel]``), which the decision texts quote.
+ROUTES = [load_profile(path.stem).complaint_channel for path in sorted(PROFILE_DIR.glob("*.toml"))]
+
+
+def longest_route(language: str) -> dict[str, str]:
+    """The longest authority and contact any shipped profile gives in ``language``: a decision text
+    must fit one SMS with the longest of each."""
+    routes = [r for r in ROUTES if r is not None]
+    return {
+        "authority": max((r.authority_in(language) for r in routes), key=len),
+        "contact": max((r.contact for r in routes), key=len),
+    }
+
+
+#: Issue 14's answers at their longest: the longest case number and reason the messages accept.
+NOTICES = {
+    "case": "C-" + "9" * 22,  # CASE_ID_PATTERN: at most 24 characters
+    "decide_by": "2026-12-06",
+    "answer_by": "2026-12-08",
+}
 
 LONG = {
     "en": {
@@ -51,6 +83,12 @@ LONG = {
         # a receipt for a payment made from the page (issue 13)
         "paid": "USD 123,456.78",
         "balance": "USD 1,234,567.89",
+        # answers to the debtor's requests (issue 14)
+        **NOTICES,
+        "reason": ("we need proof of your income before we can agree payments this low. " * 2)[
+            :MAX_QUOTED_CHARS
+        ],
+        **longest_route("en"),
     },
     "zh-CN": {
         "company": "北风消费金融股份有限公司",
@@ -70,6 +108,9 @@ LONG = {
         "balance": "CNY 1,234,567.89",
         "visit_date": "2026-12-01",
         "visit_window": "10:00-13:00",
+        **NOTICES,
+        "reason": ("我们需要您先提供收入证明，才能同意这么低的月还款额。" * 4)[:MAX_QUOTED_CHARS],
+        **longest_route("zh-CN"),
     },
 }
 OPT_OUT = {"en": "Reply STOP to opt out.", "zh-CN": "回复TD退订"}
@@ -136,6 +177,7 @@ def test_the_cadence_of_the_default_policy_finds_its_templates_on_its_channels()
         ("dispute_ack", Purpose.ACKNOWLEDGEMENT),
         ("help_reply", Purpose.ACKNOWLEDGEMENT),
         ("plan_confirmation", Purpose.RECEIPT),
+        *((name, Purpose.ACKNOWLEDGEMENT) for name in sorted(ANSWERS)),
     ],
 )
 def test_templates_go_with_the_purpose_the_workflows_send_them_for(template: str, purpose: Purpose) -> None:

@@ -71,7 +71,7 @@ async def test_an_acknowledgement_owed_at_a_hand_over_is_sent_once(harness: Harn
     await handle.signal("complaint_filed", ComplaintIn(reason="too many calls", source="debtor"))
     await harness.skip_to(at_local(account.due_date + timedelta(days=25), 12))
     after = [c["template"] for c in harness.sent(account) if c["at"] >= filed_at]
-    assert after == ["complaint_ack"]  # the one answer, and no dunning while the complaint is open
+    assert after == ["complaint_ack_due"]  # the one answer, and no dunning while the complaint is open
 
 
 async def test_a_complaint_decision_to_close_at_a_hand_over_closes_the_account(harness: Harness) -> None:

@@ -100,15 +100,19 @@ async def test_resume_lifts_a_plan_request_in_the_database_too(harness: Harness)
         snap = account_snapshot(s, account.account_id)
     assert snap is not None and [h.kind for h in snap.holds] == ["negotiation"]
 
-    await handle.signal("resume", HoldRequest(reason="agent called back: no plan", actor="ana"))
     resumed = await harness.now()
+    await handle.signal("resume", HoldRequest(reason="agent called back: no plan", actor="ana"))
     await harness.skip_to(at_local(account.due_date + timedelta(days=23), 12))
     with harness.sessions.begin() as s:
         snap = account_snapshot(s, account.account_id)
     assert snap is not None and snap.holds == []
-    # DPD 22's reminder goes out on time: delivered, not refused by a stale hold
+    # the debtor is told the request is closed (issue 14), then DPD 22's reminder goes out on time:
+    # delivered, not refused by a stale hold
     after = [c for c in harness.contacts(account) if c["at"] >= resumed]
-    assert [(c["template"], c["decision"]) for c in after][:1] == [("early_reminder", "sent")]
+    assert [(c["template"], c["decision"]) for c in after][:2] == [
+        ("plan_request_closed", "sent"),
+        ("early_reminder", "sent"),
+    ]
 
 
 async def test_a_close_order_during_a_plan_closes_the_account(harness: Harness) -> None:
