@@ -27,6 +27,7 @@ from runtime.cli_common import account_handle, client_for, console, err, money, 
 from runtime.cli_parser import EXAMPLES, parser
 from runtime.cli_processes import (
     cmd_doctor,
+    cmd_events,
     cmd_link,
     cmd_migrate,
     cmd_server,
@@ -420,6 +421,7 @@ COMMANDS = {
     "demo": cmd_demo,
     "server": cmd_server,
     "worker": cmd_worker,
+    "events": cmd_events,
     "service": cmd_service,
     "link": cmd_link,
     "intake": cmd_intake,
@@ -442,7 +444,7 @@ COMMANDS = {
 
 
 #: long-running processes that log (the other commands print their answer and exit)
-LOGGING_COMMANDS = ("worker", "service")
+LOGGING_COMMANDS = ("worker", "events", "service")
 
 
 def main(argv: list[str] | None = None) -> int:

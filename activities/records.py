@@ -16,6 +16,7 @@ from store.audit import audit
 from store.contacts import attempt_exists, set_contact_status
 from store.holds import add_hold, lift_hold
 from store.ledger import active_plan_id, mark_instalment, record_payment, save_plan, set_plan_status
+from store.outbox import prepare, publish
 from store.refunds import queue_refund
 from store.rules import set_account_rules
 
@@ -78,8 +79,11 @@ class RecordActivities:
 
 
 def apply_change(s, change: Change) -> None:  # type: ignore[no-untyped-def]
+    """One change, in the caller's transaction, with the lender's events it means (the outbox, written
+    in this same transaction: an event exists exactly when its change was committed, once)."""
     if change.unless_sent is not None and attempt_exists(s, change.unless_sent):
         return  # it rode on that send, whose reservation wrote it in the same transaction
+    events = prepare(s, change)  # what the account was before, for the events (store/outbox.py)
     acct, at = change.account_id, change.at
     if change.plan is not None:
         save_plan(s, acct, change.plan)
@@ -170,6 +174,7 @@ def apply_change(s, change: Change) -> None:  # type: ignore[no-untyped-def]
             rule=change.rule,
             details={},
         )
+    publish(s, events)
 
 
 def _known(s, account_id: str) -> bool:  # type: ignore[no-untyped-def]

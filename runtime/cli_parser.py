@@ -15,6 +15,7 @@ EXAMPLES: dict[str, str] = {
     "demo": "demo --day-seconds 2",
     "server": "server",
     "worker": "worker --log-format json",
+    "events": "events",
     "service": "service",
     "migrate": "migrate",
     "doctor": "doctor",
@@ -52,8 +53,8 @@ ACTING = frozenset(
     }
 )  # fmt: skip
 READING_OR_RUNNING = frozenset(
-    {"demo", "server", "worker", "service", "migrate", "doctor", "link", "status", "timeline", "audit"}
-)
+    {"demo", "server", "worker", "service", "migrate", "doctor", "link", "status", "timeline", "audit", "events"}
+)  # fmt: skip
 
 
 def named(command: argparse.ArgumentParser, who: str = "who acts") -> None:
@@ -92,6 +93,7 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("server", help="run only the Temporal dev server (file-backed)")
     for name, what in (
         ("worker", "run a worker (same as python -m workers)"),
+        ("events", "deliver the lender's account events to their subscriptions (python -m workers.events)"),
         ("service", "run the HTTP service: API, consoles, webhooks, codec endpoint"),
     ):
         sub.add_parser(name, help=what).add_argument(

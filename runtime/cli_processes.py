@@ -22,6 +22,14 @@ async def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def cmd_events(args: argparse.Namespace, settings: Settings) -> int:
+    """The event deliverer in the foreground (its own process: SIGTERM or Ctrl-C stops it, once the sends
+    under way are answered); it blocks this command's loop, which has nothing else to do."""
+    from workers.events import run
+
+    return run(settings)
+
+
 def install_stop_signals(task: asyncio.Task[Any] | None) -> None:
     """Ctrl-C (SIGINT) and a process manager's SIGTERM both cancel the current task at once, and its
     ``finally`` stops what it started (the default SIGTERM would end the process at once and leave the

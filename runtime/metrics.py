@@ -41,6 +41,7 @@ from sqlalchemy import Engine, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from domain.governor import ABANDONED, LIVE_ANSWERED, UK_WINDOW, US_WINDOW
+from runtime.event_metrics import event_families
 from store.governor import ATTEMPT_TIME, LIVE_STATES, campaign_clocks
 from store.models import AccountRow, AuditRow, ContactAttempt, HoldRow, PaymentRow, PlanRow
 from store.refunds import open_totals
@@ -137,6 +138,7 @@ class BusinessCollector(Collector):
         yield from self._money(s)
         yield from self._refunds(s)
         yield self._alerts(s)
+        yield from event_families(s, now, PREFIX)  # events to the lender's systems (runtime/event_metrics.py)
 
     @staticmethod
     def _contacts(s: Session) -> Metric:

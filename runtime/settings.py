@@ -258,6 +258,40 @@ class Settings(BaseSettings):
         description="Also serve the business figures (read from the database) on the worker's /metrics",
     )
 
+    # events out to the lender's systems: the deliverer (workers/events.py, `./collect events`)
+    events_in_worker: bool = Field(
+        default=False,
+        description="Also run the event deliverer inside each worker process, instead of a process of its own",
+    )
+    events_timeout_seconds: float = Field(
+        default=15,
+        gt=0,
+        le=120,
+        description="How long a subscriber's endpoint may take to answer one delivery (the specification: 15-30 s)",
+    )
+    events_max_attempts: int = Field(
+        default=16,
+        ge=1,
+        le=100,
+        description="Tries of one delivery before it is a dead letter, which stops that account's events "
+        "for that subscription until an operator sends it again",
+    )
+    events_backoff_seconds: float = Field(
+        default=5, gt=0, description="The wait after a delivery's first failed try; it doubles after each"
+    )
+    events_backoff_max_seconds: float = Field(
+        default=21_600, gt=0, description="The longest wait between two tries of a delivery (6 hours)"
+    )
+    events_concurrency: int = Field(
+        default=8,
+        ge=1,
+        le=256,
+        description="Accounts one deliverer sends to at once (one event at a time each)",
+    )
+    events_poll_seconds: float = Field(
+        default=1.0, gt=0, le=60, description="How often an idle deliverer looks for new events"
+    )
+
     # time: real seconds per policy day (86400 = real time; 2 = a policy day every two seconds)
     day_seconds: float = Field(default=86_400, gt=0)
 

@@ -134,6 +134,15 @@ ACCESS: dict[tuple[str, str], Rule] = {
     ("POST", "/api/accounts/{account_id}/cease"): api("write"),
     ("POST", "/api/accounts/{account_id}/pause"): api("write"),
     ("POST", "/api/accounts/{account_id}/resume"): api("write"),
+    # events to the lender's systems: supervisors manage subscriptions, every reading role looks
+    ("GET", "/api/events/subscriptions"): api("read"),
+    ("POST", "/api/events/subscriptions"): api("approve"),
+    ("GET", "/api/events/subscriptions/{subscription_id}"): api("read"),
+    ("POST", "/api/events/subscriptions/{subscription_id}/disable"): api("approve"),
+    ("POST", "/api/events/subscriptions/{subscription_id}/rotate"): api("approve"),
+    ("GET", "/api/events/subscriptions/{subscription_id}/deliveries"): api("read"),
+    ("POST", "/api/events/deliveries/{delivery_id}/retry"): api("approve"),
+    ("GET", "/api/accounts/{account_id}/events"): api("read"),
     # the agencies' API and the lender's side of it
     ("GET", "/agency/visits"): api("agency_report"),
     ("POST", "/agency/visits/{visit_id}/report"): api("agency_report"),
@@ -176,6 +185,8 @@ ACCESS: dict[tuple[str, str], Rule] = {
     ("GET", "/console/cases/{case_id}"): console("read"),
     ("POST", "/console/cases/{case_id}/{action}"): console("write"),
     ("GET", "/console/refunds"): console("read"),
+    ("GET", "/console/events"): console("read"),
+    ("POST", "/console/events/deliveries/{delivery_id}/retry"): console("approve"),
     ("POST", "/console/refunds/{refund_id}/resolve"): console("approve"),
     ("GET", "/dashboard"): browser("read"),
     # the codec the Temporal UI calls from the operator's browser (and tctl/temporal CLI with a token)

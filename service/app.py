@@ -21,6 +21,7 @@ from service import (
     agency,
     agreement,
     api_accounts,
+    api_events,
     api_holds,
     api_payments,
     api_plans,
@@ -30,6 +31,7 @@ from service import (
     console,
     console_actions,
     console_cases,
+    console_events,
     console_queues,
     console_signin,
     dashboard,
@@ -98,7 +100,7 @@ def create_app(settings: Settings | None = None, temporal_client: Client | None 
         app.state.temporal_client = temporal_client
     debtor_signin.install_log_redaction()  # the access log never holds a self-service link
     app.add_middleware(tracing.TraceRequests)  # one span per request, continuing the caller's trace
-    api = (api_accounts, api_plans, api_payments, api_holds)  # the /api routers, one per concern
+    api = (api_accounts, api_plans, api_payments, api_holds, api_events)  # the /api routers, one per concern
     for module in (
         webhooks,
         inbound_sms,
@@ -107,6 +109,7 @@ def create_app(settings: Settings | None = None, temporal_client: Client | None 
         console_cases,
         console_actions,
         console_queues,
+        console_events,
         console_signin,
         selfservice,
         debtor_payments,

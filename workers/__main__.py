@@ -60,6 +60,11 @@ async def run() -> None:
         graceful_shutdown=timedelta(seconds=30),
     )
     log.info("worker up: task queues %s, %s", settings.task_queue, settings.contact_task_queue)
+    events = None
+    if settings.events_in_worker:  # the event deliverer on a thread of this process (workers/events.py)
+        from workers.events import start_in_thread
+
+        events = start_in_thread(settings)
     tasks = [asyncio.create_task(w.run()) for w in workers]
     stopping = asyncio.create_task(stop.wait())
     # A worker that dies (e.g. the server refused it) ends the process, so the orchestrator restarts it.
@@ -69,6 +74,9 @@ async def run() -> None:
     results = await asyncio.gather(*tasks, return_exceptions=True)
     stopping.cancel()
     executor.shutdown(wait=True)
+    if events is not None:
+        events[1].set()
+        events[0].join(timeout=2 * settings.events_timeout_seconds + 5)
     if metrics is not None:
         metrics.stop()
     failed = [r for r in results if isinstance(r, BaseException)]

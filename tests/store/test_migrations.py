@@ -44,6 +44,11 @@ TABLES = {
     "case_events",  # 0013 (a case's history)
     "signin_codes",  # 0011 (one-time sign-in codes, stored as digests; decoys for numbers on no account)
     "sms_opt_outs",  # 0011 (numbers our sender may not text: STOP without START since)
+    "event_outbox",  # 0016 (events for the lender, written with the state change they tell)
+    "event_streams",  # 0016 (each account's last event number and whether its line is frozen)
+    "event_subscriptions",  # 0016 (the lender's endpoints and their signing secrets)
+    "event_deliveries",  # 0016 (each event for each endpoint: pending, delivered, dead)
+    "event_attempts",  # 0016 (every try to deliver, with the endpoint's answer)
 }
 
 
