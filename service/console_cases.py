@@ -113,7 +113,13 @@ async def case_action(request: Request, case_id: int, action: str) -> Response:
     if found.kind not in ANSWERED_HERE:
         why = f"kind: a {found.kind.value} is answered by its decision on the account's page"
         return RedirectResponse(f"{here}?error={quote(why)}", status_code=303)
-    first = await case_service.answer_case(await temporal_client(request), sessions, case_id, who.name, text)
+    client = await temporal_client(request)
+    if form.get("send") and found.account_id is not None:  # the answer is also texted to the debtor
+        try:
+            await holds.reply_to_debtor(client, sessions, found, text, who.name)
+        except (InvalidRequest, AccountClosed, AccountNotFound) as err:
+            return RedirectResponse(f"{here}?error={quote(str(err))}", status_code=303)
+    first = await case_service.answer_case(client, sessions, case_id, who.name, text)
     message = f"{found.number} answered" if first else f"{found.number} had been answered already"
     return RedirectResponse(f"{here}?notice={quote(message)}", status_code=303)
 

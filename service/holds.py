@@ -43,6 +43,7 @@ from workflows.messages import (
     HoldRequest,
     NegotiationAnswer,
     OptOut,
+    ReplyOut,
 )
 
 
@@ -293,6 +294,31 @@ async def answer_plan_request(
 
             await asyncio.to_thread(escalate)
     return told
+
+
+# ---- an agent's reply to a debtor's message ----------------------------------------------------------
+async def reply_to_debtor(
+    client: Client, sessions: sessionmaker[Session], case: CaseView, text: str, actor: str
+) -> None:
+    """Text the debtor an agent's answer to their message: through the account's run and its contact
+    gate (lawful hours, opt-outs, holds), once per reply; the words stay in the database."""
+    if case.account_id is None:
+        raise InvalidRequest("case", f"{case.number} has no account to reply to (an unknown number)")
+    if not text.strip() or len(text) > ANSWER_REASON_MAX:
+        raise InvalidRequest("text", f"a reply texted to the debtor is 1 to {ANSWER_REASON_MAX} characters")
+    await ensure_open(client, sessions, case.account_id, "hold")
+    ref = await _reference(sessions, case.account_id, actor, "reply", text)
+
+    def sequence() -> int:
+        with sessions.begin() as s:
+            seq = 1 + sum(1 for e in case_store.history(s, case.id) if e.action == "replied")
+            case_store.log(s, case.id, actor, "replied", text, datetime.now(UTC))
+            return seq
+
+    seq = await asyncio.to_thread(sequence)
+    reply = ReplyOut(case_id=case.number, seq=seq, text=ref, actor=actor)
+    await calls.signal(client, sessions, case.account_id, "reply_to_debtor", reply)
+    await audit_write(sessions, case.account_id, actor, "reply", "signalled", case=case.number, seq=seq)
 
 
 # ---- stopping contact for good, and taking an account back from its agency ----------------------------

@@ -150,8 +150,13 @@ def claim(s: Session, case_id: int, person: str, now: datetime) -> CaseView:
 
 
 def note(s: Session, case_id: int, person: str, text: str, now: datetime) -> None:
+    log(s, case_id, person, "noted", text, now)
+
+
+def log(s: Session, case_id: int, person: str, action: str, text: str, now: datetime) -> None:
+    """A line of the case's history (a note, a reply texted to the debtor …)."""
     _locked(s, case_id)
-    _event(s, case_id, now, person, "noted", text)
+    _event(s, case_id, now, person, action, text)
 
 
 def remind(s: Session, case_id: int, now: datetime) -> bool:

@@ -51,6 +51,21 @@ class NegotiationRequest(BaseModel):
     case_id: str | None = _case_id()
 
 
+class ReplyOut(BaseModel):
+    """An agent's answer to a debtor's message (a case in the inbox): one text, through the contact gate.
+
+    ``text`` is a note reference (store/notes.py: the words stay in the database; the send activity
+    reads them back), or the words themselves when no database is at hand; at most
+    :data:`ANSWER_REASON_MAX` characters are quoted."""
+
+    model_config = ConfigDict(frozen=True)
+
+    case_id: str = Field(pattern=CASE_ID_PATTERN)
+    seq: int = Field(default=1, ge=1, description="The case's n-th reply (one text each, once)")
+    text: str = Field(min_length=1, max_length=ANSWER_REASON_MAX)
+    actor: str = "agent"
+
+
 class NegotiationAnswer(BaseModel):
     """An agent's answer to a plan request that did not end in an agreed plan.
 

@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.accounts import HoldKind, Mode
     from domain.cadence import local_date
     from workflows.contacts import Contacts
+    from workflows.messages import ReplyOut
     from workflows.state import Ack, PlanRequest
 
 #: Every notice of issue 14 (generation 3): runs recorded before it replay as they were.
@@ -56,6 +57,16 @@ class Notices(Contacts):
     def tell(self, key: str, template: str, context: dict[str, str] | None = None) -> None:
         """Queue one notice: sent once (``key``), before the run's next step."""
         self.state.inbox.acks.append(Ack(key=key, template=template, context=context or {}))
+
+    @workflow.signal
+    def reply_to_debtor(self, reply: ReplyOut) -> None:
+        """An agent answers a debtor's message from the inbox: one text per reply, sent once, before the
+        run's next step, at a lawful hour like every other text (an opt-out or a total hold stops it)."""
+        if self.mode == Mode.CLOSED and self.carried.placed_with is None:
+            return
+        if self.patched(NOTICES_PATCH):
+            self.tell(f"reply/{reply.case_id}/{reply.seq}", "agent_reply", {"reason": reply.text})
+            self.wake = True
 
     def local_day(self, at: datetime) -> str:
         """A deadline as the debtor reads it: the date in their home zone."""

@@ -6,18 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import re
+from datetime import timedelta
 
 import httpx
 from fastapi import FastAPI
 
 from domain.accounts import HoldKind
+from domain.cases import CaseKind
+from service import cases as case_service
 from service.app import create_app
 from store import cases as case_store
 from tests.service import test_selfservice as debtor_pages
 from tests.service.test_console import browser
 from tests.service.test_console import csrf_of as console_csrf
 from tests.service.test_selfservice import csrf_of, link_for, overdue, signed_in, status_of
-from tests.workflows.conftest import NY, Harness
+from tests.workflows.conftest import NY, Harness, at_local
 
 #: the linked debtor's harness and the web client of the self-service tests
 harness, web = debtor_pages.harness, debtor_pages.web
@@ -125,3 +128,38 @@ async def _deadlines_set(harness: Harness, account_id: str) -> list[case_store.C
             return found
         await asyncio.sleep(0.05)
     raise AssertionError(f"the case's clock never set its deadlines: {found}")
+
+
+async def test_an_agent_answers_a_message_and_the_reply_is_texted_once_through_the_gate(
+    harness: Harness, web: httpx.AsyncClient
+) -> None:
+    account = await overdue(harness)
+    case = await case_service.open_case(
+        harness.client, harness.sessions, harness.settings, source_key=f"sms/SM{account.account_id}",
+        account_id=account.account_id, kind=CaseKind.INBOUND_TEXT, channel="sms",
+        summary="Can I pay on the 15th instead?", actor="debtor",
+    )  # fmt: skip
+    console: FastAPI = create_app(harness.settings.model_copy(update={"api_tokens": {AGENT: "ann:agent"}}))
+    console.state.temporal_client = harness.client
+    console.state.sessions = harness.sessions
+    reply = "Yes, the 15th is fine: no reminder before then."
+    async with browser(console, AGENT) as agent:
+        page = await agent.get(f"/console/cases/{case.id}")
+        too_long = await agent.post(
+            f"/console/cases/{case.id}/answer",
+            data={"csrf": console_csrf(page.text), "text": "x" * 81, "send": "on"},
+        )
+        assert "text%3A%20a%20reply%20texted" in too_long.headers["location"]
+        answered = await agent.post(
+            f"/console/cases/{case.id}/answer",
+            data={"csrf": console_csrf(page.text), "text": reply, "send": "on"},
+        )
+        assert answered.status_code == 303 and "answered" in answered.headers["location"]
+    await harness.skip_to(at_local((await harness.now()).astimezone(NY).date() + timedelta(days=1), 13))
+    texts = [m.get("body") or "" for m in await harness.carrier_log(account.debtor.phone)]
+    [sent] = [t for t in texts if reply in t]  # exactly one text carries the reply
+    assert sent.startswith(f"Acme Finance: {reply} Questions? Call ")
+    [done] = _cases(harness, account.account_id)
+    assert done.status.value == "answered" and done.answer == reply
+    with harness.sessions.begin() as s:
+        assert [e.action for e in case_store.history(s, case.id)] == ["opened", "replied", "answered"]
