@@ -134,7 +134,10 @@ def parser() -> argparse.ArgumentParser:
         h = sub.add_parser(name, help=what)
         h.add_argument("account")
         h.add_argument("--reason", required=True)
-    oo = sub.add_parser("opt-out", help="stop a channel for good (one confirmation text for SMS)")
+    oo = sub.add_parser(
+        "opt-out",
+        help="stop a channel (one confirmation text for SMS; only the debtor's START by text undoes it)",
+    )
     oo.add_argument("account")
     oo.add_argument("channel", choices=["sms", "voice"])
     c = sub.add_parser("complaint", help="file a complaint: contact stops until an investigator decides")

@@ -55,6 +55,11 @@ PLAN_NOTICES = "plan-confirmed-and-broken-in-writing"
 #: A payment that asks for a receipt (the debtor paid through the self-service checkout) gets one text
 #: saying what came in and what is still owed, once per payment; paid in full, the closing receipt is it.
 PAYMENT_RECEIPTS = "receipt-for-each-checkout-payment"
+#: Opt-out as carriers define it (issue 14): a repeated STOP or a plan request no longer withdraws
+#: the opt-out confirmation under way (each withdraws only what chases the debt; an opt-out only on
+#: its channel), START opts texts back in with one confirmation, an opt-out after an opt-in is
+#: confirmed again, and of several accounts on one number only one confirms.
+SMS_CONSENT = "sms-opt-in-and-one-opt-out-confirmation"
 
 GENERATIONS: list[frozenset[str]] = [
     frozenset(),  # generation 0: runs that ask the server for every patch
@@ -82,7 +87,7 @@ GENERATIONS: list[frozenset[str]] = [
         }
     ),
     frozenset({VISIT_AFTER_STEP, PLAN_NOTICES}),
-    frozenset({PAYMENT_RECEIPTS}),
+    frozenset({PAYMENT_RECEIPTS, SMS_CONSENT}),
 ]
 
 #: The generation new runs are started with (intake, hand-over).
