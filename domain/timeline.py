@@ -46,7 +46,7 @@ class Timeline(BaseModel):
 STOPS_CONTACT = [
     "paying the balance in full (one receipt, then nothing)",
     "agreeing a plan: dunning stops before the agreement is confirmed; only reminders before a due date follow",
-    "replying STOP to a text (that channel stops for good)",
+    "replying STOP to a text (texts stop until you reply START)",
     "filing a dispute or complaint (contact pauses until it is resolved)",
     "asking us to cease contact, or naming an attorney",
 ]

@@ -159,7 +159,10 @@ def parser() -> argparse.ArgumentParser:
         h.add_argument("account")
         h.add_argument("--reason", required=True)
         named(h)
-    oo = sub.add_parser("opt-out", help="stop a channel for good (one confirmation text for SMS)")
+    oo = sub.add_parser(
+        "opt-out",
+        help="stop a channel (one confirmation text for SMS; only the debtor's START by text undoes it)",
+    )
     oo.add_argument("account")
     oo.add_argument("channel", choices=["sms", "voice"])
     named(oo, "who recorded the debtor's refusal")

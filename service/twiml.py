@@ -76,10 +76,6 @@ UNKNOWN_CALL = {
     Language.EN: "This is {company}. Please call us on {callback}. Goodbye.",
     Language.ZH_CN: "这里是{company}。请拨打{callback}联系我们。再见。",
 }
-SMS_STOPPED = {
-    Language.EN: "{company}: you will receive no more texts from us. Questions? Call {callback}.",
-    Language.ZH_CN: "{company}：您将不再收到我们的短信。如有疑问请致电{callback}。",
-}
 SMS_PLAN = {
     Language.EN: "{company}: thank you, reminders are paused while we prepare plan options. Call {callback}.",
     Language.ZH_CN: "{company}：谢谢，我们已暂停提醒并正在为您准备还款方案。电话{callback}。",
@@ -186,7 +182,6 @@ def sms_text(table: dict[Language, str], language: Language | str | None, compan
 
 __all__ = [
     "SMS_PLAN",
-    "SMS_STOPPED",
     "VOICE_LANG",
     "balance",
     "balance_elsewhere",

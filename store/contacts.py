@@ -296,8 +296,8 @@ def set_contact_status(
     """Mark a channel active, unreachable or opted out; True if it changed.
 
     An opt-out is permanent: "a medium the consumer asked not to use is never used again", so this
-    function never turns ``opted_out`` back into anything else (that would take a new, documented
-    consent, which is not a status flip).
+    function never turns ``opted_out`` back into anything else: that takes a new, documented
+    consent from the debtor, and only :func:`opt_back_in` records one.
     """
     row = _account_row(s, account_id, lock=True)
     wanted = _value(ContactStatus, status, "contact status")
@@ -307,6 +307,25 @@ def set_contact_status(
     if point.status == wanted or point.status == ContactStatus.OPTED_OUT.value:
         return False
     point.status = wanted
+    point.updated_at = now
+    return True
+
+
+def opt_back_in(s: Session, account_id: str, channel: Channel | str, now: datetime) -> bool:
+    """The one way out of ``opted_out``: the debtor's own new consent from that address (a START
+    texted from the number, whose message is in the audit log). True if the channel was opted out.
+
+    An unreachable or active channel is left as it is: opting in says nothing about reachability.
+    Holds (a cease request, a prohibited medium) are not touched either; they stop contact on their
+    own, and only whoever placed them lifts them.
+    """
+    row = _account_row(s, account_id, lock=True)
+    point = _points(row).get(Channel(channel))
+    if point is None:
+        raise ValueError(f"account {account_id} has no {Channel(channel).value} contact point")
+    if point.status != ContactStatus.OPTED_OUT.value:
+        return False
+    point.status = ContactStatus.ACTIVE.value
     point.updated_at = now
     return True
 
@@ -329,6 +348,17 @@ def set_emergency_status(s: Session, account_id: str, status: ContactStatus | st
     if row is None or row.status in (wanted, ContactStatus.OPTED_OUT.value):
         return False
     row.status = wanted
+    row.updated_at = now
+    return True
+
+
+def emergency_opt_back_in(s: Session, account_id: str, now: datetime) -> bool:
+    """The emergency contact texted an opt-in word after an opt-out: their number may be asked again
+    (within the profile's locate caps). True if it was opted out."""
+    row = _emergency(s, account_id)
+    if row is None or row.status != ContactStatus.OPTED_OUT.value:
+        return False
+    row.status = ContactStatus.ACTIVE.value
     row.updated_at = now
     return True
 

@@ -3,8 +3,8 @@ have not replied START since.
 
 Why apart from the accounts' contact points: a carrier's opt-out is about a *number and a sender*
 (Twilio blocks every text from our number to it until it replies START), whoever the number belongs
-to; the contact point's ``opted_out`` is about a debtor's collection texts and never goes back by
-itself. A sign-in code the debtor asked for is sent by voice to a blocked number, and by text again
+to; the contact point's ``opted_out`` is about a debtor's collection texts and goes back only with
+the debtor's own START (:func:`store.contacts.opt_back_in`). A sign-in code the debtor asked for is sent by voice to a blocked number, and by text again
 once it replied START.
 
 Numbers stopped before this table existed are known only by their SMS contact point (inbound STOP and

@@ -118,6 +118,33 @@ class OptOut(BaseModel):
 
     channel: Channel
     source: str = "debtor"
+    confirm: bool = Field(
+        default=True,
+        description=(
+            "Send the one SMS confirmation. False when it is not this account's to send: another "
+            "account on the same number sends it"
+        ),
+    )
+    stored: bool = Field(
+        default=False,
+        description=(
+            "The opt-out is in the database already (the inbound-SMS webhook writes it before it "
+            "signals): the run does not write it again, so it can never land after a later START"
+        ),
+    )
+
+
+class OptIn(BaseModel):
+    """The debtor texted an opt-in word (START, UNSTOP, 开始 ...): texts may go again, confirmed once.
+
+    Only the inbound-SMS webhook sends it, after it has written the opt-in to the database.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    channel: Channel = Channel.SMS
+    source: str = "debtor_sms"
+    confirm: bool = Field(default=True, description="Send the one confirmation (as for OptOut)")
 
 
 class ContactUpdate(BaseModel):

@@ -61,6 +61,11 @@ PAYMENT_RECEIPTS = "receipt-for-each-checkout-payment"
 #: complaint route, goes before collection resumes; a plan request is answered (declined, escalated)
 #: or, left unanswered, its lapse is told before the next contact.
 NOTICES = "every-request-answered-in-writing"
+#: Opt-out as carriers define it (issue 14): a repeated STOP or a plan request no longer withdraws
+#: the opt-out confirmation under way (each withdraws only what chases the debt; an opt-out only on
+#: its channel), START opts texts back in with one confirmation, an opt-out after an opt-in is
+#: confirmed again, and of several accounts on one number only one confirms.
+SMS_CONSENT = "sms-opt-in-and-one-opt-out-confirmation"
 
 GENERATIONS: list[frozenset[str]] = [
     frozenset(),  # generation 0: runs that ask the server for every patch
@@ -88,7 +93,7 @@ GENERATIONS: list[frozenset[str]] = [
         }
     ),
     frozenset({VISIT_AFTER_STEP, PLAN_NOTICES}),
-    frozenset({PAYMENT_RECEIPTS, NOTICES}),
+    frozenset({PAYMENT_RECEIPTS, NOTICES, SMS_CONSENT}),
 ]
 
 #: The generation new runs are started with (intake, hand-over).

@@ -74,6 +74,14 @@ class Inbox(BaseModel):
     reports: list[OutcomeReport] = Field(default_factory=list)
     acks: list[Ack] = Field(default_factory=list)
     confirm_opt_out: bool = False
+    opt_out_write: bool | None = Field(
+        default=None,
+        description=(
+            "Must the run store the SMS opt-out: True an operator's, False the webhook stored it "
+            "already, None as before issue 14 (stored with its confirmation)"
+        ),
+    )
+    confirm_opt_in: bool = Field(default=False, description="The debtor opted back in to texts: confirm once")
     close: CloseOrder | None = None
     recall: RecallRequest | None = None
     upgrade: Rules | None = Field(default=None, description="Rules an operator moved the account to")
@@ -87,6 +95,8 @@ class Inbox(BaseModel):
             or self.reports
             or self.acks
             or self.confirm_opt_out
+            or self.opt_out_write
+            or self.confirm_opt_in
             or self.close
             or self.recall
             or self.upgrade
@@ -135,6 +145,13 @@ class AccountState(BaseModel):
     resumed_from: str | None = Field(default=None, description="Why this run started (broken plan …)")
     closing: str | None = Field(
         default=None, description="Set once the run has begun to close (charge-off, paid …): no plan now"
+    )
+    sms_opt_ins: int = Field(
+        default=0,
+        description=(
+            "Times the debtor opted back in to texts: numbers each opt-in's confirmation and the "
+            "opt-out confirmation after it, so a STOP after a START is confirmed again, once"
+        ),
     )
     last_send_ended: datetime | None = Field(
         default=None, description="Workflow time the last send or outcome wait ended (any run)"

@@ -42,7 +42,7 @@ from tests.workflows.conftest import Harness
 from workers.setup import build_workers
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.messages import NegotiationRequest, OptOut, OutcomeReport
+    from workflows.messages import NegotiationRequest, OptIn, OptOut, OutcomeReport
 
 PUBLIC = "https://collect.example.test"
 #: an auditor's token for the operations endpoints (``/ops/governor``)
@@ -69,6 +69,10 @@ class SignalProbe:
     @workflow.signal
     def opt_out(self, request: OptOut) -> None:
         self.got.append({"signal": "opt_out", **request.model_dump(mode="json")})
+
+    @workflow.signal
+    def opt_in(self, request: OptIn) -> None:
+        self.got.append({"signal": "opt_in", **request.model_dump(mode="json")})
 
     @workflow.signal
     def negotiation_requested(self, request: NegotiationRequest) -> None:

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from domain.accounts import Account, Channel, Debtor, EmergencyContact
 from domain.gate import Audience
+from domain.templates import forbidden_in
 from store.accounts import account_snapshot, upsert_account
 from store.contacts import mark_attempt, reserve_attempt, third_party_gate_inputs
 from tests.service.conftest import NOW, Signer, random_phone
@@ -81,8 +82,26 @@ async def test_stop_from_the_emergency_contact_opts_them_out_only(
         "Body": "STOP",
     }
     response = await twilio.post(http, SMS, form)
-    assert response.status_code == 200 and "<Message" not in response.text
+    again = await twilio.post(http, SMS, {**form, "MessageSid": "SMin2", "SmsSid": "SMin2"})
+    # one confirmation, as for anyone (no workflow sends it: this is not the debtor), naming no debt
+    assert response.status_code == 200 and response.text.count("<Message>") == 1
+    assert forbidden_in(response.text) == [] and "<Message" not in again.text
     assert third_party_state(sessions, account) == ("opted_out", [])
     with sessions.begin() as s:
         snap = account_snapshot(s, account.account_id)
     assert snap is not None and snap.opted_out == []  # the debtor did not opt out of anything
+
+
+async def test_start_from_the_emergency_contact_lets_them_be_asked_again_once_confirmed(
+    http: httpx.AsyncClient, twilio: Signer, sessions: sessionmaker[Session]
+) -> None:
+    account = with_emergency(sessions)
+    assert account.emergency is not None
+    replies = []
+    for n, body in enumerate(("退订", "开始", "开始"), start=1):
+        form = {"MessageSid": f"SMx{n}", "SmsSid": f"SMx{n}", "From": account.emergency.phone, "Body": body}
+        replies.append((await twilio.post(http, SMS, form)).text)
+    assert [r.count("<Message>") for r in replies] == [1, 1, 0]  # in the words' language, Chinese
+    assert "您已退订" in replies[0] and "您已恢复接收" in replies[1]
+    assert all(forbidden_in(r) == [] for r in replies)
+    assert third_party_state(sessions, account) == ("active", [])

@@ -28,7 +28,7 @@ REQUIRED = {
     "courtesy_reminder", "early_reminder", "early_voice", "plan_offer", "agent_call", "settlement_offer",
     # what workflows and the inbound handlers send
     "payment_receipt", "plan_confirmation", "plan_reminder", "plan_completed", "plan_broken",
-    "opt_out_confirmation", "help_reply", "complaint_ack", "dispute_ack", "voicemail_limited",
+    "opt_out_confirmation", "opt_in_confirmation", "help_reply", "complaint_ack", "dispute_ack", "voicemail_limited",
     "third_party_locate",
 }  # fmt: skip
 #: The answers to the debtor's own requests (issue 14: workflows/notices.py), all acknowledgements.
@@ -173,6 +173,7 @@ def test_the_cadence_of_the_default_policy_finds_its_templates_on_its_channels()
         ("plan_completed", Purpose.RECEIPT),
         ("plan_reminder", Purpose.PLAN_REMINDER),
         ("opt_out_confirmation", Purpose.OPT_OUT_CONFIRMATION),
+        ("opt_in_confirmation", Purpose.ACKNOWLEDGEMENT),
         ("complaint_ack", Purpose.ACKNOWLEDGEMENT),
         ("dispute_ack", Purpose.ACKNOWLEDGEMENT),
         ("help_reply", Purpose.ACKNOWLEDGEMENT),

@@ -13,12 +13,14 @@ from datetime import timedelta
 
 import pytest
 
+from domain.accounts import Channel
 from domain.plans import AgreedPlan, PlanKind, PlanProposal
 from domain.timeline import AccountStatus
 from store.accounts import account_snapshot
+from store.contacts import opt_back_in
 from store.ledger import active_plan_id
 from tests.workflows.conftest import EVERY_WAKE, NY, Harness, at_local
-from workflows.messages import ComplaintDecision, ComplaintIn, OptOut
+from workflows.messages import ComplaintDecision, ComplaintIn, OptIn, OptOut
 
 pytestmark = pytest.mark.parametrize("harness", [EVERY_WAKE], indirect=True)
 
@@ -61,6 +63,30 @@ async def test_an_opt_out_confirmation_owed_at_a_hand_over_is_sent_once(harness:
     assert templates.count("opt_out_confirmation") == 1
     status = await handle.query("status", result_type=AccountStatus)
     assert status.opted_out == ["sms"]
+
+
+async def test_an_opt_in_owed_at_a_hand_over_is_confirmed_once_and_texts_resume(harness: Harness) -> None:
+    account = await harness.open_account(due_in_days=-20)
+    handle = harness.handle(account)
+    await harness.skip_to(at_local(account.due_date + timedelta(days=21), 12))
+    opted_out_at = await harness.now()
+    await handle.signal("opt_out", OptOut(channel="sms", source="cli"))  # the run stores this one
+    await harness.skip_to(at_local(account.due_date + timedelta(days=23), 12))
+    opted_in_at = await harness.now()
+    with harness.sessions.begin() as s:  # what the inbound-SMS webhook does before it signals
+        assert opt_back_in(s, account.account_id, Channel.SMS, opted_in_at)
+    await handle.signal("opt_in", OptIn())
+    await handle.signal("opt_in", OptIn())  # START twice
+    await harness.skip_to(at_local(account.due_date + timedelta(days=30), 12))
+    sent = harness.sent(account)
+    templates = [c["template"] for c in sent]
+    assert templates.count("opt_out_confirmation") == 1 and templates.count("opt_in_confirmation") == 1
+    assert not [c for c in sent if c["channel"] == "sms" and opted_out_at < c["at"] < opted_in_at and
+                c["purpose"] == "dunning"]  # fmt: skip
+    # the reminder of day 29 goes by text again
+    assert [c for c in sent if c["template"] == "early_reminder" and c["at"] > opted_in_at]
+    status = await handle.query("status", result_type=AccountStatus)
+    assert status.opted_out == []
 
 
 async def test_an_acknowledgement_owed_at_a_hand_over_is_sent_once(harness: Harness) -> None:

@@ -10,6 +10,11 @@ instead of in production where thousands of open accounts would be stuck.
 * ``tests/histories/*.json``: runs that carry their rules; they must replay whatever the policy and
   profile files say now, which ``test_histories_replay_after_every_policy_file_is_edited`` proves.
 
+* ``tests/histories/stop_twice_gen2-0.json``: a generation-2 run recorded with the code before the
+  ``SMS_CONSENT`` patch (issue 14): STOP, a second STOP while the confirmation waited for its retry
+  (which cancelled it: no confirmation went), a plan request, then paid in full. It replays because
+  the new code asks ``workflow.patched`` for runs of generations before 3.
+
 Record new ones after an intentional, versioned change with
 ``COLLECT_RECORD_HISTORIES=1 pytest tests/workflows/test_replay.py -k main_paths`` (it writes the
 current format; the legacy folder is never rewritten).
