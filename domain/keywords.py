@@ -42,6 +42,8 @@ class Intent(StrEnum):
     OPT_IN = "opt_in"  # texts again, after an opt-out (one confirmation goes)
     HELP = "help"  # who we are, how to reach us, how to stop
     PLAN = "plan"  # the debtor asks for a payment plan
+    COMPLAINT = "complaint"  # the debtor complains: contact stops until it is decided (a case)
+    DISPUTE = "dispute"  # the debtor disputes the debt: no collection until it is verified (a case)
     OTHER = "other"  # not a keyword: a message for a person
 
 
@@ -91,6 +93,11 @@ ZH_HELP = ("帮助", "求助", "客服")
 PLAN_WORDS = ("1", "PLAN", "协商")
 
 #: Courtesy a generous opt-out or help forgives around the word (never around an opt-in).
+#: Complaints and disputes by text (issue 14): the words a debtor would send, and 投诉 ("complaint") and
+#: 异议 ("objection", the word of 《征信业管理条例》 for disputing a record) in Chinese. Each files the same
+#: hold as an agent's and opens a case; its acknowledgement names the case and the deadline.
+COMPLAINT_WORDS = ("COMPLAINT", "COMPLAIN")
+
 _COURTESY_BEFORE = ("PLEASE ", "请")
 _COURTESY_AFTER = (" PLEASE", " THANKS", " THANK YOU", "谢谢")
 
@@ -107,6 +114,10 @@ def _table() -> dict[str, Keyword]:
         (Intent.PLAN, ("PLAN",), Language.EN),
         (Intent.PLAN, ("协商",), Language.ZH_CN),
         (Intent.PLAN, ("1",), None),
+        (Intent.COMPLAINT, COMPLAINT_WORDS, Language.EN),
+        (Intent.COMPLAINT, ("投诉",), Language.ZH_CN),
+        (Intent.DISPUTE, ("DISPUTE",), Language.EN),
+        (Intent.DISPUTE, ("异议",), Language.ZH_CN),
     ]
     for intent, words, language in groups:
         for word in words:

@@ -212,9 +212,12 @@ async def resolve_complaint(
     await calls.signal(client, sessions, account_id, "complaint_resolved", order)
     await audit_write(sessions, account_id, actor, "complaint_decision", decision, note=ref)
     if sessions is not None:  # the complaint's case is answered by its decision
-        answer = {"resume": "not upheld: collection resumes", "close": "upheld: the account is closed"}[
-            decision
-        ]
+        answer = {
+            "upheld": "upheld: the debtor was told, collection resumes",
+            "rejected": "not upheld: the debtor was told, collection resumes",
+            "resume": "not upheld: collection resumes",
+            "close": "upheld: the account is closed",
+        }[decision]
         await cases.answer_open(client, sessions, account_id, CaseKind.COMPLAINT, actor, answer)
 
 

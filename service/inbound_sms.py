@@ -28,15 +28,18 @@ from starlette.datastructures import FormData
 from temporalio.client import Client
 
 from domain.accounts import Channel, Language, Mode, validate_e164
+from domain.cases import CaseKind
 from domain.gate import Purpose
 from domain.keywords import Intent, Keyword, classify
 from domain.masking import mask_phone
 from domain.templates import render
 from runtime.settings import Settings
-from service import twiml
+from service import cases, holds, twiml
 from service.links import self_service_link
+from service.operations import AccountClosed, AccountNotFound
 from service.state import app_sessions, app_settings
 from service.webhooks import BASE, _audit, _client, _empty, _now, _signal, _xml, twilio_params
+from store import cases as case_store
 from store import sms_opt_outs
 from store.contacts import (
     accounts_with_emergency_phone,
@@ -59,6 +62,8 @@ AUDIT_DECISION = {
     Intent.OPT_IN: "start",
     Intent.HELP: "help",
     Intent.PLAN: "plan",
+    Intent.COMPLAINT: "complaint",
+    Intent.DISPUTE: "dispute",
     Intent.OTHER: "other",
 }
 
@@ -242,7 +247,59 @@ async def inbound_sms(request: Request, params: FormData = Depends(twilio_params
                 )
         if asked:
             return _xml(twiml.sms_reply(twiml.sms_text(twiml.SMS_PLAN, found.language, company, callback)))
+    if found.kind in (Intent.COMPLAINT, Intent.DISPUTE):
+        await _filed_by_text(request, client, found, sid)  # the workflow's acknowledgement is the answer
+    elif found.kind == Intent.OTHER:
+        await _for_a_person(request, client, found, str(params.get("Body") or ""), sid)
     return _empty()
+
+
+async def _filed_by_text(request: Request, client: Client | None, found: Inbound, sid: str) -> None:
+    """COMPLAINT / 投诉 or DISPUTE / 异议: the same hold and case an agent files, for every account on the
+    number that can take it; its one acknowledgement (case number, deadline) comes from its workflow."""
+    if client is None:
+        return
+    kind = CaseKind.COMPLAINT if found.kind == Intent.COMPLAINT else CaseKind.DISPUTE
+    for account_id, _, _ in found.accounts:
+        if await run_in_threadpool(_noted_on_open_case, app_sessions(request), account_id, kind, sid):
+            continue  # the same request again while it is open: noted on its case, nothing sent twice
+        key = f"sms/{sid}/{account_id}/{found.kind.value}"  # a redelivered webhook files nothing twice
+        try:
+            if found.kind == Intent.COMPLAINT:
+                await holds.file_complaint(
+                    client, account_id, "complaint made by text", "debtor", source="debtor",
+                    sessions=app_sessions(request), settings=app_settings(request), channel="sms", source_key=key,
+                )  # fmt: skip
+            else:
+                await holds.file_dispute(
+                    client, account_id, "dispute made by text", "debtor", sessions=app_sessions(request),
+                    settings=app_settings(request), channel="sms", source_key=key,
+                )  # fmt: skip
+        except (AccountClosed, AccountNotFound) as err:
+            log.info("%s by text for %s not filed: %s", found.kind.value, account_id, err)
+
+
+def _noted_on_open_case(sessions: sessionmaker[Session], account_id: str, kind: CaseKind, sid: str) -> bool:
+    with sessions.begin() as s:
+        open_case = case_store.open_case_of(s, account_id, kind)
+        if open_case is None:
+            return False
+        case_store.log(
+            s, open_case.id, "debtor", "texted_again", f"{kind.value} by text again ({sid})", _now()
+        )
+        return True
+
+
+async def _for_a_person(request: Request, client: Client | None, found: Inbound, body: str, sid: str) -> None:
+    """A message that is no keyword reaches a person: a case in the agents' inbox per account on the
+    number, answered (and, if the agent chooses, replied to by text) from the case page."""
+    if client is None or not body.strip():
+        return
+    for account_id, _, _ in found.accounts:
+        await cases.open_case(
+            client, app_sessions(request), app_settings(request), source_key=f"sms/{sid}/{account_id}",
+            account_id=account_id, kind=CaseKind.INBOUND_TEXT, channel="sms", summary=body, actor="debtor",
+        )  # fmt: skip
 
 
 __all__ = [
