@@ -443,6 +443,10 @@ NOTICES = {
     "resumed": "Account resumed.",
     "complaint_filed": "Complaint filed: contact has stopped until it is decided; the debtor is told once.",
     "complaint_resume": "Complaint decided, not upheld: the hold is lifted and collection resumes.",
+    "complaint_rejected": "Complaint decided, not upheld: the debtor is told first, with the regulator's "
+    "route; then collection resumes.",
+    "complaint_upheld": "Complaint decided, upheld: the debtor is told first, with the regulator's route; "
+    "then collection resumes.",
     "complaint_close": "Complaint upheld: the hold is lifted and the account is closing.",
     "dispute_filed": "Dispute filed: no collection until the debt is verified; the debtor is told once.",
     "dispute_verified": "Dispute verified: the hold is lifted and collection may resume.",

@@ -398,12 +398,12 @@ async def test_agent_files_and_decides_a_complaint_in_the_console(
     assert (await stack.status(account)).holds == [HoldKind.COMPLAINT.value]
     await shots(page, "3-refused")
 
-    await page.check("#act-complaint-decision input[value=resume]")
+    await page.check("#act-complaint-decision input[value=rejected]")
     await page.click("#decide-complaint")
     await page.wait_for_selector("text=Complaint decided, not upheld")
     assert "complaint" not in await page.inner_text("h1")
     first_decision = page.locator("#decisions tbody tr").first
-    assert "alice" in await first_decision.inner_text() and "resume" in await first_decision.inner_text()
+    assert "alice" in await first_decision.inner_text() and "rejected" in await first_decision.inner_text()
     await shots(page, "4-decided")
     status = await stack.status(account)
     assert status.holds == [] and status.mode == Mode.DUNNING
