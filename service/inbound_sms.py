@@ -24,7 +24,7 @@ from domain.gate import Purpose
 from domain.masking import mask_phone
 from domain.templates import render
 from runtime.settings import Settings
-from service import twiml
+from service import leads, twiml
 from service.links import self_service_link
 from service.state import app_sessions, app_settings
 from service.webhooks import BASE, _audit, _client, _empty, _now, _signal, _xml, twilio_params
@@ -190,6 +190,8 @@ async def inbound_sms(request: Request, params: FormData = Depends(twilio_params
                 )
         if asked:
             return _xml(twiml.sms_reply(twiml.sms_text(twiml.SMS_PLAN, found.language, company, callback)))
+    if found.kind == "other":  # an emergency contact's reply: a lead for the agents' inbox (service/leads.py)
+        await leads.emergency_reply(request, phone, str(params.get("Body") or ""), sid)
     return _empty()
 
 

@@ -44,6 +44,7 @@ TABLES = {
     "case_events",  # 0013 (a case's history)
     "signin_codes",  # 0011 (one-time sign-in codes, stored as digests; decoys for numbers on no account)
     "sms_opt_outs",  # 0011 (numbers our sender may not text: STOP without START since)
+    "contact_changes",  # 0015 (a new number for a lost debtor, pending until confirmed by code)
 }
 
 
