@@ -15,6 +15,7 @@ from domain.accounts import AccountTerms, Carried, Channel, ContactOutcome, Ledg
 from domain.cadence import day_start, dpd_at, gate_state, next_action
 from domain.gate import Allow, Defer, PlannedContact, Purpose, decide
 from domain.money import format_minor
+from domain.numbers import NumberStatus
 from domain.plans import AgreedPlan
 from domain.policy import Policy
 from domain.profiles import Profile
@@ -257,4 +258,9 @@ class AccountStatus(BaseModel):
     rules_version: str | None = Field(default=None, description="The policy and profile versions it runs")
     voice_paused_until: datetime | None = Field(
         default=None, description="Voice paused by the campaign's abandoned-call governor until about then"
+    )
+    number: NumberStatus | None = Field(
+        default=None,
+        description="The number on file and how it was found and confirmed, and a new one waiting for its "
+        "code (from the application database; the workflow leaves it empty)",
     )

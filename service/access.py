@@ -94,6 +94,13 @@ ACCESS: dict[tuple[str, str], Rule] = {
     ("POST", "/me/complaint"): public(VERIFIED),
     ("POST", "/me/dispute"): public(VERIFIED),
     ("GET", "/me/paid/{checkout_id}"): public(VERIFIED),
+    ("GET", "/me/number"): public(VERIFIED),
+    ("POST", "/me/number"): public(
+        VERIFIED
+        + "; a code to the new number, limited per number like sign-in codes (service/debtor_number.py)"
+    ),
+    ("POST", "/me/number/code"): public(VERIFIED),
+    ("POST", "/me/number/confirm"): public(VERIFIED + "; 5 wrong codes lock the number out"),
     # the payment provider's webhook, and our checkout simulator (development only: no key, not production)
     ("POST", "/webhooks/checkout/{provider}"): public(CHECKOUT),
     ("GET", "/checkout/simulator/{session_id}"): public(SIMULATOR),
@@ -143,6 +150,12 @@ ACCESS: dict[tuple[str, str], Rule] = {
     ("GET", "/api/events/subscriptions/{subscription_id}/deliveries"): api("read"),
     ("POST", "/api/events/deliveries/{delivery_id}/retry"): api("approve"),
     ("GET", "/api/accounts/{account_id}/events"): api("read"),
+    # a lost debtor's new number: recorded unverified, confirmed by a code (service/api_numbers.py)
+    ("GET", "/api/accounts/{account_id}/contact-points"): api("read"),
+    ("POST", "/api/accounts/{account_id}/contact-points"): api("write"),
+    ("POST", "/api/accounts/{account_id}/contact-points/{number_id}/code"): api("write"),
+    ("POST", "/api/accounts/{account_id}/contact-points/{number_id}/confirm"): api("write"),
+    ("POST", "/api/accounts/{account_id}/contact-points/{number_id}/cancel"): api("write"),
     # the agencies' API and the lender's side of it
     ("GET", "/agency/visits"): api("agency_report"),
     ("POST", "/agency/visits/{visit_id}/report"): api("agency_report"),
@@ -179,6 +192,10 @@ ACCESS: dict[tuple[str, str], Rule] = {
     ("POST", "/console/accounts/{account_id}/recall"): console("approve"),
     ("POST", "/console/accounts/{account_id}/close"): console("approve"),
     ("POST", "/console/accounts/{account_id}/reopen"): console("approve"),
+    ("POST", "/console/accounts/{account_id}/number"): console("write"),
+    ("POST", "/console/accounts/{account_id}/number/code"): console("write"),
+    ("POST", "/console/accounts/{account_id}/number/confirm"): console("write"),
+    ("POST", "/console/accounts/{account_id}/number/cancel"): console("write"),
     ("GET", "/console/approvals"): console("approve"),
     ("POST", "/console/approvals/{request_id}/{decision}"): console("approve"),
     ("GET", "/console/queue"): console("read"),

@@ -22,11 +22,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client, WorkflowExecution
 
 from domain.accounts import HoldKind, Mode, Stage, workflow_id_for
+from domain.numbers import NumberStatus
 from domain.timeline import AccountStatus, Timeline
 from service import temporal_calls as calls
 from service.operations import AccountNotFound
 from store.accounts import account_snapshot
+from store.contact_changes import number_status
 from store.contacts import AttemptView, contact_attempts
+from store.rows import UnknownAccount
 from workflows import search
 
 WORKFLOW_TYPES = ("DelinquencyWorkflow", "SettlementWorkflow")
@@ -165,8 +168,22 @@ async def find_accounts(
 async def account_status(
     client: Client, account_id: str, *, sessions: sessionmaker[Session] | None = None
 ) -> AccountStatus:
-    """The workflow's ``status`` query: mode, stage, DPD, balance, holds, next action, plan, closing."""
-    return await calls.status(client, sessions, account_id)
+    """The workflow's ``status`` query: mode, stage, DPD, balance, holds, next action, plan, closing;
+    with ``sessions``, also how the number on file was found and confirmed (``number``, from the
+    database: a confirmation is the database's fact, so no workflow keeps it)."""
+    status = await calls.status(client, sessions, account_id)
+    if sessions is None:
+        return status
+    number = await asyncio.to_thread(_number, sessions, account_id)
+    return status.model_copy(update={"number": number}) if number is not None else status
+
+
+def _number(sessions: sessionmaker[Session], account_id: str) -> NumberStatus | None:
+    with sessions.begin() as s:
+        try:
+            return number_status(s, account_id)
+        except UnknownAccount:
+            return None
 
 
 async def account_timeline(

@@ -23,6 +23,7 @@ from service import (
     api_accounts,
     api_events,
     api_holds,
+    api_numbers,
     api_payments,
     api_plans,
     auth,
@@ -35,6 +36,7 @@ from service import (
     console_queues,
     console_signin,
     dashboard,
+    debtor_number,
     debtor_payments,
     debtor_requests,
     debtor_signin,
@@ -100,7 +102,14 @@ def create_app(settings: Settings | None = None, temporal_client: Client | None 
         app.state.temporal_client = temporal_client
     debtor_signin.install_log_redaction()  # the access log never holds a self-service link
     app.add_middleware(tracing.TraceRequests)  # one span per request, continuing the caller's trace
-    api = (api_accounts, api_plans, api_payments, api_holds, api_events)  # the /api routers, one per concern
+    api = (
+        api_accounts,
+        api_plans,
+        api_payments,
+        api_holds,
+        api_events,
+        api_numbers,
+    )  # the /api routers, one per concern
     for module in (
         webhooks,
         inbound_sms,
@@ -112,6 +121,7 @@ def create_app(settings: Settings | None = None, temporal_client: Client | None 
         console_events,
         console_signin,
         selfservice,
+        debtor_number,  # before debtor_signin too: /me/number is no link
         debtor_payments,
         debtor_requests,
         checkout_webhook,

@@ -20,6 +20,10 @@ Why it is built this way:
   of their own once the answer is out, for every number alike, so the page answers in the same time
   whether or not a code is sent (no account enumeration by timing), and a slow carrier never holds
   the debtor's browser.
+* **The same sending confirms a new number** (``service/contact_numbers.py``): a ``contact``
+  delivery says it is a code to confirm the number (no word about a debt: the number is not the
+  debtor's until the code comes back), is audited as ``contact_code`` under the person who asked
+  for it, and is sent at once like a sign-in code, to the new number only.
 * Each code sent, and each that could not be, is in the audit log; the number is masked there and in
   the logs (:func:`domain.masking.mask_phone`), the code never appears in either.
 """
@@ -70,22 +74,38 @@ class Delivery:
     code: str
     language: Language
     via: str  # "sms" or "voice"
+    #: "signin" (a code to sign in at /me) or "contact" (a code confirming a newly recorded number)
+    kind: str = "signin"
+    #: who the audit lines name: the sign-in's sender, or the person who asked for a confirmation code
+    actor: str = "self_service"
+
+    @property
+    def action(self) -> str:
+        return "contact_code" if self.kind == "contact" else "signin_code"
 
 
-def code_text(language: Language, company: str, code: str) -> str:
+#: the strings of each kind of code: (text, call, call again)
+WORDING = {
+    "signin": ("code_sms", "code_voice", "code_voice_again"),
+    "contact": ("confirm_sms", "confirm_voice", "confirm_voice_again"),
+}
+
+
+def code_text(language: Language, company: str, code: str, kind: str = "signin") -> str:
     """The text: who sends it, the code, how long it works, never to share it (one SMS segment)."""
-    return Texts(language.value)("code_sms", company=company, code=code)
+    return Texts(language.value)(WORDING[kind][0], company=company, code=code)
 
 
-def code_twiml(language: Language, company: str, code: str) -> str:
+def code_twiml(language: Language, company: str, code: str, kind: str = "signin") -> str:
     """The call: our name and the code at once, digit by digit, then the code again."""
     t = Texts(language.value)
+    _, first, again = WORDING[kind]
     digits = t("code_voice_separator").join(code)
     lang = VOICE_LANG.get(language, "en-US")
     response = VoiceResponse()
-    response.say(t("code_voice", company=company, digits=digits), language=lang)
+    response.say(t(first, company=company, digits=digits), language=lang)
     response.pause(length=1)
-    response.say(t("code_voice_again", digits=digits), language=lang)
+    response.say(t(again, digits=digits), language=lang)
     return str(response)
 
 
@@ -131,7 +151,7 @@ class Sender:
                 message = self.twilio.messages.create(
                     to=d.phone,
                     from_=st.twilio_from_number,
-                    body=code_text(d.language, st.company_name, d.code),
+                    body=code_text(d.language, st.company_name, d.code, d.kind),
                 )
         except TwilioRestException as exc:
             if exc.code == 21610:
@@ -143,7 +163,7 @@ class Sender:
                 else f"sms_error_{exc.code or exc.status}"
             )
         except Exception as exc:  # the carrier unreachable: a call may still get through
-            log.warning("sign-in code text to %s failed: %s", mask_phone(d.phone), type(exc).__name__)
+            log.warning("%s text to %s failed: %s", d.action, mask_phone(d.phone), type(exc).__name__)
             self._audit(d, "failed", channel="sms", error=type(exc).__name__)
             return "sms_unsent"
         self._audit(d, "sent", channel="sms", sid=message.sid)
@@ -184,12 +204,12 @@ class Sender:
                 call = self.twilio.calls.create(
                     to=d.phone,
                     from_=st.twilio_from_number,
-                    twiml=code_twiml(d.language, st.company_name, d.code),
+                    twiml=code_twiml(d.language, st.company_name, d.code, d.kind),
                     timeout=25,  # ring at least 15 s, not for ever
                 )
         except Exception as exc:
             error = exc.code if isinstance(exc, TwilioRestException) else type(exc).__name__
-            log.warning("sign-in code call to %s failed: %s", mask_phone(d.phone), error)
+            log.warning("%s call to %s failed: %s", d.action, mask_phone(d.phone), error)
             self._audit(d, "failed", channel="voice", error=error, because=why)
             return False
         self._audit(d, "sent", channel="voice", sid=call.sid, because=why)
@@ -203,12 +223,12 @@ class Sender:
                 at=now,
                 clock="wall",
                 account_id=d.account_id,
-                actor="self_service",
-                action="signin_code",
+                actor=d.actor,
+                action=d.action,
                 decision=decision,
                 details={"to": mask_phone(d.phone), **{k: v for k, v in details.items() if v is not None}},
             )
-        log.info("sign-in code %s (%s) to %s", decision, details.get("channel"), mask_phone(d.phone))
+        log.info("%s %s (%s) to %s", d.action, decision, details.get("channel"), mask_phone(d.phone))
 
 
 def requested(sessions: sessionmaker[Session], phone: str, via: str, account_id: str | None) -> None:
@@ -269,6 +289,30 @@ def after_answer(request: Request, phone: str, via: str, delivery: Delivery | No
         task.add_done_callback(pending.discard)
 
     return BackgroundTask(start)
+
+
+def deliver_now(
+    app: FastAPI, settings: Settings, sessions: sessionmaker[Session], delivery: Delivery
+) -> None:
+    """Start delivering ``delivery`` in a task of its own and return at once (called on the event
+    loop): the person who asked (an agent, the debtor on the page) gets their answer without waiting
+    for the carrier, which may take a minute to say a text did not arrive and a call must follow."""
+
+    async def run() -> str:
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                _executor(app), Sender(settings, sessions, twilio_of(app, settings)).deliver, delivery
+            )
+        except Exception:  # never a silent loss: the log says which number (masked) went without
+            log.exception("%s to %s not delivered", delivery.action, mask_phone(delivery.phone))
+            return "failed"
+
+    pending: set[asyncio.Task[str]] | None = getattr(app.state, "code_deliveries", None)
+    if pending is None:
+        pending = app.state.code_deliveries = set()
+    task = asyncio.get_running_loop().create_task(run())
+    pending.add(task)
+    task.add_done_callback(pending.discard)
 
 
 async def settle(app: FastAPI) -> None:

@@ -456,6 +456,11 @@ NOTICES = {
     "(within 7 days).",
     "closing": "Closing: the account is being closed for the reason given.",
     "reopened": "Reopened: a fresh dunning run from the stored balance under the current rules.",
+    "number_recorded": "New number recorded, unverified: a code went to it. It is used only once the debtor "
+    "keys the code in on their page or reads it to you.",
+    "number_code_sent": "A new code went to the number that waits (the previous one no longer works).",
+    "number_confirmed": "Number confirmed: it is on file now and contact resumes on it.",
+    "number_cancelled": "The number that waited was dropped; nothing was sent to it but its code.",
 }
 
 

@@ -1,7 +1,8 @@
 """The account page's actions: every decision an operator takes on one account, as a console form.
 
-Pause and resume, file and decide a complaint, file and verify a dispute, cease contact, recall from
-an agency, close (a write-off's four eyes included) and reopen. Why it is built this way:
+Pause and resume, file and decide a complaint, file and verify a dispute, cease contact, record a new
+number and key in the code the debtor reads out, recall from an agency, close (a write-off's four eyes
+included) and reopen. Why it is built this way:
 
 * **One route per action, one line each in the access table** (:data:`service.access.ACCESS`), with
   the grant the API's route for the same action requires: ``write`` for holds and decisions on them,
@@ -34,7 +35,9 @@ from starlette.datastructures import FormData
 
 from domain.accounts import Channel
 from domain.agencies import CloseRequest, RecallRequest
+from domain.numbers import ConfirmedVia, NumberSource
 from runtime.operator_actions import Refused, reopen_account
+from service import contact_numbers as numbers
 from service import holds, write_offs
 from service import operations as ops
 from service.access import rule_for
@@ -205,6 +208,93 @@ async def cease(request: Request, who: Principal, account_id: str, form: FormDat
     client, sessions = await temporal_client(request), app_sessions(request)
     await holds.cease(client, account_id, channel, who.name, sessions=sessions)
     return "ceased"
+
+
+# ---- a lost debtor's new number (service/contact_numbers.py) -------------------------------------------
+def _change_id(form: FormData) -> int:
+    raw = str(form.get("change", "")).strip()
+    if not raw.isdigit():
+        raise FormProblems(["change: which new number? (is required)"])
+    return int(raw)
+
+
+async def _number_step(work: Awaitable[Any]) -> Any:
+    """The number functions' refusals as the account page's: the field and why, or 409."""
+    try:
+        return await work
+    except numbers.NumberProblem as exc:
+        raise FormProblems([f"{exc.field}: {exc.reason}"]) from None
+    except numbers.Busy as exc:
+        raise FormProblems(
+            [f"phone: too many codes for this number; wait {max(1, exc.seconds // 60)} min"]
+        ) from None
+    except numbers.CodeRefused as exc:
+        raise FormProblems([exc.sentence()]) from None
+    except numbers.NotPending as exc:
+        raise ops.NothingToDecide(str(exc)) from None
+
+
+@action("number")
+async def record_number(request: Request, who: Principal, account_id: str, form: FormData) -> str:
+    """A new number the debtor gave (or an emergency contact's lead, ``case``): stored unverified, a code
+    sent to it at once; never used for collection until the code is keyed in."""
+    phone = str(form.get("phone", "")).strip()
+    via = str(form.get("via", "sms")).strip() or "sms"
+    case = str(form.get("case", "")).strip()
+    problems = [] if phone else ["phone: is required"]
+    if via not in ("sms", "voice"):
+        problems.append(f"via: {via!r} is not sms or voice")
+    if case and not case.isdigit():
+        problems.append(f"case: {case!r} is not a case number")
+    if problems:
+        raise FormProblems(problems)
+    source = NumberSource.EMERGENCY_CONTACT if case else NumberSource.AGENT
+    await _number_step(
+        numbers.record_number(
+            request.app, await temporal_client(request), app_sessions(request), app_settings(request),
+            account_id, phone, actor=who.name, source=source, via=via, case_id=int(case) if case else None,
+        )
+    )  # fmt: skip
+    return "number_recorded"
+
+
+@action("number/code")
+async def number_code(request: Request, who: Principal, account_id: str, form: FormData) -> str:
+    """A new code for the number that waits (the debtor is on the phone now; the last one expired)."""
+    via = str(form.get("via", "")).strip() or None
+    if via not in (None, "sms", "voice"):
+        raise FormProblems([f"via: {via!r} is not sms or voice"])
+    await _number_step(
+        numbers.send_code(
+            request.app, app_sessions(request), app_settings(request), account_id, _change_id(form),
+            actor=who.name, via=via,
+        )
+    )  # fmt: skip
+    return "number_code_sent"
+
+
+@action("number/confirm")
+async def confirm_number(request: Request, who: Principal, account_id: str, form: FormData) -> str:
+    """The code the debtor read out on the phone: the number goes on file, contact resumes on it."""
+    code = str(form.get("code", "")).strip()
+    if not code:
+        raise FormProblems(["code: is required"])
+    await _number_step(
+        numbers.confirm_number(
+            await temporal_client(request), app_sessions(request), account_id, _change_id(form), code,
+            actor=who.name, via=ConfirmedVia.AGENT,
+        )
+    )  # fmt: skip
+    return "number_confirmed"
+
+
+@action("number/cancel")
+async def cancel_number(request: Request, who: Principal, account_id: str, form: FormData) -> str:
+    """Drop the number that waits (a wrong lead, a mistyped number): its code stops working."""
+    await _number_step(
+        numbers.cancel_number(app_sessions(request), account_id, _change_id(form), actor=who.name)
+    )
+    return "number_cancelled"
 
 
 # ---- supervisors: recall, close, reopen ----------------------------------------------------------------

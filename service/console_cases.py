@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from domain.cases import CaseKind
 from service import cases as case_service
-from service import holds
+from service import holds, leads
 from service.api import audit_read
 from service.console import PREFIX, _base, _posted, _who, page
 from service.operations import AccountClosed, AccountNotFound, InvalidRequest, NothingToDecide
@@ -70,10 +70,11 @@ async def case_page(
     found, events = await asyncio.to_thread(read)
     if found is None:
         return Response(status_code=404)
+    found_leads = await asyncio.to_thread(leads.leads_of, sessions, found)  # an emergency contact's numbers
     await asyncio.to_thread(audit_read, request, who.name, "console_read", account=found.account_id)
     ctx = _base(
         request, who, case=found, events=events, notice=notice, error=error,
-        answered_here=found.kind in ANSWERED_HERE,
+        answered_here=found.kind in ANSWERED_HERE, leads=found_leads,
     )  # fmt: skip
     return page(request, "console/case.html", ctx)
 

@@ -34,7 +34,7 @@ from domain.keywords import Intent, Keyword, classify
 from domain.masking import mask_phone
 from domain.templates import render
 from runtime.settings import Settings
-from service import cases, holds, twiml
+from service import cases, holds, leads, twiml
 from service.links import self_service_link
 from service.operations import AccountClosed, AccountNotFound
 from service.state import app_sessions, app_settings
@@ -250,7 +250,9 @@ async def inbound_sms(request: Request, params: FormData = Depends(twilio_params
     if found.kind in (Intent.COMPLAINT, Intent.DISPUTE):
         await _filed_by_text(request, client, found, sid)  # the workflow's acknowledgement is the answer
     elif found.kind == Intent.OTHER:
-        await _for_a_person(request, client, found, str(params.get("Body") or ""), sid)
+        body = str(params.get("Body") or "")
+        await _for_a_person(request, client, found, body, sid)  # the debtor's own message: a case
+        await leads.emergency_reply(request, phone, body, sid)  # an emergency contact's reply: a lead
     return _empty()
 
 

@@ -19,6 +19,8 @@ Why it is built this way:
 * **Who contacts you** (``service/debtor_contacts.py``): every contact coming up and of the last 30
   days by channel, each visit with the agency's name, licence and the collector's ID, and the way to
   the public collector check (``service/verify.py``).
+* **Their own number** (``service/debtor_number.py``): a new one is confirmed by a code sent to it,
+  and only then used; a number an agent recorded for them waits there for its code too.
 * **No personal data beyond what the debtor needs:** no name, and only the masked phone number.
 * **Both languages** (en, zh-CN) from ``templates/selfservice/strings.toml``; the account's language
   by default, ``?lang=`` to switch.
@@ -414,7 +416,9 @@ async def account_page(request: Request, lang: str | None = None, done: str | No
         session.csrf,
         session.account_id,
         lang,
-        done=done if done in ("requested", "promised", "cancelled", "complaint", "dispute") else None,
+        done=done
+        if done in ("requested", "promised", "cancelled", "complaint", "dispute", "number")
+        else None,
     )
 
 

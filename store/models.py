@@ -602,6 +602,9 @@ class CaseEventRow(Base):
 
 
 # ---- sign-in with a one-time code (0011) ------------------------------------------------------------
+CODE_PURPOSES = ("signin", "contact")
+
+
 class SigninCodeRow(Base):
     """A one-time code a debtor asked for at ``/me`` (0011). Only its scrypt digest is kept, with the
     digest of the browser's challenge cookie (the code works only in the browser that asked) and of the
@@ -610,7 +613,10 @@ class SigninCodeRow(Base):
     left and the time taken are the same whether or not a number is on file."""
 
     __tablename__ = "signin_codes"
-    __table_args__ = (CheckConstraint(one_of("channel", CHANNELS), name="channel"),)
+    __table_args__ = (
+        CheckConstraint(one_of("channel", CHANNELS), name="channel"),
+        CheckConstraint(one_of("purpose", CODE_PURPOSES), name="purpose"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     challenge_digest: Mapped[str] = mapped_column(String(64), unique=True)  # SHA-256 of the cookie's id
@@ -624,6 +630,10 @@ class SigninCodeRow(Base):
     failures: Mapped[int] = mapped_column(Integer)
     used_at: Mapped[datetime | None]
     locked_until: Mapped[datetime | None]
+    # What the code is for (0017): signing in at /me, or confirming a new number of the account
+    # (``contact_changes``). A code of one purpose never answers for the other; wrong tries and the
+    # lock-out count per number across both.
+    purpose: Mapped[str] = mapped_column(String(16), default="signin", server_default="signin")
 
 
 class SmsOptOutRow(Base):
@@ -768,3 +778,45 @@ class EventAttemptRow(Base):
     ok: Mapped[bool]
     error: Mapped[str | None] = mapped_column(Text)
     duration_ms: Mapped[int] = mapped_column(Integer)
+
+
+# ---- a new number for a lost debtor, confirmed by code (0017) ---------------------------------------
+NUMBER_SOURCES = ("agent", "emergency_contact", "debtor")
+NUMBER_STATUSES = ("pending", "confirmed", "cancelled", "superseded")
+CONFIRMED_VIA = ("agent", "page")
+
+
+class ContactChangeRow(Base):
+    """A number recorded for a debtor (0017): ``pending`` until the debtor keys in the code sent to it,
+    and only then written to the contact points (``confirmed``). Never used for collection before.
+
+    ``source`` says who gave it (an agent, the emergency contact's reply ``case_id``, the debtor on the
+    page) and ``recorded_by`` which person recorded it; ``confirmed_by`` who keyed the code in (the agent
+    the debtor read it to, or "debtor") and ``confirmed_via`` where. ``codes_sent`` numbers the codes, so
+    each code's challenge is ``contact-change|<id>|<n>``. ``told_at``: the account's run heard of it.
+    """
+
+    __tablename__ = "contact_changes"
+    __table_args__ = (
+        CheckConstraint(one_of("source", NUMBER_SOURCES), name="source"),
+        CheckConstraint(one_of("status", NUMBER_STATUSES), name="status"),
+        CheckConstraint(one_of("code_via", CHANNELS), name="code_via"),
+        CheckConstraint(one_of("confirmed_via", CONFIRMED_VIA, nullable=True), name="confirmed_via"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.account_id"), index=True)
+    phone: Mapped[str] = mapped_column(String(32), doc="E.164")
+    previous_phone: Mapped[str | None] = mapped_column(String(32), doc="E.164, set once confirmed")
+    status: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(24))
+    recorded_by: Mapped[str] = mapped_column(String(100))
+    case_id: Mapped[int | None] = mapped_column(Integer)
+    code_via: Mapped[str] = mapped_column(String(8))
+    codes_sent: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    confirmed_at: Mapped[datetime | None]
+    confirmed_by: Mapped[str | None] = mapped_column(String(100))
+    confirmed_via: Mapped[str | None] = mapped_column(String(8))
+    told_at: Mapped[datetime | None]

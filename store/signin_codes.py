@@ -13,6 +13,10 @@ Why each rule:
   a number (the contact points hold it anyway).
 * **Bound to the browser that asked**: the code is checked against the challenge whose random id that
   browser's cookie holds, so a code read out on a call cannot sign in a page someone else opened.
+* **One machinery, two purposes.** The same codes confirm a new number recorded for a debtor
+  (``store/contact_changes.py``): a ``contact`` code is bound to that record instead of a browser,
+  never answers a sign-in (nor a sign-in code a confirmation), and its wrong tries count toward the
+  same lock-out of the number.
 * **No account enumeration.** A number that is on no account gets a row too, with the digest of a
   random code that is never sent and whose ``account_id`` is NULL: it is hashed, stored, checked,
   counted and locked out exactly like a real one, so the answers, the tries left and the time they
@@ -125,25 +129,37 @@ def locked_until(s: Session, phone: str, now: datetime) -> datetime | None:
     return _lock_of(s, phone_digest(phone), now)
 
 
-def issue(s: Session, phone: str, channel: str, now: datetime) -> Issued:
-    """A new code for ``phone`` (E.164); earlier codes of the number stop working. :class:`LockedOut`
-    while the number is locked. The same work whether or not the number is on file."""
+def _store_code(
+    s: Session,
+    phone: str,
+    channel: str,
+    now: datetime,
+    *,
+    account_id: str | None,
+    challenge: str,
+    purpose: str,
+) -> str:
+    """A new code row for ``phone``, bound to ``challenge``; earlier codes of the number for the same
+    purpose stop working (only the newest one works). :class:`LockedOut` while the number is locked."""
     if (until := locked_until(s, phone, now)) is not None:
         raise LockedOut(until)
     s.execute(delete(SigninCodeRow).where(SigninCodeRow.created_at < now - RETENTION))
     pd = phone_digest(phone)
-    s.execute(  # only the newest code works
+    s.execute(
         update(SigninCodeRow)
-        .where(SigninCodeRow.phone_digest == pd, SigninCodeRow.expires_at > now)
+        .where(
+            SigninCodeRow.phone_digest == pd,
+            SigninCodeRow.purpose == purpose,
+            SigninCodeRow.expires_at > now,
+        )
         .values(expires_at=now)
     )
-    found = account_for_phone(s, phone)
-    code, salt, challenge = new_code(), secrets.token_hex(16), secrets.token_urlsafe(32)
+    code, salt = new_code(), secrets.token_hex(16)
     s.add(
         SigninCodeRow(
             challenge_digest=digest(challenge),
             phone_digest=pd,
-            account_id=found[0] if found else None,
+            account_id=account_id,
             channel=channel,
             salt=salt,
             code_digest=code_digest(code, salt),
@@ -152,7 +168,19 @@ def issue(s: Session, phone: str, channel: str, now: datetime) -> Issued:
             failures=0,
             used_at=None,
             locked_until=None,
+            purpose=purpose,
         )
+    )
+    return code
+
+
+def issue(s: Session, phone: str, channel: str, now: datetime) -> Issued:
+    """A new code for ``phone`` (E.164); earlier codes of the number stop working. :class:`LockedOut`
+    while the number is locked. The same work whether or not the number is on file."""
+    found = account_for_phone(s, phone)
+    challenge = secrets.token_urlsafe(32)
+    code = _store_code(
+        s, phone, channel, now, account_id=found[0] if found else None, challenge=challenge, purpose="signin"
     )
     return Issued(
         challenge=challenge,
@@ -161,6 +189,13 @@ def issue(s: Session, phone: str, channel: str, now: datetime) -> Issued:
         language=found[1] if found else Language.EN,
         expires_at=now + TTL,
     )
+
+
+def issue_for(s: Session, phone: str, channel: str, now: datetime, *, account_id: str, challenge: str) -> str:
+    """A ``contact`` code for ``phone``, a number recorded for ``account_id`` and not yet on file: the
+    code to send. ``challenge`` names the record it confirms (the caller's, never a browser's), so
+    the code answers only there. :class:`LockedOut` while the number is locked."""
+    return _store_code(s, phone, channel, now, account_id=account_id, challenge=challenge, purpose="contact")
 
 
 def _tries_in_window(s: Session, pd: str, now: datetime) -> int:
@@ -174,11 +209,14 @@ def _tries_in_window(s: Session, pd: str, now: datetime) -> int:
     )
 
 
-def check(s: Session, challenge: str, code: str, now: datetime) -> Checked:
+def check(s: Session, challenge: str, code: str, now: datetime, *, purpose: str = "signin") -> Checked:
     """Try ``code`` against the challenge of the browser's cookie. A match opens the account once;
-    a miss counts against the number, and the :data:`MAX_TRIES`-th within :data:`LOCKOUT` locks it."""
+    a miss counts against the number, and the :data:`MAX_TRIES`-th within :data:`LOCKOUT` locks it.
+    ``purpose``: only a code issued for it answers (``contact``: a new number's confirmation)."""
     row = s.scalars(
-        select(SigninCodeRow).where(SigninCodeRow.challenge_digest == digest(challenge)).with_for_update()
+        select(SigninCodeRow)
+        .where(SigninCodeRow.challenge_digest == digest(challenge), SigninCodeRow.purpose == purpose)
+        .with_for_update()
     ).one_or_none()
     if row is None:
         return Checked("expired")
@@ -192,7 +230,7 @@ def check(s: Session, challenge: str, code: str, now: datetime) -> Checked:
     matched = secrets.compare_digest(code_digest(code, row.salt), row.code_digest)
     if matched and row.account_id is not None:
         revoked = links_revoked_at(s, row.account_id)  # "sign out everywhere" voids codes issued before
-        if revoked is not None and row.created_at <= revoked:
+        if purpose == "signin" and revoked is not None and row.created_at <= revoked:
             row.expires_at = now
             return Checked("expired", channel=row.channel)
         row.used_at = now

@@ -9,6 +9,9 @@
    debtor then opens their page and downloads the agreement: the PDF's text is the approved plan.
 4. A debtor with no link at hand types their number at ``/me``, reads the code the carrier simulator
    received as a text, types it in, confirms the date of birth and sees the account.
+5. An agent files and decides a complaint in the console.
+6. A debtor gives a new number on their page and confirms it with the code the carrier received.
+7. An agent records a new number the debtor gives on the phone and keys in the code the debtor reads out.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any
 import pypdf
 
 from domain.accounts import HoldKind, Mode
+from domain.masking import mask_phone
 from domain.money import format_minor
 from domain.plans import add_months
 from service import links
@@ -39,6 +43,7 @@ from tests.browser.conftest import (
     Stack,
     today_ny,
 )
+from tests.conftest import random_phone
 
 TIMEOUT_MS = 15_000
 
@@ -407,4 +412,105 @@ async def test_agent_files_and_decides_a_complaint_in_the_console(
     await shots(page, "4-decided")
     status = await stack.status(account)
     assert status.holds == [] and status.mode == Mode.DUNNING
+    await context.close()
+
+
+async def test_debtor_changes_their_number_with_a_code_from_the_carrier(
+    stack: Stack, chromium: Any, shots: Any, simulator: Any
+) -> None:
+    """6. A debtor with a new phone tells us on their page: the new number gets a code (read here from
+    the carrier simulator), and only the code keyed in puts it on file; the run then uses it."""
+    account = await stack.overdue_account(25)
+    new = random_phone(42)
+    token = links.issue(account.account_id, LINK_SECRET, now=datetime.now(UTC), ttl_days=14)
+    context = await chromium.new_context(viewport={"width": 390, "height": 844})
+    page = await context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    await page.goto(f"{stack.base}/me/{token}")
+    await page.fill("#born", BORN.isoformat())
+    await page.click("#verify")
+    await page.wait_for_selector("#owed")
+
+    await page.click("#change-number")
+    await page.wait_for_selector("#phone")
+    assert mask_phone(account.debtor.phone) in await page.inner_text("#on-file")
+    await shots(page, "1-number")
+    await assert_accessible(page, "the number page")
+    await page.fill("#phone", "12ab")
+    await page.click("#send-number-code")
+    await page.wait_for_selector("#problems")
+    assert "is not a phone number" in await page.inner_text("#problems")
+    await assert_accessible(page, "the number page with a form error")
+
+    digits = new.removeprefix("+1")
+    await page.fill("#phone", f"({digits[:3]}) {digits[3:6]}-{digits[6:]}")
+    await page.click("#send-number-code")
+    await page.wait_for_selector("#code")
+    assert mask_phone(new) in await page.inner_text("#pending") and new not in await page.content()
+    await shots(page, "2-enter-code")
+    await assert_accessible(page, "the number page waiting for its code")
+    body = await text_to(simulator, new, "confirm this number")
+    code = re.search(r"(?<!\d)(\d{6})(?!\d)", body).group(1)  # type: ignore[union-attr]
+    await page.fill("#code", f"{(int(code) + 1) % 10**6:06d}")
+    await page.click("#confirm-number")
+    await page.wait_for_selector("#code-problems")
+    assert "Tries left: 4" in await page.inner_text("#code-problems")
+    assert (await stack.status(account)).masked_phone == mask_phone(account.debtor.phone)
+    await assert_accessible(page, "the number page with a wrong code")
+    await page.fill("#code", code)
+    await page.click("#confirm-number")
+    await page.wait_for_selector("#done")
+    assert f"Our messages now go to {mask_phone(new)}" in await page.inner_text("#done")
+    await shots(page, "3-confirmed")
+    for _ in range(100):  # the run takes the signal a moment after the page answered
+        if (await stack.status(account)).masked_phone == mask_phone(new):
+            break
+        await asyncio.sleep(0.1)
+    assert (await stack.status(account)).masked_phone == mask_phone(new)
+
+    await page.goto(f"{stack.base}/me/number?lang=zh-CN")
+    assert "您的电话号码" in await page.inner_text("h1")
+    await assert_accessible(page, "the number page in Chinese")
+    await context.close()
+
+
+async def test_agent_records_a_number_and_keys_in_the_code_the_debtor_reads_out(
+    stack: Stack, chromium: Any, shots: Any, simulator: Any
+) -> None:
+    """7. The debtor calls in with a new number: the agent records it (unverified: a code goes to it),
+    the debtor reads the code out, the agent keys it in, and the page says how the number was confirmed."""
+    account = await stack.overdue_account(15)
+    new = random_phone(42)
+    context = await chromium.new_context(viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    await page.goto(f"{stack.base}/console/accounts/{account.account_id}")
+    await page.fill("input[name=token]", AGENT_TOKEN)
+    await page.click("button[type=submit]")
+    await page.wait_for_selector("#act-number")
+    assert "as given at intake (not confirmed by code)" in await page.inner_text("#number-how")
+
+    await page.click("#act-number summary")
+    await page.fill("#new-number", new)
+    await page.click("#record-number")
+    await page.wait_for_selector("#number-pending")
+    assert mask_phone(new) in await page.inner_text("#number-pending") and new not in await page.content()
+    assert (await stack.status(account)).masked_phone == mask_phone(account.debtor.phone)
+    await shots(page, "1-pending")
+    await assert_accessible(page, "the console's account page with a number waiting for its code")
+
+    body = await text_to(simulator, new, "confirm this number")
+    code = re.search(r"(?<!\d)(\d{6})(?!\d)", body).group(1)  # type: ignore[union-attr]
+    await page.fill("#number-code", code)
+    await page.click("#confirm-number")
+    await page.wait_for_selector("text=Number confirmed")
+    how = await page.inner_text("#number-how")
+    assert how.startswith("confirmed by code on ") and how.endswith("via agent alice; recorded by alice")
+    assert await page.locator("#number-pending").count() == 0
+    await shots(page, "2-confirmed")
+    for _ in range(100):
+        if (await stack.status(account)).masked_phone == mask_phone(new):
+            break
+        await asyncio.sleep(0.1)
+    assert (await stack.status(account)).masked_phone == mask_phone(new)
     await context.close()

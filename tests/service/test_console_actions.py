@@ -51,6 +51,10 @@ ACTIONS = {
     "dispute": "write",
     "dispute/verification": "write",
     "cease": "write",
+    "number": "write",
+    "number/code": "write",
+    "number/confirm": "write",
+    "number/cancel": "write",
     "recall": "approve",
     "close": "approve",
     "reopen": "approve",
@@ -234,6 +238,7 @@ async def test_a_reader_may_do_none_of_it_and_an_agent_none_of_a_supervisors(
     async with browser(console, AUDITOR) as web:
         page = await web.get(f"/console/accounts/{account.account_id}")
         assert page.status_code == 200 and "/complaint" not in page.text and "/cease" not in page.text
+        assert "/number" not in page.text
         for path in ACTIONS:
             refused_here = await act(web, account, path, **{**fields, "reason": "written_off"})
             assert refused_here.status_code == 403, path

@@ -49,6 +49,7 @@ TABLES = {
     "event_subscriptions",  # 0016 (the lender's endpoints and their signing secrets)
     "event_deliveries",  # 0016 (each event for each endpoint: pending, delivered, dead)
     "event_attempts",  # 0016 (every try to deliver, with the endpoint's answer)
+    "contact_changes",  # 0017 (a new number for a lost debtor, pending until confirmed by code)
 }
 
 
