@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -31,6 +32,8 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 from twilio.request_validator import RequestValidator
 
+from activities.cases import CaseActivities
+from activities.deps import Deps
 from domain.accounts import Account, Channel, Debtor
 from runtime.settings import Settings
 from service.app import create_app
@@ -39,7 +42,8 @@ from store.contacts import mark_attempt, reserve_attempt
 from store.db import make_engine, session_factory
 from tests.conftest import free_port, random_phone  # noqa: F401  (re-exported for the tests)
 from tests.workflows.conftest import Harness
-from workers.setup import build_workers
+from workers.setup import build_workers, sandbox_runner
+from workflows.case import CaseWorkflow
 
 with workflow.unsafe.imports_passed_through():
     from workflows.messages import NegotiationRequest, OptIn, OptOut, OutcomeReport
@@ -145,7 +149,25 @@ def twilio(service_settings: Settings) -> Signer:
 
 
 @pytest.fixture
-def app(service_settings: Settings, env: Any) -> FastAPI:
+async def case_clocks(service_settings: Settings, env: Any) -> AsyncIterator[None]:
+    """A worker for the cases' clocks (``CaseWorkflow``) on the app's task queue: a text or a form that
+    opens a case starts one, and a workflow nobody polls would hold the time-skipping server's clock
+    (every later sleep on it would wait in real time)."""
+    deps = Deps(settings=service_settings, engine=make_engine(service_settings.database_url))
+    worker = Worker(
+        env.client,
+        task_queue=service_settings.task_queue,
+        workflows=[CaseWorkflow],
+        activities=[CaseActivities(deps).case_step],
+        activity_executor=ThreadPoolExecutor(max_workers=2),
+        workflow_runner=sandbox_runner(),
+    )
+    async with worker:
+        yield
+
+
+@pytest.fixture
+def app(service_settings: Settings, env: Any, case_clocks: None) -> FastAPI:
     application = create_app(service_settings)
     application.state.temporal_client = env.client
     return application
