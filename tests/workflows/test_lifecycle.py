@@ -151,6 +151,7 @@ async def query(handle: Any, name: str, result_type: type) -> Any:
             await asyncio.sleep(1)
 
 
+@pytest.mark.timeout(300)  # it takes seconds; a stalled test server gets its rerun sooner
 async def test_negotiation_stops_dunning_before_the_update_answers(harness: Harness) -> None:
     account = await harness.open_account(due_in_days=-18, phone="+12125550104")
     handle = harness.handle(account)
