@@ -46,9 +46,15 @@ DECISION_TEMPLATES = {
     "close": "complaint_closed",
     "resume": "complaint_decision",
 }
-#: Appended to a decision's template when the profile names no complaint route: the same text,
-#: pointing to the lender's own number instead of an authority it does not have.
-NO_ROUTE = "_no_route"
+#: A decision's template when the profile names no complaint route: the same text, pointing to the
+#: lender's own number instead of an authority it does not have.
+NO_ROUTE = {
+    "complaint_upheld": "complaint_upheld_no_route",
+    "complaint_rejected": "complaint_rejected_no_route",
+    "complaint_closed": "complaint_closed_no_route",
+    "complaint_decision": "complaint_decision_no_route",
+    "dispute_findings": "dispute_findings_no_route",
+}
 
 
 class Notices(Contacts):
@@ -77,7 +83,7 @@ class Notices(Contacts):
         debtor's language), or its no-route form when the profile has none."""
         channel = self.profile.complaint_channel
         if channel is None:
-            return template + NO_ROUTE, {}
+            return NO_ROUTE[template], {}
         return template, {
             "authority": channel.authority_in(self.terms.language.value),
             "contact": channel.contact,
