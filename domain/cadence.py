@@ -54,6 +54,20 @@ def expand(policy: Policy) -> tuple[Step, ...]:
     return _expand(tuple((r.channel, r.template, tuple(r.days())) for r in policy.cadence))
 
 
+def steps_for(policy: Policy, product: Product) -> tuple[Step, ...]:
+    """The cadence one product runs: no overdue step inside its grace period (issue 15).
+
+    The filter is here, not only in the policy's validation, so that a policy whose grace covers some
+    products and not others (or an upgrade that lengthens the grace) can never put an overdue message
+    inside the grace of the account it runs.
+    """
+    grace = policy.grace_for(product)
+    every = expand(policy)
+    if grace == 0:
+        return every
+    return tuple(s for s in every if not 1 <= s.dpd <= grace)
+
+
 @lru_cache(maxsize=256)
 def _expand(cadence: tuple[tuple[Channel, str, tuple[int, ...]], ...]) -> tuple[Step, ...]:
     steps = {
@@ -109,7 +123,7 @@ def due_before(terms: AccountTerms, policy: Policy, instant: datetime) -> list[s
     oldest = dpd_at(instant, terms) - STALE_AFTER_DAYS
     return [
         step.key
-        for step in expand(policy)
+        for step in steps_for(policy, terms.product)
         if step.dpd >= oldest and planned_time(terms, step.dpd, policy.send_time) < instant
     ]
 
@@ -178,7 +192,7 @@ def next_action(
     skipped_rules: list[str] = []
     if carried.contact_lost:
         return upcoming
-    for step in expand(policy):
+    for step in steps_for(policy, terms.product):
         if step.key in carried.done_steps or step.dpd < dpd - STALE_AFTER_DAYS or step.dpd >= chargeoff_dpd:
             continue
         at = planned_time(terms, step.dpd, policy.send_time)
@@ -252,7 +266,7 @@ def fallback_step(
             for rule in policy.cadence
             if rule.channel == channel
             for d in rule.days()
-            if policy.stage_for(d, product) == stage
+            if policy.stage_for(d, product) == stage and not policy.in_grace(d, product)
         ]
         if not fits:
             continue

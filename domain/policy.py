@@ -94,6 +94,14 @@ class Policy(BaseModel):
     chargeoff_dpd: dict[Product, int] = Field(
         default_factory=lambda: {Product.CREDIT_LINE: 180, Product.CLOSED_END: 120}
     )
+    grace_days: dict[Product, int] = Field(
+        default_factory=dict,
+        description=(
+            "Days after the due date, per product, in which nothing says the payment is late: no overdue "
+            "message, no frozen line, no charge. Absent (0) in policies written before issue 15, so the "
+            "accounts they run replay as they ran"
+        ),
+    )
     cadence: list[CadenceRule]
     chargeoff_open_days: int = Field(
         default=30,
@@ -121,8 +129,45 @@ class Policy(BaseModel):
                 raise ValueError(f"chargeoff_dpd.{product.value} must be after the late stage starts")
         return self
 
+    @model_validator(mode="after")
+    def _grace(self) -> Policy:
+        for product, days in self.grace_days.items():
+            if days < 0:
+                raise ValueError(f"grace_days.{product.value} must be 0 or more days, not {days}")
+            if days + 1 >= self.stages.middle:
+                raise ValueError(
+                    f"grace_days.{product.value} ({days}) must end before the middle stage starts "
+                    f"(day {self.stages.middle})"
+                )
+        for i, rule in enumerate(self.cadence):
+            if rule.template.endswith("_grace") and any(self.grace_for(p) == 0 for p in Product):
+                raise ValueError(
+                    f"cadence[{i}].template: {rule.template!r} names the grace period's last day, and "
+                    "grace_days gives some product none: set grace_days for every product"
+                )
+        shortest = min((self.grace_for(p) for p in Product), default=0)
+        for i, rule in enumerate(self.cadence):
+            inside = [d for d in rule.dpd if 1 <= d <= shortest]
+            if inside:
+                raise ValueError(
+                    f"cadence[{i}].dpd: day {inside[0]} falls inside every product's grace period "
+                    f"({shortest} days after the due date), where no overdue message may go"
+                )
+        return self
+
     def chargeoff_for(self, product: Product) -> int:
         return self.chargeoff_dpd[product]
+
+    def grace_for(self, product: Product) -> int:
+        """Days after the due date in which the account is not treated as late (0: none)."""
+        return self.grace_days.get(product, 0)
+
+    def in_grace(self, dpd: int, product: Product) -> bool:
+        return 1 <= dpd <= self.grace_for(product)
+
+    def early_start(self, product: Product) -> int:
+        """The first day of the early stage: the day after the grace period, at the earliest."""
+        return max(self.stages.early, self.grace_for(product) + 1)
 
     def stage_for(self, dpd: int, product: Product) -> Stage:
         if dpd >= self.chargeoff_for(product):
@@ -131,13 +176,13 @@ class Policy(BaseModel):
             return Stage.LATE
         if dpd >= self.stages.middle:
             return Stage.MIDDLE
-        if dpd >= self.stages.early:
+        if dpd >= self.early_start(product):
             return Stage.EARLY
         return Stage.PRE_DUE
 
     def stage_starts(self, product: Product) -> list[tuple[int, Stage]]:
         return [
-            (self.stages.early, Stage.EARLY),
+            (self.early_start(product), Stage.EARLY),
             (self.stages.middle, Stage.MIDDLE),
             (self.stages.late, Stage.LATE),
             (self.chargeoff_for(product), Stage.CHARGED_OFF),
@@ -162,3 +207,16 @@ def load_policy(name: str = "default", directory: Path | None = None) -> Policy:
     if not path.is_file():
         raise ValueError(f"policy {name!r} not found at {path}")
     return parse_policy(path.read_text(encoding="utf-8"), source=str(path))
+
+
+#: The product's own policies as runs recorded before rules were pinned read them: frozen copies, so
+#: the shipped ``policies/default.toml`` can change (issue 15 gave it a grace period) without changing
+#: how those runs replay.
+LEGACY_POLICY_DIR = POLICY_DIR / "legacy"
+
+
+def load_legacy_policy(name: str) -> Policy:
+    """The policy a run recorded before pinned rules reads: the frozen copy of a shipped policy, or
+    the operator's own file (which only the operator changes, and :mod:`domain.rules` versions)."""
+    frozen = LEGACY_POLICY_DIR / f"{name}.toml"
+    return load_policy(name, LEGACY_POLICY_DIR) if frozen.is_file() else load_policy(name)

@@ -39,6 +39,9 @@ class Timeline(BaseModel):
     mode: Mode
     entries: list[TimelineEntry]
     chargeoff_date: date | None = None
+    grace_until: date | None = Field(
+        default=None, description="The last day of the grace period (nothing counts as late before)"
+    )
     plan_end_date: date | None = None
     contact_stops_when: list[str] = Field(default_factory=list)
     if_instalment_missed: str | None = None
@@ -108,10 +111,26 @@ def project_dunning(
         ledger.append(LedgerEntry(at=action.at, channel=step.channel, outcome=ContactOutcome.SENT))
         cursor = action.at
     chargeoff_dpd = policy.chargeoff_for(terms.product)
+    grace = policy.grace_for(terms.product)
+    grace_ends = day_start(terms, grace + 1)
+    if grace and now < grace_ends:
+        entries.append(
+            TimelineEntry(
+                at=grace_ends,
+                dpd=grace + 1,
+                kind="grace_ends",
+                description=(
+                    f"Grace period ends: {grace} days after the due date nothing counts as late; "
+                    "from this day it does"
+                ),
+            )
+        )
+        entries.sort(key=lambda e: e.at)
     return Timeline(
         mode=Mode.DUNNING,
         entries=entries,
         chargeoff_date=day_start(terms, chargeoff_dpd).date(),
+        grace_until=(terms.due_date + timedelta(days=grace)) if grace else None,
         contact_stops_when=STOPS_CONTACT,
         if_instalment_missed=None,
     )

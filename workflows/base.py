@@ -25,7 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.effects import RECORD, RECORD_BATCH, Change, ChangeBatch, PaymentRecord, RefundDue
     from domain.money import format_minor
     from domain.plans import AgreedPlan
-    from domain.policy import Policy, load_policy
+    from domain.policy import Policy, load_legacy_policy
     from domain.profiles import Profile, load_profile
     from domain.rules import Rules
     from domain.timeline import AccountStatus, ContactView
@@ -59,7 +59,7 @@ def legacy_rules(terms: AccountTerms) -> Rules:
     """Runs recorded before rules were pinned read the files, as they always did; the first
     hand-over then carries what they read, and from there on the files no longer matter to them."""
     return Rules(
-        policy=load_policy(terms.policy),
+        policy=load_legacy_policy(terms.policy),
         profile=load_profile(terms.profile),
         policy_version=f"{terms.policy}@file",
         profile_version=f"{terms.profile}@file",

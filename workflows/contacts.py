@@ -199,6 +199,14 @@ class Contacts(AccountCore):
             self.profile,
         )
 
+    def grace_context(self) -> dict[str, str]:
+        """The grace period's last day, for a text that names it (a policy without grace adds nothing,
+        so runs from before issue 15 send what they sent)."""
+        grace = self.policy.grace_for(self.terms.product)
+        if grace == 0:
+            return {}
+        return {"grace_until": (self.terms.due_date + timedelta(days=grace)).isoformat()}
+
     def send_request(
         self,
         key: str,
@@ -221,7 +229,11 @@ class Contacts(AccountCore):
             planned_at=self.now(),
             context=(context or {})
             if third_party  # nothing about the debt, not even in the request
-            else {"amount": format_minor(self.carried.balance, self.terms.currency), **(context or {})},
+            else {
+                "amount": format_minor(self.carried.balance, self.terms.currency),
+                **self.grace_context(),
+                **(context or {}),
+            },
             audience=audience,
             profile_version=self.state.rules.profile_version,
             wait_final_seconds=FINAL_WAIT_SECONDS if self.patched(LEAN_SEND_PATCH) else 0.0,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -11,12 +12,15 @@ from domain.masking import mask_name, mask_phone
 from domain.money import format_minor, parse_major
 from domain.policy import load_policy, parse_policy
 
+POLICY_TEXT = (Path(__file__).resolve().parents[2] / "policies" / "default.toml").read_text(encoding="utf-8")
+
 
 def test_default_policy_loads_and_stages_follow_dpd() -> None:
     p = load_policy()
-    assert [p.stage_for(d, "credit_line").value for d in (-7, 0, 1, 30, 31, 90, 91, 179, 180)] == [
+    assert [p.stage_for(d, "credit_line").value for d in (-7, 0, 3, 4, 30, 31, 90, 91, 179, 180)] == [
         "pre_due",
         "pre_due",
+        "pre_due",  # the last day of the 3-day grace period: not late yet
         "early",
         "early",
         "middle",
@@ -26,6 +30,28 @@ def test_default_policy_loads_and_stages_follow_dpd() -> None:
         "charged_off",
     ]
     assert p.stage_for(120, "closed_end").value == "charged_off"
+
+
+def test_no_overdue_step_is_planned_inside_a_products_grace_period() -> None:
+    """Issue 15: a cadence step inside the grace is never run, whatever the policy file says, and a
+    policy that puts one inside every product's grace is refused, naming the step."""
+    from domain.accounts import Product
+    from domain.cadence import steps_for
+    from domain.policy import parse_policy
+
+    text = POLICY_TEXT.replace("[grace_days]\ncredit_line = 3", "[grace_days]\ncredit_line = 5")
+    policy = parse_policy(text)
+    assert policy.grace_for(Product.CREDIT_LINE) == 5 and policy.grace_for(Product.CLOSED_END) == 3
+    lending = [s.dpd for s in steps_for(policy, Product.CREDIT_LINE) if s.dpd > 0][:3]
+    instalments = [s.dpd for s in steps_for(policy, Product.CLOSED_END) if s.dpd > 0][:3]
+    assert lending == [8, 12, 15] and instalments == [4, 5, 8]
+    assert policy.early_start(Product.CREDIT_LINE) == 6 and policy.early_start(Product.CLOSED_END) == 4
+    inside = POLICY_TEXT.replace("dpd = [4, 8, 15, 22, 29]", "dpd = [2, 8, 15, 22, 29]")
+    with pytest.raises(ValueError, match=r"cadence\[1\]\.dpd: day 2 falls inside every product's grace"):
+        parse_policy(inside)
+    no_grace = POLICY_TEXT.replace("closed_end = 3\n\n[stages]", "\n[stages]")
+    with pytest.raises(ValueError, match=r"cadence\[0\]\.template: 'courtesy_reminder_grace'"):
+        parse_policy(no_grace)
 
 
 def test_policy_errors_name_the_file_and_field() -> None:

@@ -67,6 +67,7 @@ LONG = {
         "company": "Northwind Consumer Finance Ltd",
         "amount": "USD 123,456.78",
         "due_date": "2026-11-22",
+        "grace_until": "2026-11-25",  # the grace period's last day (issue 15)
         "stage": "middle",
         "self_service_url": "https://pay.northwind-consumer-finance.example.com/me/AB12CD34EF",
         "agent_name": "Alexandra Montgomery-Smith",
@@ -94,6 +95,7 @@ LONG = {
         "company": "北风消费金融股份有限公司",
         "amount": "CNY 123,456.78",
         "due_date": "2026-11-22",
+        "grace_until": "2026-11-25",  # the grace period's last day (issue 15)
         "stage": "middle",
         "self_service_url": "https://pay.northwind-consumer-finance.example.com/me/AB12CD34EF",
         "agent_name": "欧阳晓明",

@@ -84,7 +84,7 @@ async def test_an_unreachable_debtors_emergency_contact_is_asked_once_and_told_n
     # start in the small hours, so every account's first reminder is at 10:00 New York today
     day = (await harness.now()).astimezone(NY).date() + timedelta(days=1)
     await harness.skip_to(at_local(day, 3))
-    due = day - timedelta(days=1)
+    due = day - timedelta(days=4)  # the first day after the 3-day grace period
     lost = await open_unreachable(harness, due)
     ceased = await open_unreachable(harness, due)
     found = await open_unreachable(harness, due)

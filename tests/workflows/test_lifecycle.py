@@ -26,9 +26,8 @@ HAND_OVER_EVERY_WAKE_TOO = True
 
 # The default policy's cadence, written out: this is what a debtor who never pays receives.
 NEVER_PAYS = [
-    (-3, "sms", "courtesy_reminder"),
-    (1, "sms", "early_reminder"),
-    (4, "sms", "early_reminder"),
+    (-3, "sms", "courtesy_reminder_grace"),  # names the grace period's last day
+    (4, "sms", "early_reminder"),  # nothing overdue inside the 3-day grace period
     (5, "voice", "early_voice"),
     (8, "sms", "early_reminder"),
     (12, "voice", "early_voice"),
@@ -325,10 +324,10 @@ async def test_undeliverable_sms_falls_back_to_voice_and_all_failing_means_conta
     harness: Harness,
 ) -> None:
     # 90-94: SMS undelivered with 30003 (unreachable); calls ring out unanswered. Due today: the first
-    # reminder is tomorrow's (a step from before intake is never caught up)
+    # reminder is the one after the grace period, on day 4 (a step from before intake is never caught up)
     account = await harness.open_account(due_in_days=0, phone="+12125550190")
     handle = harness.handle(account)
-    await harness.skip_to(at_local(account.due_date + timedelta(days=2), 12))
+    await harness.skip_to(at_local(account.due_date + timedelta(days=4), 12))
     sent = harness.sent(account)
     assert [(c["channel"], c["decision"]) for c in sent][:2] == [("sms", "sent"), ("voice", "sent")]
     status = await handle.query("status", result_type=AccountStatus)
@@ -339,7 +338,7 @@ async def test_undeliverable_sms_falls_back_to_voice_and_all_failing_means_conta
 
     # the invalid magic number fails on every channel: the account is flagged contact lost, and nothing more goes out
     lost = await harness.open_account(due_in_days=0, phone="+15005550001", zone="America/New_York")
-    await harness.skip_to(at_local(lost.due_date + timedelta(days=3), 12))
+    await harness.skip_to(at_local(lost.due_date + timedelta(days=6), 12))
     status = await harness.handle(lost).query("status", result_type=AccountStatus)
     assert status.contact_lost
     assert sorted(status.unreachable) == ["sms", "voice"]
@@ -355,10 +354,17 @@ async def test_timeline_answers_how_long_they_will_chase(harness: Harness) -> No
     assert timeline.chargeoff_date == account.due_date + timedelta(days=180)
     kinds = [e.kind for e in timeline.entries]
     assert kinds[-1] == "chargeoff"
+    # 3 days past due is the last day of the grace period: "early" (late) begins tomorrow
+    assert timeline.grace_until == account.due_date + timedelta(days=3)
     assert [e.description for e in timeline.entries if e.kind == "stage"] == [
+        "Stage becomes early",
         "Stage becomes middle",
         "Stage becomes late",
     ]
+    grace_ends = next(e for e in timeline.entries if e.kind == "grace_ends")
+    first = next(e for e in timeline.entries if e.kind == "contact")
+    assert grace_ends.at.astimezone(ZoneInfo("Asia/Shanghai")).date() == account.due_date + timedelta(days=4)
+    assert first.dpd == 4 and first.at > grace_ends.at  # nothing overdue is said inside the grace
     shanghai = ZoneInfo("Asia/Shanghai")
     for e in timeline.entries:
         if e.kind == "contact":

@@ -41,7 +41,8 @@ async def wait_for_sends(h: Harness, account: Account, n: int) -> None:
 async def test_a_stage_that_begins_on_a_contact_day_is_written_with_that_contact(harness: Harness) -> None:
     h = harness
     account = await h.open_account(due_in_days=0, phone="+12125550161")  # due today: pre-due
-    await h.skip_to(at_local(account.due_date + timedelta(days=1), 12))  # DPD 1: "early" and a text
+    # DPD 4, the first day after the 3-day grace period: "early" and a text
+    await h.skip_to(at_local(account.due_date + timedelta(days=4), 12))
     await wait_for_sends(h, account, 1)
 
     with h.sessions.begin() as s:
@@ -126,7 +127,7 @@ async def test_a_new_run_records_no_patch_markers_and_a_bare_input_still_asks(ha
         task_queue=h.settings.task_queue,
     )
     h.started.append(old.workflow_id)
-    await h.skip_to(at_local(new.due_date + timedelta(days=1), 12))
+    await h.skip_to(at_local(new.due_date + timedelta(days=4), 12))
     await wait_for_sends(h, new, 1)
     await wait_for_sends(h, old, 1)
 

@@ -83,7 +83,7 @@ async def test_an_upgrade_moves_a_running_account_at_its_next_safe_point(
     account = await take_in(harness, old_dir)
     old, _ = read_rules("default", "US", directory=old_dir)
     await harness.skip_to(at_local(account.due_date - timedelta(days=1), 12))
-    assert hours(harness, account) == [(-3, "courtesy_reminder", 10)]
+    assert hours(harness, account) == [(-3, "courtesy_reminder_grace", 10)]
 
     new_dir = policy_dir(tmp_path / "new", send_time="14:00")
     new, _ = read_rules("default", "US", directory=new_dir)
@@ -126,8 +126,8 @@ async def test_an_upgrade_moves_a_running_account_at_its_next_safe_point(
     assert new.policy_version in applied[0].details["detail"]
     # (c) contacts after it follow the new send time; the one before kept the old
     got = hours(harness, account)
-    assert got[0] == (-3, "courtesy_reminder", 10)
-    assert [d for d, _, _ in got[1:]] == [1, 4, 5, 8]
+    assert got[0] == (-3, "courtesy_reminder_grace", 10)
+    assert [d for d, _, _ in got[1:]] == [4, 5, 8]  # nothing inside the 3-day grace period
     assert all(hour == 14 for _, _, hour in got[1:]), got
 
     # moving it again to where it is changes nothing; ./collect policy list counts it on the new version
@@ -154,6 +154,6 @@ async def test_editing_the_policy_file_without_an_upgrade_changes_nothing_for_a_
     status = await harness.handle(account).query("status", result_type=AccountStatus)
     assert status.rules_version == pinned.versions
     got = hours(harness, account)
-    assert [d for d, _, _ in got] == [-3, 1, 4, 5, 8]
+    assert [d for d, _, _ in got] == [-3, 4, 5, 8]
     assert all(hour == 10 for _, _, hour in got), got
     assert policy_version(harness, account) == pinned.policy_version

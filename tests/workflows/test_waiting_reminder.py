@@ -71,8 +71,8 @@ async def test_a_part_payment_withdraws_a_waiting_reminder_and_shows_at_once(
         # taken in a minute before the day's 10:00 reminder (one from before intake is never caught up)
         ten = at_local(today + timedelta(days=1), 10)
         await harness.skip_to(ten - timedelta(minutes=1))
-        account = await harness.open_account(due_in_days=-1, phone=PHONE, balance=50_000)
-        # one day past due at 10:00: the policy's first reminder is due, and waits for its slot
+        account = await harness.open_account(due_in_days=-4, phone=PHONE, balance=50_000)
+        # four days past due at 10:00 (the grace period over): the policy's first reminder is due, and waits for its slot
         book_sender(harness.sessions, seconds=BOOKED)
         await harness.skip_to(ten)
         handle = harness.handle(account)
@@ -137,7 +137,7 @@ async def test_a_plan_agreed_while_a_reminder_waits_is_stored_before_the_answer_
         today = (await harness.now()).astimezone(NY).date()
         ten = at_local(today + timedelta(days=1), 10)
         await harness.skip_to(ten - timedelta(minutes=1))
-        account = await harness.open_account(due_in_days=-1, phone=PLAN_PHONE, balance=50_000)
+        account = await harness.open_account(due_in_days=-4, phone=PLAN_PHONE, balance=50_000)
         book_sender(harness.sessions, seconds=BOOKED)
         await harness.skip_to(ten)
         handle = harness.handle(account)
