@@ -14,6 +14,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from domain.accounts import Channel, Product, Stage
+from domain.charge_terms import ChargeRules
 from domain.errors import describe
 from domain.visits import PlacementPolicy, VisitPolicy
 
@@ -118,6 +119,8 @@ class Policy(BaseModel):
     # field visits and agency placement (issue 7); a policy without the tables does neither
     visits: VisitPolicy = VisitPolicy(enabled=False)
     placement: PlacementPolicy = PlacementPolicy(enabled=False)
+    # penalty interest and late fees (issue 15, domain/charges.py); a policy without the table charges nothing
+    charges: ChargeRules | None = None
 
     @model_validator(mode="after")
     def _chargeoff(self) -> Policy:

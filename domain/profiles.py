@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from domain.accounts import Language
 from domain.cases import ResponseTiers
+from domain.charge_terms import LEGAL_CHARGE_CAPS, ChargeCaps, caps_in_force, loosened
 
 PROFILE_DIR = Path(__file__).resolve().parent.parent / "policies" / "profiles"
 
@@ -263,6 +264,10 @@ class Profile(BaseModel):
     complaint_channel: ComplaintChannel | None = Field(
         default=None, description="Where a debtor complains beyond the lender (printed in plan agreements)"
     )
+    charge_caps: ChargeCaps | None = Field(
+        default=None,
+        description="The most that may be charged, each cap with its legal source ([charge_caps], domain/charges.py)",
+    )
 
     @field_validator("region_overrides")
     @classmethod
@@ -281,6 +286,11 @@ class Profile(BaseModel):
     def legal_floors(self) -> Floors:
         """The floors enforced: the law's for the jurisdiction, made stricter by the file's own."""
         return LEGAL_FLOORS.get(self.legal_jurisdiction, BASELINE_FLOORS).strictest(self.floors)
+
+    @property
+    def charge_caps_in_force(self) -> ChargeCaps | None:
+        """The caps charges obey: the law's (LEGAL_CHARGE_CAPS) made stricter by the file's own table."""
+        return caps_in_force(self.charge_caps, self.legal_jurisdiction)
 
     @model_validator(mode="after")
     def _not_looser_than_law(self) -> Profile:
@@ -331,6 +341,8 @@ class Profile(BaseModel):
                 f"{self.retention_years} is below the legal {f.min_retention_years}",
                 "min_retention_years",
             )
+        for field, what, rule in loosened(self.charge_caps, LEGAL_CHARGE_CAPS.get(j)):
+            broken.append(f"{field}: {what} (rule: {rule})")
         if broken:
             raise ValueError(f"profile {self.name} loosens a legal minimum: " + "; ".join(broken))
         return self
