@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from domain.accounts import Language
 from domain.cases import ResponseTiers
+from domain.credit_reporting import ReportingRules
 
 PROFILE_DIR = Path(__file__).resolve().parent.parent / "policies" / "profiles"
 
@@ -262,6 +263,9 @@ class Profile(BaseModel):
     )
     complaint_channel: ComplaintChannel | None = Field(
         default=None, description="Where a debtor complains beyond the lender (printed in plan agreements)"
+    )
+    credit_reporting: ReportingRules | None = Field(
+        default=None, description="Notice, waiting period and file format of credit reporting; absent: never"
     )
 
     @field_validator("region_overrides")
