@@ -41,8 +41,7 @@ import io
 from collections.abc import Sequence
 from datetime import date
 
-from domain.credit_reporting import ReportingRules, record_stays_until
-from domain.metro2 import Furnished
+from domain.credit_reporting import Furnished, ReportingRules, record_stays_until
 
 COLUMNS = (
     "account_id", "name", "product", "currency", "original_minor", "balance_minor", "past_due_minor",

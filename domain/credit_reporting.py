@@ -58,7 +58,9 @@ class ReportingRules(BaseModel):
         default=0, ge=0, description="Added to the start before the years run (US FCRA 605(c): 180)"
     )
     retention_source: str = Field(min_length=1)
-    bureau: dict[str, str] = Field(description="Who receives the file, by language (en required), for the notice")
+    bureau: dict[str, str] = Field(
+        description="Who receives the file, by language (en required), for the notice"
+    )
     note: str = Field(default="", description="What the notice does not do (e.g. UK formal letters)")
 
     @field_validator("bureau")
@@ -160,6 +162,15 @@ class AccountFacts(BaseModel):
         return self.due_date + timedelta(days=THIRTY_DAYS)
 
 
+class Furnished(BaseModel):
+    """One account for a file: its facts and the debtor's name (read from the database, never logged)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    facts: AccountFacts
+    name: str = Field(repr=False, min_length=1)
+
+
 def add_years(day: date, years: int) -> date:
     """``day`` that many years on; 29 February becomes 28 February (never later than the law allows)."""
     try:
@@ -168,17 +179,21 @@ def add_years(day: date, years: int) -> date:
         return day.replace(year=day.year + years, day=28)
 
 
-def earliest_report_date(notice_sent_on: date, rules: ReportingRules) -> date:
-    """The first day an account may be reported after its notice went out (the notice's ``report_date``)."""
-    return notice_sent_on + timedelta(days=rules.waiting_days)
+def earliest_report_date(notice_sent_on: date, rules: ReportingRules, due_date: date | None = None) -> date:
+    """The first day an account may be reported once its notice goes out on ``notice_sent_on``: the
+    notice's ``report_date``. With the missed ``due_date``, never before the account is
+    ``min_days_past_due`` late either (what the notice promises is what :func:`reportable` keeps)."""
+    after_notice = notice_sent_on + timedelta(days=rules.waiting_days)
+    if due_date is None:
+        return after_notice
+    return max(after_notice, due_date + timedelta(days=rules.min_days_past_due))
 
 
 def report_from(facts: AccountFacts, rules: ReportingRules) -> date | None:
     """The first day this account may be reported, or None while no notice went out."""
     if facts.notice_delivered_at is None:
         return None
-    late_enough = facts.due_date + timedelta(days=rules.min_days_past_due)
-    return max(earliest_report_date(facts.notice_delivered_at.date(), rules), late_enough)
+    return earliest_report_date(facts.notice_delivered_at.date(), rules, facts.due_date)
 
 
 def record_stays_until(facts: AccountFacts, rules: ReportingRules) -> date | None:
@@ -192,8 +207,12 @@ def record_stays_until(facts: AccountFacts, rules: ReportingRules) -> date | Non
         case RetentionStart.FIRST_DELINQUENCY:
             start: date | None = facts.delinquency_began
         case RetentionStart.END_OF_DEFAULT:
-            ended = facts.state in PAID_STATES or (facts.state in LOSS_STATES and facts.balance_minor == 0)
-            start = (facts.closed_on or facts.last_payment_on) if ended else None
+            if facts.state in PAID_STATES:
+                start = facts.closed_on or facts.last_payment_on
+            elif facts.state in LOSS_STATES and facts.balance_minor == 0:
+                start = facts.last_payment_on  # paid after the charge-off: the default ended then
+            else:
+                start = None
         case RetentionStart.DEFAULT_DATE:
             start = report_from(facts, rules)
     if start is None:

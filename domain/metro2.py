@@ -5,7 +5,8 @@ are written one per line (LF). Field positions are the CDIA Credit Reporting Res
 Format, character/unpacked layout); one table per record (:data:`HEADER`, :data:`BASE`,
 :data:`TRAILER`) drives both the writer and the reader, so what is written is read back field by field
 from the same positions. Numeric fields are zero-filled and right-justified, alphanumeric fields
-space-filled, left-justified and upper case, dates ``MMDDYYYY`` (all zeros: none), money whole dollars
+space-filled, left-justified and upper case (but the account number and the furnisher's id,
+which are written as they are), dates ``MMDDYYYY`` (all zeros: none), money whole dollars
 with the cents dropped (CRRG: "whole dollars only").
 
 What we do not hold stays empty, on purpose: Social Security number, date of birth, telephone and
@@ -25,7 +26,7 @@ from typing import Literal, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field
 
 from domain.accounts import Product
-from domain.credit_reporting import AccountFacts, metro2_status, payment_history
+from domain.credit_reporting import Furnished, metro2_status, payment_history
 from domain.money import exponent
 
 RECORD_LENGTH = 426
@@ -183,19 +184,15 @@ class Reporter(BaseModel):
     software_version: str = Field(default="1", max_length=5)
 
 
-class Furnished(BaseModel):
-    """One account for the file: its facts and the debtor's name (from the database, never logged)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    facts: AccountFacts
-    name: str = Field(repr=False, min_length=1)
-
-
-def _ascii_upper(text: str) -> str:
-    """Upper-case ASCII: accents dropped (Zoë: ZOE), other characters a space; Metro 2 takes no more."""
+def _ascii(text: str) -> str:
+    """Printable ASCII: accents dropped (Zoë: Zoe), other characters a space; Metro 2 takes no more."""
     plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
-    return "".join(c if 32 <= ord(c) < 127 else " " for c in plain).upper()
+    return "".join(c if 32 <= ord(c) < 127 else " " for c in plain)
+
+
+#: Identifiers written as they are: upper-casing ``acc-1`` could make it another account's ``ACC-1``.
+#: Every other alphanumeric field is upper case, as the CRRG asks.
+KEEP_CASE = frozenset({"consumer_account_number", "identification_number"})
 
 
 def _render(f: Field_, value: Value) -> str:
@@ -206,8 +203,10 @@ def _render(f: Field_, value: Value) -> str:
         if number < 0:
             raise ValueError(f"{f.name}: a Metro 2 number cannot be negative ({number})")
         text = str(number).rjust(f.length, "0")
+    elif f.name in KEEP_CASE:
+        text = _ascii("" if value is None else str(value)).ljust(f.length)
     else:
-        text = _ascii_upper("" if value is None else str(value)).ljust(f.length)
+        text = _ascii("" if value is None else str(value)).upper().ljust(f.length)
     if len(text) != f.length:
         raise ValueError(f"{f.name}: {len(text)} characters do not fit in {f.length}")
     return text
@@ -267,7 +266,7 @@ def whole_dollars(minor: int, currency: str) -> int:
 
 def _name_parts(name: str) -> tuple[str, str, str]:
     """Surname, first and middle name from the one name we hold: first word, last word, the rest."""
-    words = _ascii_upper(name).split()
+    words = _ascii(name).upper().split()
     if not words:
         raise ValueError("the debtor's name has no letters Metro 2 can carry")
     if len(words) == 1:
@@ -283,7 +282,9 @@ PORTFOLIO: dict[Product, tuple[str, str]] = {
 }
 
 
-DELINQUENT_STATUSES = frozenset({"61", "62", "63", "64", "65", "71", "78", "80", "82", "83", "84", "93", "97"})
+DELINQUENT_STATUSES = frozenset(
+    {"61", "62", "63", "64", "65", "71", "78", "80", "82", "83", "84", "93", "97"}
+)
 
 
 DELINQUENT_RATINGS = frozenset("123456GL")
@@ -349,7 +350,9 @@ def write_file(items: Sequence[Furnished], reporter: Reporter, *, cycle_date: da
             "date_created": created,
             "reporter_name": reporter.name,
             "reporter_address": reporter.address,
-            "reporter_telephone_number": int("".join(c for c in reporter.telephone if c.isdigit())[-10:] or 0),
+            "reporter_telephone_number": int(
+                "".join(c for c in reporter.telephone if c.isdigit())[-10:] or 0
+            ),
             "software_vendor_name": reporter.software_vendor,
             "software_version_number": reporter.software_version,
         },
