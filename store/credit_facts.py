@@ -68,7 +68,8 @@ def furnishing_facts(s: Session, *, profile: str, cycle_date: date, notice_templ
             .order_by(AccountRow.account_id)
         )
     )
-    ids = [r.account_id for r in rows]
+    # the profile's accounts as a subquery, not a list of ids: a portfolio may exceed SQLite's bound variables
+    ids = select(AccountRow.account_id).where(AccountRow.profile == profile, AccountRow.created_at < cut)
     payments: dict[str, list[PaymentRow]] = defaultdict(list)
     for p in s.scalars(
         select(PaymentRow).where(PaymentRow.account_id.in_(ids)).order_by(PaymentRow.received_at)
