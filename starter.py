@@ -36,6 +36,7 @@ from runtime.cli_processes import (
     install_stop_signals,
     local_dev_server,
 )
+from runtime.cli_reporting import cmd_credit_file
 from runtime.private import private_dir
 from runtime.settings import ROOT, Settings, get_settings
 
@@ -440,6 +441,7 @@ COMMANDS = {
     "reopen": cmd_reopen,
     "policy": cmd_policy,
     "purge-audit": cmd_purge_audit,
+    "credit-file": cmd_credit_file,
 }
 
 

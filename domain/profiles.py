@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from domain.accounts import Language
 from domain.cases import ResponseTiers
 from domain.charge_terms import LEGAL_CHARGE_CAPS, ChargeCaps, caps_in_force, loosened
+from domain.credit_reporting import ReportingRules
 
 PROFILE_DIR = Path(__file__).resolve().parent.parent / "policies" / "profiles"
 
@@ -267,6 +268,9 @@ class Profile(BaseModel):
     charge_caps: ChargeCaps | None = Field(
         default=None,
         description="The most that may be charged, each cap with its legal source ([charge_caps], domain/charges.py)",
+    )
+    credit_reporting: ReportingRules | None = Field(
+        default=None, description="Notice, waiting period and file format of credit reporting; absent: never"
     )
 
     @field_validator("region_overrides")

@@ -40,6 +40,7 @@ EXAMPLES: dict[str, str] = {
     "policy": "policy upgrade --to default --all --as alice --dry-run",
     "purge-audit": "purge-audit --dry-run --as alice",
     "audit": "audit ACC-00001 --csv audit.csv",
+    "credit-file": "credit-file --profile US --cycle 2026-11-30 --out metro2-2026-11.txt --furnisher-id ACME001",
 }
 
 
@@ -53,7 +54,8 @@ ACTING = frozenset(
     }
 )  # fmt: skip
 READING_OR_RUNNING = frozenset(
-    {"demo", "server", "worker", "service", "migrate", "doctor", "link", "status", "timeline", "audit", "events"}
+    {"demo", "server", "worker", "service", "migrate", "doctor", "link", "status", "timeline", "audit", "events",
+     "credit-file"}
 )  # fmt: skip
 
 
@@ -241,6 +243,16 @@ def parser() -> argparse.ArgumentParser:
     audit = sub.add_parser("audit", help="every decision about an account")
     audit.add_argument("account")
     audit.add_argument("--csv", help="write CSV to this file ('-' for stdout)")
+    cf = sub.add_parser(
+        "credit-file",
+        help="write the monthly credit-reporting file of a profile (Metro 2 or CSV); print who was held back",
+    )
+    cf.add_argument("--profile", required=True, help="US (Metro 2), CN or UK (CSV): its [credit_reporting]")
+    cf.add_argument("--cycle", required=True, help="the cycle date the file describes, YYYY-MM-DD")
+    cf.add_argument("--out", required=True, help="the file to write (it holds names: personal data)")
+    cf.add_argument(
+        "--furnisher-id", help="Metro 2: the id the bureaus assigned (default: $COLLECT_FURNISHER_ID)"
+    )
     for name, command in sub.choices.items():
         command.prog = f"./collect {name}"
         command.epilog = f"example:\n  ./collect {EXAMPLES[name]}"

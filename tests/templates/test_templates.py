@@ -30,6 +30,8 @@ REQUIRED = {
     "payment_receipt", "plan_confirmation", "plan_reminder", "plan_completed", "plan_broken",
     "opt_out_confirmation", "opt_in_confirmation", "help_reply", "complaint_ack", "dispute_ack", "voicemail_limited",
     "third_party_locate",
+    # the notices before credit reporting (issue 15), named by the profiles' [credit_reporting]
+    "credit_report_notice", "credit_default_notice",
 }  # fmt: skip
 #: The answers to the debtor's own requests (issue 14: workflows/notices.py), all acknowledgements.
 ANSWERS = {
@@ -55,11 +57,20 @@ def longest_route(language: str) -> dict[str, str]:
     }
 
 
+#: The shipped profiles' credit reporting (issue 15): the notices name the longest bureau.
+REPORTING = [load_profile(path.stem).credit_reporting for path in sorted(PROFILE_DIR.glob("*.toml"))]
+
+
+def longest_bureau(language: str) -> str:
+    return max((r.bureau_in(language) for r in REPORTING if r is not None), key=len)
+
+
 #: Issue 14's answers at their longest: the longest case number and reason the messages accept.
 NOTICES = {
     "case": "C-" + "9" * 22,  # CASE_ID_PATTERN: at most 24 characters
     "decide_by": "2026-12-06",
     "answer_by": "2026-12-08",
+    "report_date": "2026-12-14",  # issue 15: the earliest day the account may be reported
 }
 
 LONG = {
@@ -90,6 +101,7 @@ LONG = {
             :MAX_QUOTED_CHARS
         ],
         **longest_route("en"),
+        "bureau": longest_bureau("en"),
     },
     "zh-CN": {
         "company": "北风消费金融股份有限公司",
@@ -113,6 +125,7 @@ LONG = {
         **NOTICES,
         "reason": ("我们需要您先提供收入证明，才能同意这么低的月还款额。" * 4)[:MAX_QUOTED_CHARS],
         **longest_route("zh-CN"),
+        "bureau": longest_bureau("zh-CN"),
     },
 }
 OPT_OUT = {"en": "Reply STOP to opt out.", "zh-CN": "回复TD退订"}
