@@ -54,18 +54,43 @@ def expand(policy: Policy) -> tuple[Step, ...]:
     return _expand(tuple((r.channel, r.template, tuple(r.days())) for r in policy.cadence))
 
 
-def steps_for(policy: Policy, product: Product) -> tuple[Step, ...]:
-    """The cadence one product runs: no overdue step inside its grace period (issue 15).
+def steps_for(policy: Policy, product: Product, profile: Profile | None = None) -> tuple[Step, ...]:
+    """The cadence one product runs: no overdue step inside its grace period, and the notice before
+    the first credit report where the lender reports and the profile's law asks for one (issue 15).
 
-    The filter is here, not only in the policy's validation, so that a policy whose grace covers some
-    products and not others (or an upgrade that lengthens the grace) can never put an overdue message
-    inside the grace of the account it runs.
+    The grace filter is here, not only in the policy's validation, so that a policy whose grace covers
+    some products and not others (or an upgrade that lengthens the grace) can never put an overdue
+    message inside the grace of the account it runs. The notice is a step like any other: the gate
+    clears it at a lawful hour, and the furnishing file reports nobody whose notice was not delivered
+    (``store/credit_facts.py``).
     """
     grace = policy.grace_for(product)
     every = expand(policy)
-    if grace == 0:
+    notice = _notice_step(policy, profile)
+    if grace == 0 and notice is None:
         return every
-    return tuple(s for s in every if not 1 <= s.dpd <= grace)
+    kept = [s for s in every if not 1 <= s.dpd <= grace]
+    if notice is not None and notice.key not in {s.key for s in kept}:
+        kept.append(notice)
+        kept.sort(key=lambda s: (s.dpd, _CHANNEL_ORDER[s.channel], s.template))
+    return tuple(kept)
+
+
+def _notice_step(policy: Policy, profile: Profile | None) -> Step | None:
+    furnishing = policy.credit_reporting
+    law = profile.credit_reporting if profile is not None else None
+    if furnishing is None or law is None:
+        return None
+    d, template = furnishing.notice_dpd, law.notice_template
+    return Step(key=f"{d}:{Channel.SMS.value}:{template}", dpd=d, channel=Channel.SMS, template=template)
+
+
+def is_report_notice(step: Step, profile: Profile) -> bool:
+    law = profile.credit_reporting
+    return law is not None and step.template == law.notice_template
+
+
+_CHANNEL_ORDER = {Channel.SMS: 0, Channel.VOICE: 1}
 
 
 @lru_cache(maxsize=256)
@@ -192,7 +217,7 @@ def next_action(
     skipped_rules: list[str] = []
     if carried.contact_lost:
         return upcoming
-    for step in steps_for(policy, terms.product):
+    for step in steps_for(policy, terms.product, profile):
         if step.key in carried.done_steps or step.dpd < dpd - STALE_AFTER_DAYS or step.dpd >= chargeoff_dpd:
             continue
         at = planned_time(terms, step.dpd, policy.send_time)

@@ -37,6 +37,24 @@ class RetentionStart(StrEnum):
     DEFAULT_DATE = "default_date"  # UK: the date of the default (SCOR principles)
 
 
+class Furnishing(BaseModel):
+    """A policy's ``[credit_reporting]`` table: the lender's choice to report its accounts, and when the
+    notice goes. Furnishing is the lender's decision (no law makes a lender report); what the law asks
+    before the first report, and how long the record stays, is the profile's (:class:`ReportingRules`).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    notice_dpd: int = Field(
+        ge=1,
+        le=120,
+        description=(
+            "Days past due on which the notice before the first report is sent (a cadence step: through "
+            "the contact gate, at a lawful hour, recorded; no notice delivered, no report)"
+        ),
+    )
+
+
 class ReportingRules(BaseModel):
     """A profile's ``[credit_reporting]`` table: how and when its accounts go to a credit bureau."""
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from domain.accounts import Channel, Product, Stage
 from domain.charge_terms import ChargeRules
+from domain.credit_reporting import Furnishing
 from domain.errors import describe
 from domain.visits import PlacementPolicy, VisitPolicy
 
@@ -121,6 +122,8 @@ class Policy(BaseModel):
     placement: PlacementPolicy = PlacementPolicy(enabled=False)
     # penalty interest and late fees (issue 15, domain/charges.py); a policy without the table charges nothing
     charges: ChargeRules | None = None
+    # the lender reports its accounts to credit bureaus (issue 15); absent: never, and no notice goes
+    credit_reporting: Furnishing | None = None
 
     @model_validator(mode="after")
     def _chargeoff(self) -> Policy:
@@ -130,6 +133,22 @@ class Policy(BaseModel):
                 raise ValueError(f"chargeoff_dpd.{product.value} is missing")
             if dpd <= self.stages.late:
                 raise ValueError(f"chargeoff_dpd.{product.value} must be after the late stage starts")
+        return self
+
+    @model_validator(mode="after")
+    def _one_grace(self) -> Policy:
+        if self.charges is not None and self.charges.grace_days:
+            raise ValueError(
+                "charges.grace_days: the grace period is the policy's [grace_days], per product; "
+                "charges begin the day after it, so the charges table must not set one of its own"
+            )
+        if self.credit_reporting is not None:
+            for product in Product:
+                if self.in_grace(self.credit_reporting.notice_dpd, product):
+                    raise ValueError(
+                        f"credit_reporting.notice_dpd: day {self.credit_reporting.notice_dpd} is inside "
+                        f"{product.value}'s grace period"
+                    )
         return self
 
     @model_validator(mode="after")

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from domain.accounts import AccountTerms, Carried, Channel, ContactOutcome, LedgerEntry, Mode, Stage
 from domain.cadence import day_start, dpd_at, gate_state, next_action
+from domain.charge_view import ChargesSummary
 from domain.gate import Allow, Defer, PlannedContact, Purpose, decide
 from domain.money import format_minor
 from domain.numbers import NumberStatus
@@ -275,6 +276,9 @@ class AccountStatus(BaseModel):
         default=None, description="The run has begun to close (charged_off, paid …): it takes no new plan"
     )
     rules_version: str | None = Field(default=None, description="The policy and profile versions it runs")
+    charges: ChargesSummary | None = Field(
+        default=None, description="Penalty interest and late fees added so far; None: the policy has none"
+    )
     voice_paused_until: datetime | None = Field(
         default=None, description="Voice paused by the campaign's abandoned-call governor until about then"
     )

@@ -150,7 +150,7 @@ def preview_plan(
     violations = validate_proposal(
         proposal,
         balance=status.balance,
-        fees=terms.fees,
+        fees=terms.fees + (status.charges.charges_due if status.charges else 0),
         overdue_since=terms.overdue_since,
         today=today,
         policy=policy,

@@ -19,6 +19,7 @@ Anything else (Temporal out of reach …) propagates; each front end answers it 
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from sqlalchemy import select
@@ -150,11 +151,16 @@ async def signal(client: Client, sessions: Sessions, account_id: str, name: str,
 
 
 async def query(
-    client: Client, sessions: Sessions, account_id: str, name: str, result_type: type[Any]
+    client: Client,
+    sessions: Sessions,
+    account_id: str,
+    name: str,
+    result_type: type[Any],
+    *args: Any,
 ) -> Any:
     """A query; an ended run still answers (Temporal replays it), so NOT_FOUND means it is gone for good."""
     try:
-        return await _handle(client, account_id).query(name, result_type=result_type)
+        return await _handle(client, account_id).query(name, args=list(args), result_type=result_type)
     except RPCError as err:
         if _not_found(err):
             raise await asyncio.to_thread(ended, sessions, account_id) from err
@@ -162,7 +168,8 @@ async def query(
 
 
 async def status(client: Client, sessions: Sessions, account_id: str) -> AccountStatus:
-    return await query(client, sessions, account_id, "status", AccountStatus)  # type: ignore[no-any-return]
+    """As of now: the charges of every day ended since the run last woke are in the balance."""
+    return await query(client, sessions, account_id, "status", AccountStatus, datetime.now(UTC))  # type: ignore[no-any-return]
 
 
 async def update(

@@ -22,6 +22,7 @@ from workflows import patches
 with workflow.unsafe.imports_passed_through():
     from domain.accounts import AccountTerms, Carried, Event, Mode
     from domain.cadence import dpd_at
+    from domain.charge_view import ChargesAnswer
     from domain.effects import RECORD, RECORD_BATCH, Change, ChangeBatch, PaymentRecord, RefundDue
     from domain.money import format_minor
     from domain.plans import AgreedPlan
@@ -29,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.profiles import Profile, load_profile
     from domain.rules import Rules
     from domain.timeline import AccountStatus, ContactView
-    from workflows import search
+    from workflows import charging, search
     from workflows.state import AccountInput, AccountState, ReceiptDue
 
 KEEP_LEDGER_DAYS = 8
@@ -82,6 +83,8 @@ def initial_state(start: AccountInput, mode: Mode, now: datetime) -> AccountStat
         resumed_from=start.resumed_from,
         continue_as_new_every_wake=start.continue_as_new_every_wake,
     )
+    if start.carried is None:  # a new account: charges as its policy provides (issue 15)
+        state.charges = charging.begin(state)
     if start.plan is not None:  # a settlement run recorded before the one state: its plan and payments
         from workflows.state import PlanState
 
@@ -255,8 +258,13 @@ class AccountCore:
             f"debtor {self.terms.masked_phone} ({zone_note})\n\n{line}"
         )
 
-    def status_view(self, plan: AgreedPlan | None = None, plan_paid: int = 0) -> AccountStatus:
-        now = self.now()
+    def status_view(
+        self, plan: AgreedPlan | None = None, plan_paid: int = 0, at: datetime | None = None
+    ) -> AccountStatus:
+        """``at``: the asker's wall-clock time. A query runs at the time of the run's last workflow task,
+        which may be days ago for an account waiting for its next step; charges accrue meanwhile, so
+        the balance a debtor is shown (and pays) is worked out for the asker's moment instead."""
+        now = self.now() if at is None else max(self.now(), self.carried.clock.policy_now(at))
         dpd = dpd_at(now, self.terms)
         return AccountStatus(
             account_id=self.terms.account_id,
@@ -264,7 +272,7 @@ class AccountCore:
             stage=self.policy.stage_for(dpd, self.terms.product),
             dpd=dpd,
             currency=self.terms.currency,
-            balance=self.carried.balance,
+            balance=charging.owed_now(self.state, now),
             paid_total=self.carried.paid_total,
             holds=[
                 f"{h.kind.value}:{h.channel.value}" if h.channel else h.kind.value
@@ -288,10 +296,18 @@ class AccountCore:
             policy_now=now,
             closing=self.state.closing,
             rules_version=self.state.rules.versions,
+            charges=charging.summary(self.state, now),
             voice_paused_until=self.state.voice_paused_until
             if self.state.voice_paused_until and self.state.voice_paused_until > now
             else None,
         )
+
+    @workflow.query
+    def charges(self, at: datetime | None = None) -> ChargesAnswer | None:
+        """Penalty interest and late fees: the formula and each day's figure (issue 15); ``at`` as
+        for ``status``."""
+        now = self.now() if at is None else max(self.now(), self.carried.clock.policy_now(at))
+        return charging.every_day(self.state, now)
 
     @workflow.query
     def history(self) -> list[dict[str, str]]:
@@ -305,6 +321,7 @@ class AccountCore:
         closing) lowers the balance to zero and the rest goes to the refund queue with its reason.
         """
         applied = 0
+        await self.take_charges()
         while self.state.inbox.payments:
             payment = self.state.inbox.payments.pop(0)
             record = PaymentRecord(
@@ -322,6 +339,7 @@ class AccountCore:
                     amount=excess, currency=payment.currency, reference=payment.reference, reason=why
                 )
             self.carried.balance = max(self.carried.balance - payment.amount, 0)
+            charging.paid(self.state, payment.amount - excess)
             self.carried.paid_total += payment.amount
             if self.state.plan is not None:
                 self.state.plan.paid += payment.amount
@@ -340,6 +358,14 @@ class AccountCore:
                 due = ReceiptDue(reference=payment.reference, amount=payment.amount)
                 self.state.inbox.receipts = [*self.state.inbox.receipts, due]
         return applied
+
+    async def take_charges(self) -> None:
+        """Add the charges of every day that has ended (workflows/charging.py); the new balance rides
+        on the wake's next write, with an audit line saying what was added and why."""
+        added = charging.catch_up(self.state, self.now())
+        if added is not None:
+            ev = self.event("charges", added)
+            await self.note(self.change(balance=self.carried.balance, decision="charges", events=[ev]))
 
     async def drain_payments(self) -> int:
         """Wait for every handler to finish, then apply every payment already received.

@@ -7,6 +7,8 @@ alive at once: that is the structural fix for "still harassed after agreeing a p
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from temporalio import workflow
 
 from workflows import patches
@@ -19,9 +21,12 @@ with workflow.unsafe.imports_passed_through():
         due_before,
         fallback_step,
         home_zone,
+        is_report_notice,
         legacy_fallback_step,
+        local_date,
         next_action,
     )
+    from domain.credit_reporting import earliest_report_date
     from domain.effects import SendResult
     from domain.gate import Purpose
     from domain.timeline import AccountStatus, Timeline, project_dunning, project_plan
@@ -171,7 +176,7 @@ class DelinquencyWorkflow(FieldVisits, Placement, Locate):
             channel=step.channel,
             purpose=Purpose.DUNNING,
             template=step.template,
-            context={"stage": stage.value},
+            context={"stage": stage.value, **self.notice_context(step)},
             fallback=(riding.key, riding.channel, riding.template) if riding is not None else None,
         )
         if result is None:
@@ -198,6 +203,18 @@ class DelinquencyWorkflow(FieldVisits, Placement, Locate):
                 if alt is not None:
                     self.event("fallback", f"{step.channel.value} undeliverable, trying {alt.channel.value}")
                     await self.do_step(alt, stage)
+
+    def notice_context(self, step: Step) -> dict[str, str]:
+        """The notice before the first credit report names the bureau and the first day the account
+        may be reported: the day ``reportable`` keeps to, counted from today (issue 15)."""
+        law = self.profile.credit_reporting
+        if law is None or not is_report_notice(step, self.profile):
+            return {}
+        today = local_date(self.now(), self.terms)
+        return {
+            "report_date": earliest_report_date(today, law, self.terms.due_date).isoformat(),
+            "bureau": law.bureau_in(self.terms.language.value),
+        }
 
     def voice_known_paused(self) -> bool:
         """The last call this account asked for was refused by the campaign's governor, and the moment
@@ -246,8 +263,9 @@ class DelinquencyWorkflow(FieldVisits, Placement, Locate):
 
     # ---- queries ----------------------------------------------------------------------------------
     @workflow.query
-    def status(self) -> AccountStatus:
-        return self.status_now()
+    def status(self, at: datetime | None = None) -> AccountStatus:
+        """``at``: the asker's wall-clock time (see ``status_view``); without it, the last task's."""
+        return self.status_now(at)
 
     @workflow.query
     def timeline(self) -> Timeline:

@@ -575,6 +575,6 @@ class AccountWorkflow(Consent):
     def closing_order(self) -> CloseOrder | None:
         return self.state.inbox.close
 
-    def status_now(self) -> AccountStatus:
+    def status_now(self, at: datetime | None = None) -> AccountStatus:
         plan = self.state.plan
-        return self.status_view(plan=plan.plan if plan else None, plan_paid=plan.paid if plan else 0)
+        return self.status_view(plan=plan.plan if plan else None, plan_paid=plan.paid if plan else 0, at=at)

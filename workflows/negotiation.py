@@ -18,6 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.accounts import Mode
     from domain.cadence import local_date
     from domain.plans import AgreedPlan, PlanProposal, Violation, agree, validate_proposal
+    from workflows import charging
     from workflows.handlers import AccountWorkflow
     from workflows.state import AccountInput, PlanState
 
@@ -81,8 +82,8 @@ class Negotiation(AccountWorkflow):
         """The policy's verdict on a plan for this account today (pure: ``domain.plans``)."""
         return validate_proposal(
             proposal,
-            balance=self.carried.balance,
-            fees=self.terms.fees,
+            balance=charging.owed_now(self.state, self.now()),  # what the status query shows
+            fees=self.terms.fees + charging.due(self.state),  # intake fees and charges since
             overdue_since=self.terms.due_date,
             today=local_date(self.now(), self.terms),
             policy=self.policy,
@@ -95,12 +96,15 @@ class Negotiation(AccountWorkflow):
         self.agreeing = True
         self.stop_contacts = True
         now = self.now()
+        added = charging.catch_up(self.state, now)  # the plan covers the charges of every ended day
+        if added is not None:
+            self.event("charges", added)
         plan = agree(
             proposal,
             plan_id=f"{self.terms.account_id}-plan-{self.carried.plans_agreed + 1}",
             currency=self.terms.currency,
             balance=self.carried.balance,
-            fees=self.terms.fees,
+            fees=self.terms.fees + charging.due(self.state),  # intake fees and charges since
             overdue_since=self.terms.due_date,
             agreed_at=now,
             today=local_date(now, self.terms),

@@ -282,8 +282,9 @@ class SettlementWorkflow(AccountWorkflow):
         return await self.finish("closed_settled")
 
     @workflow.query
-    def status(self) -> AccountStatus:
-        return self.status_now()
+    def status(self, at: datetime | None = None) -> AccountStatus:
+        """``at``: the asker's wall-clock time (see ``status_view``); without it, the last task's."""
+        return self.status_now(at)
 
     @workflow.query
     def timeline(self) -> Timeline:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from domain.accounts import AccountTerms, Carried, CloseReason, Mode
 from domain.agencies import RecallRequest
+from domain.charges import Charges
 from domain.clock import REAL_DAY_SECONDS, PolicyClock
 from domain.plans import AgreedPlan
 from domain.rules import Rules
@@ -166,6 +167,10 @@ class AccountState(BaseModel):
     plan_request: PlanRequest | None = Field(default=None, description="The one waiting for an answer")
     continue_as_new_every_wake: bool = Field(
         default=False, description="Test hook: hand over at every wake-up, to prove nothing is lost"
+    )
+    charges: Charges | None = Field(
+        default=None,
+        description="Penalty interest and late fees (issue 15); None: the policy has none, or a run from before",
     )
 
 

@@ -21,6 +21,7 @@ from temporalio.client import WorkflowHandle
 
 from domain.accounts import Account, AccountTerms, Debtor, Product
 from domain.gate import debtor_zones
+from domain.rules import Rules
 from runtime.intake import start_account
 from runtime.settings import Settings
 from runtime.timeskip import skip_clock
@@ -108,6 +109,8 @@ class Harness:
         currency: str = "USD",
         start: bool = True,
         language: str = "en",
+        policy: str = "default",
+        rules: Rules | None = None,
     ) -> Account:
         """A debtor in the database and, unless ``start`` is False, its workflow running.
 
@@ -125,17 +128,20 @@ class Harness:
             balance=balance,
             fees=fees,
             due_date=today + timedelta(days=due_in_days),
+            policy=policy,
         )
         with self.sessions.begin() as s:
             upsert_account(s, account, await self.now())
         if start:
-            await self.start(account)
+            await self.start(account, rules)
         return account
 
-    async def start(self, account: Account) -> None:
+    async def start(self, account: Account, rules: Rules | None = None) -> None:
+        """``rules``: what the account runs instead of its policy and profile files as they are now."""
         await start_account(
             self.client,
             AccountTerms.from_account(account),
+            rules=rules,
             task_queue=self.settings.task_queue,
             day_seconds=86_400,
             contact_queue=self.settings.contact_task_queue,
