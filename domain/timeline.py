@@ -29,7 +29,8 @@ class TimelineEntry(BaseModel):
 
     at: datetime
     dpd: int
-    kind: str  # contact / stage / chargeoff / reminder / instalment_due / grace_ends / plan_ends
+    kind: str  # contact / stage / chargeoff / reminder / instalment_due / grace_ends / plan_ends /
+    # grace_period_ends / line_freeze / report_possible (issue 15)
     description: str
     channel: str | None = None
     rule: str | None = None
@@ -114,12 +115,13 @@ def project_dunning(
     chargeoff_dpd = policy.chargeoff_for(terms.product)
     grace = policy.grace_for(terms.product)
     grace_ends = day_start(terms, grace + 1)
+    entries.extend(_consequences(terms, carried, policy, profile, now))
     if grace and now < grace_ends:
         entries.append(
             TimelineEntry(
                 at=grace_ends,
                 dpd=grace + 1,
-                kind="grace_ends",
+                kind="grace_period_ends",
                 description=(
                     f"Grace period ends: {grace} days after the due date nothing counts as late; "
                     "from this day it does"
@@ -135,6 +137,44 @@ def project_dunning(
         contact_stops_when=STOPS_CONTACT,
         if_instalment_missed=None,
     )
+
+
+def _consequences(
+    terms: AccountTerms, carried: Carried, policy: Policy, profile: Profile, now: datetime
+) -> list[TimelineEntry]:
+    """The credit consequences still ahead (issue 15): the line frozen when the early stage begins,
+    and the first day the account may be reported once its notice has gone."""
+    out = []
+    freeze = policy.early_start(terms.product)
+    freeze_at = day_start(terms, freeze)
+    if freeze_at > now and carried.stage in (None, Stage.PRE_DUE):
+        out.append(
+            TimelineEntry(
+                at=freeze_at,
+                dpd=freeze,
+                kind="line_freeze",
+                description="The credit line is frozen if the payment is still late",
+            )
+        )
+    law, furnishing = profile.credit_reporting, policy.credit_reporting
+    if law is not None and furnishing is not None:
+        notice_key = f"{furnishing.notice_dpd}:sms:{law.notice_template}"
+        if notice_key not in carried.done_steps:
+            notice_day = max(terms.due_date + timedelta(days=furnishing.notice_dpd), now.date())
+            first = max(
+                notice_day + timedelta(days=law.waiting_days),
+                terms.due_date + timedelta(days=law.min_days_past_due),
+            )
+            at = datetime.combine(first, time(0), tzinfo=ZoneInfo(terms.zones[0]))
+            out.append(
+                TimelineEntry(
+                    at=at,
+                    dpd=(first - terms.due_date).days,
+                    kind="report_possible",
+                    description="The account may be reported to a credit bureau if still unpaid",
+                )
+            )
+    return out
 
 
 def instalment_deadline(terms: AccountTerms, due: date, grace_days: int) -> datetime:

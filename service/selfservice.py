@@ -52,6 +52,7 @@ from service import temporal_calls as calls
 from service.checkout import provider_of
 from service.checkout.choices import pay_choices
 from service.console import HERE, page
+from service.credit_standing import credit_lines
 from service.standing import Agency as StandingAgency
 from service.standing import Standing, agency_term, standing_of
 from service.state import app_sessions, app_settings, temporal_client
@@ -302,6 +303,10 @@ async def _render(
         "fmt": format_minor,
         "requests": await asyncio.to_thread(_requests, sessions, account_id),
         "contacts": contacts,  # who contacts the debtor: every contact by channel, visits with the collector
+        # what being late means for their credit: grace, the line, charges, reporting (issue 15)
+        "credit": await asyncio.to_thread(
+            credit_lines, sessions, account_id, today=today, language=chosen, charges=status.charges
+        ),
     }
     response = page(request, "selfservice/account.html", context, status_code=status_code)
     response.headers.update(NO_LEAK)

@@ -54,22 +54,22 @@ def _chargeoff_day(row: AccountRow) -> date:
     return row.due_date + timedelta(days=days)
 
 
-def furnishing_facts(s: Session, *, profile: str, cycle_date: date, notice_template: str) -> list[Furnished]:
-    """Every account of ``profile`` taken in by ``cycle_date``, as the file of that cycle sees it.
+def furnishing_facts(
+    s: Session, *, profile: str, cycle_date: date, notice_template: str, account_id: str | None = None
+) -> list[Furnished]:
+    """Every account of ``profile`` taken in by ``cycle_date``, as the file of that cycle sees it
+    (``account_id``: only that one, as the debtor's page asks: the page says what the file would do).
 
     Whether each is reported is :func:`domain.credit_reporting.reportable`'s decision, not this one's.
     """
     cut = _day_end(cycle_date)
     month_start = datetime.combine(cycle_date.replace(day=1), time(0), UTC)
-    rows = list(
-        s.scalars(
-            select(AccountRow)
-            .where(AccountRow.profile == profile, AccountRow.created_at < cut)
-            .order_by(AccountRow.account_id)
-        )
-    )
+    which = [AccountRow.profile == profile, AccountRow.created_at < cut]
+    if account_id is not None:
+        which.append(AccountRow.account_id == account_id)
+    rows = list(s.scalars(select(AccountRow).where(*which).order_by(AccountRow.account_id)))
     # the profile's accounts as a subquery, not a list of ids: a portfolio may exceed SQLite's bound variables
-    ids = select(AccountRow.account_id).where(AccountRow.profile == profile, AccountRow.created_at < cut)
+    ids = select(AccountRow.account_id).where(*which)
     payments: dict[str, list[PaymentRow]] = defaultdict(list)
     for p in s.scalars(
         select(PaymentRow).where(PaymentRow.account_id.in_(ids)).order_by(PaymentRow.received_at)

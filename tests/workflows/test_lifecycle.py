@@ -361,7 +361,7 @@ async def test_timeline_answers_how_long_they_will_chase(harness: Harness) -> No
         "Stage becomes middle",
         "Stage becomes late",
     ]
-    grace_ends = next(e for e in timeline.entries if e.kind == "grace_ends")
+    grace_ends = next(e for e in timeline.entries if e.kind == "grace_period_ends")
     first = next(e for e in timeline.entries if e.kind == "contact")
     assert grace_ends.at.astimezone(ZoneInfo("Asia/Shanghai")).date() == account.due_date + timedelta(days=4)
     assert first.dpd == 4 and first.at > grace_ends.at  # nothing overdue is said inside the grace
