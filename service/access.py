@@ -120,6 +120,7 @@ ACCESS: dict[tuple[str, str], Rule] = {
     ("GET", "/api/accounts"): api("read"),
     ("GET", "/api/accounts/{account_id}"): api("read"),
     ("GET", "/api/accounts/{account_id}/timeline"): api("read"),
+    ("GET", "/api/accounts/{account_id}/charges"): api("read"),
     ("GET", "/api/accounts/{account_id}/contacts"): api("read"),
     ("GET", "/api/accounts/{account_id}/audit"): api("read"),
     ("POST", "/api/accounts/{account_id}/links/revoke"): api("write"),

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client, WorkflowExecution
 
 from domain.accounts import HoldKind, Mode, Stage, workflow_id_for
+from domain.charge_view import ChargesAnswer
 from domain.numbers import NumberStatus
 from domain.timeline import AccountStatus, Timeline
 from service import temporal_calls as calls
@@ -191,6 +192,13 @@ async def account_timeline(
 ) -> Timeline:
     """The workflow's ``timeline`` query: everything that happens if nothing changes."""
     return await calls.query(client, sessions, account_id, "timeline", Timeline)  # type: ignore[no-any-return]
+
+
+async def account_charges(
+    client: Client, account_id: str, *, sessions: sessionmaker[Session] | None = None
+) -> ChargesAnswer | None:
+    """The workflow's ``charges`` query as of now: the formula, the caps and every day's figure."""
+    return await calls.query(client, sessions, account_id, "charges", ChargesAnswer | None, datetime.now(UTC))  # type: ignore[no-any-return]
 
 
 def contact_history(sessions: sessionmaker[Session], account_id: str) -> list[AttemptView]:

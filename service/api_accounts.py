@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from domain.accounts import Mode, Stage
+from domain.charge_view import ChargesAnswer
 from domain.timeline import AccountStatus, Timeline
 from service import accounts
 from service import operations as ops
@@ -114,6 +115,19 @@ async def account_timeline(
     account_id: AccountId, _who: Reader, client: Temporal, sessions: Sessions
 ) -> Timeline:
     return await accounts.account_timeline(client, account_id, sessions=sessions)
+
+
+@router.get(
+    "/accounts/{account_id}/charges",
+    tags=["accounts"],
+    response_model=ChargesAnswer | None,
+    responses=ACCOUNT_RESPONSES,
+    summary="Penalty interest and late fees: the formula, the caps and each day's figure (null: none apply)",
+)
+async def account_charges(
+    account_id: AccountId, _who: Reader, client: Temporal, sessions: Sessions
+) -> ChargesAnswer | None:
+    return await accounts.account_charges(client, account_id, sessions=sessions)
 
 
 @router.get(

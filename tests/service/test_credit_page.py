@@ -12,12 +12,13 @@ from datetime import timedelta
 import httpx
 
 from domain.accounts import Account, Debtor
+from domain.charge_view import ChargesAnswer
 from domain.money import format_minor
 from domain.timeline import AccountStatus
 from store.accounts import upsert_account
 from tests.service import test_selfservice as debtor_pages
 from tests.service.conftest import random_phone
-from tests.service.test_selfservice import BORN, link_for, signed_in
+from tests.service.test_selfservice import AUDITOR, BORN, link_for, signed_in
 from tests.workflows.conftest import NY, Harness, at_local
 
 harness, web = debtor_pages.harness, debtor_pages.web
@@ -76,6 +77,18 @@ async def test_the_page_tells_grace_freeze_charges_reporting_and_how_long_a_reco
     assert notice_day in late["cq_report_noticed"] and first_report in late["cq_report_noticed"]
     assert "FCRA" in late["cq_record_until"]
     assert "cq_report_will_notice" not in late and "cq_line_will_freeze" not in late
+
+    # an auditor asks for each day's figure: they add up to what the page says was added
+    asked = await web.get(
+        f"/api/accounts/{account.account_id}/charges", headers={"Authorization": f"Bearer {AUDITOR}"}
+    )
+    assert asked.status_code == 200, asked.text
+    answer = ChargesAnswer.model_validate(asked.json())
+    assert (
+        sum(d.interest for d in answer.days) == answer.summary.interest_added >= status.charges.interest_added
+    )
+    assert [d.fee for d in answer.days if d.fee] == [1_500, 1_500]
+    assert answer.days[0].day == due + timedelta(days=4) and "USD" in answer.summary.formula["en"]
 
     # the same in Chinese
     chinese = credit_section((await web.get("/me/account", params={"lang": "zh-CN"})).text)
