@@ -16,8 +16,10 @@ from domain.profiles import PROFILE_DIR, load_profile, parse_profile
 
 DAY0 = date(2025, 3, 1)
 STANDARD = load_policy("standard")
-RULES = STANDARD.charges
-assert RULES is not None
+assert STANDARD.charges is not None
+# the policy's grace is its [grace_days] (3 days): the workflow starts the charges the day after it. These
+# tests start them on the first overdue day and give the charges the same grace, so day 0 is day 1 late.
+RULES = STANDARD.charges.model_copy(update={"grace_days": 3})
 
 
 def run(

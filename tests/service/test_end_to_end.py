@@ -103,12 +103,12 @@ async def clear_governor(h: Harness, phone: str, at: datetime) -> None:
 
 async def contact_through_carrier(e2e: E2E, last_two: int, channel: Channel) -> Result:
     """Open an account whose number gives the wanted outcome, let its first ``channel`` contact go out
-    (SMS on DPD 1, the call on DPD 5, per the default policy) and wait until the workflow knows how it
+    (SMS on DPD 4, the first day after the grace period, the call on DPD 5, per the default policy) and wait until the workflow knows how it
     ended."""
     h = e2e.harness
     phone = random_phone(last_two)
     # the contact is always tomorrow at 10:00 (a future timer, whatever the shared clock says now)
-    due_in_days, dpd = (0, 1) if channel == Channel.SMS else (-4, 5)
+    due_in_days, dpd = (-3, 4) if channel == Channel.SMS else (-4, 5)
     if channel == Channel.VOICE:
         # before the account opens: moving the clock past the window later would skip its DPD-5 call
         await clear_governor(h, phone, at_local((await h.now()).date() + timedelta(days=1), 11))

@@ -116,7 +116,7 @@ async def test_a_lost_debtor_found_through_the_emergency_contact_is_contacted_on
 ) -> None:
     day = (await harness.now()).astimezone(NY).date() + timedelta(days=1)
     await harness.skip_to(at_local(day, 3))
-    account = await open_unreachable(harness, day - timedelta(days=1))  # texts bounce, calls stopped
+    account = await open_unreachable(harness, day - timedelta(days=4))  # day 4: texts bounce, calls stopped
     assert account.emergency is not None
     old = account.debtor.phone
     await harness.skip_to(at_local(day + timedelta(days=1), 12))  # the locate text went in Shanghai's day

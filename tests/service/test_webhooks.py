@@ -370,10 +370,10 @@ async def test_gather_9_on_the_real_account_workflow(
 async def test_end_to_end_undelivered_sms_through_the_simulator(served: Served, simulator: object) -> None:
     h = served.harness
     phone = random_phone(last_two=90)  # the simulator: SMS undelivered, 30003
-    # due today: the first reminder is tomorrow's at 10:00 (nothing from before intake is caught up)
-    account = await h.open_account(due_in_days=0, phone=phone)
+    # the last day of the grace: the first reminder is tomorrow's at 10:00 (nothing before intake is caught up)
+    account = await h.open_account(due_in_days=-3, phone=phone)
     handle = h.handle(account)
-    await h.skip_to(at_local(account.due_date + timedelta(days=1), 11))
+    await h.skip_to(at_local(account.due_date + timedelta(days=4), 11))
     deadline = asyncio.get_running_loop().time() + 15
     status = await handle.query("status", result_type=AccountStatus)
     while "sms" not in status.unreachable and asyncio.get_running_loop().time() < deadline:
