@@ -21,7 +21,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from domain.accounts import Mode
     from domain.cadence import active_holds, local_date
-    from domain.charge_terms import freeze_reason
+    from domain.charge_terms import effective_rate, freeze_reason, percent
     from domain.charge_view import ChargesAnswer, ChargesSummary, answer, summarise
     from domain.charges import Charges, accrue, pay, start
     from domain.money import format_minor
@@ -77,8 +77,14 @@ def catch_up(state: AccountState, now: datetime) -> str | None:
     interest = after.interest_added - before.interest_added
     fees = after.fees_added - before.fees_added
     capped = f"; {after.cap_reached} cap reached" if after.cap_reached and not before.cap_reached else ""
+    rules, caps = state.rules.policy.charges, state.rules.profile.charge_caps_in_force
+    assert rules is not None
+    rate, cut = effective_rate(rules, caps)
+    how = f"{percent(rate)} a year" + (
+        f" (the contract's {percent(rules.penalty_rate_bp)} capped)" if cut else ""
+    )
     return (
-        f"{money(interest)} interest and {money(fees)} fees for "
+        f"{money(interest)} interest at {how} and {money(fees)} fees for "
         f"{before.through + timedelta(days=1)}..{after.through}; {money(after.added)} added in all{capped}"
     )
 

@@ -29,8 +29,9 @@ with workflow.unsafe.imports_passed_through():
     from domain.credit_reporting import earliest_report_date
     from domain.effects import SendResult
     from domain.gate import Purpose
+    from domain.money import format_minor
     from domain.timeline import AccountStatus, Timeline, project_dunning, project_plan
-    from workflows import search
+    from workflows import charging, search
     from workflows.base import CHANGED_ONLY_PATCH, ONE_WRITE_PATCH
     from workflows.contacts import LEAN_SEND_PATCH
     from workflows.fieldvisits import FieldVisits
@@ -239,6 +240,10 @@ class DelinquencyWorkflow(FieldVisits, Placement, Locate):
         paused = self.state.voice_paused_until
         if paused is not None and paused > self.now():
             lost += f" · voice paused by the call governor until about {paused.astimezone(home_zone(self.terms)):%Y-%m-%d %H:%M}"
+        charged = charging.summary(self.state, self.now())
+        if charged is not None and (charged.interest_added or charged.fees_added):
+            money = lambda minor: format_minor(minor, charged.currency)  # noqa: E731
+            lost += f" · charges {money(charged.interest_added)} interest, {money(charged.fees_added)} fees"
         self.set_details(
             f"stage **{stage.value}**, {dpd} DPD{lost}\n\nnext: {self.state.next_label} at {when}"
         )

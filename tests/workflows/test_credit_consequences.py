@@ -25,6 +25,7 @@ from domain.metro2 import Reporter, read_file
 from domain.rules import RuleSource, read_source, rules_from, version_of
 from domain.timeline import AccountStatus
 from runtime.cli_reporting import build_credit_file
+from store.audit import audit_entries
 from store.outbox import account_events
 from tests.workflows.conftest import Harness, at_local
 from workflows.messages import PaymentIn
@@ -146,6 +147,12 @@ async def test_an_account_walks_from_grace_to_report_to_paid_in_each_jurisdictio
     capped = [d for d in figures if any(n.startswith("capped:annual_rate") for n in d.notes)]
     assert (len(capped) == accrued_days) == (rate_bp < CONTRACT_RATE_BP)  # the law's rate, every day
     assert "%" in every.summary.formula["en"] and every.summary.formula["zh-CN"]
+    with harness.sessions.begin() as s:  # the audit says what each catch-up added, and at what rate
+        lines = [
+            e.details.get("detail", "") for e in audit_entries(s, account.account_id) if e.action == "charges"
+        ]
+    assert lines and all(f"{rate_bp // 100}.00% a year" in line for line in lines), lines
+    assert all(("48.00% capped" in line) == (rate_bp < CONTRACT_RATE_BP) for line in lines)
 
     # 4. the notice before the first report: through the gate, recorded, naming the first report day
     sent = harness.sent(account)
