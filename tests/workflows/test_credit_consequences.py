@@ -198,3 +198,14 @@ async def test_an_account_walks_from_grace_to_report_to_paid_in_each_jurisdictio
         assert after["account_status"] == "13" and after["current_balance"] == 0
     else:
         assert after["status"] == "paid" and after["balance_minor"] == "0"
+
+
+async def test_the_pre_due_reminder_names_the_grace_periods_last_day(harness: Harness) -> None:
+    account = await harness.open_account(due_in_days=5, phone="+12125550142", fees=0)
+    await harness.skip_to(at_local(account.due_date - timedelta(days=3), 12))
+    [text] = [m for m in await harness.carrier_log("+12125550142") if "body" in m][-1:]  # the latest text
+    assert [c["template"] for c in harness.sent(account)] == ["courtesy_reminder_grace"]
+    last_day = (account.due_date + timedelta(days=3)).isoformat()
+    assert f"does not count as late before the end of {last_day}" in text["body"]
+    assert account.due_date.isoformat() in text["body"]
+    await harness.finish(account.workflow_id)
