@@ -76,9 +76,10 @@ async def test_provider_error_then_success_sends_exactly_once(
         json={"status": status, "count": failures, "method": "POST", "path": "/Messages.json"},
     ).raise_for_status()
     try:
-        # DPD 1's reminder goes out tomorrow at 10:00 (a future timer, whatever the clock says now)
-        account = await h.open_account(due_in_days=0, phone=phone)
-        await h.skip_to(at_local(account.due_date + timedelta(days=1), 11))
+        # DPD 4's reminder (the first after the grace) goes out tomorrow at 10:00 (a future timer,
+        # whatever the clock says now)
+        account = await h.open_account(due_in_days=-3, phone=phone)
+        await h.skip_to(at_local(account.due_date + timedelta(days=4), 11))
         state = await settled_sms(h, account)
     finally:
         simulator.control("DELETE", "/_sim/faults")

@@ -71,7 +71,7 @@ async def run_campaign(dev_client: Any, settings: Settings, simulator: Any, seed
     # taken in before the day's 10:00 reminder (nothing from before intake is caught up): it is each
     # debtor's first contact, at most two policy hours (50 s) away
     accounts = make_accounts(
-        ACCOUNTS, rng=random.Random(seed), due_offsets=(-1, -1), digits=range(0, 60), hours=(8, 9)
+        ACCOUNTS, rng=random.Random(seed), due_offsets=(-4, -4), digits=range(0, 60), hours=(8, 9)
     )
     return await open_campaign(dev_client, settings, accounts, day_seconds=DAY_SECONDS)
 

@@ -125,7 +125,7 @@ async def test_database_away_and_back_activities_retry_nothing_half_written(
         worker_env(chaos_settings, address=devserver.address, database_url=proxied), tmp_path / "worker.log"
     )
     worker.start()
-    accounts = make_accounts(ACCOUNTS, rng=random.Random(6_504), due_offsets=(-3, 0), digits=range(0, 60))
+    accounts = make_accounts(ACCOUNTS, rng=random.Random(6_504), due_offsets=(-6, -3), digits=range(0, 60))
     campaign = await open_campaign(dev_client, chaos_settings, accounts, day_seconds=DAY_SECONDS)
     try:
         await wait_until(

@@ -40,7 +40,7 @@ async def test_server_restart_mid_campaign_loses_nothing_and_sends_nothing_twice
     rng = random.Random(6_501)
     worker = WorkerProcess(worker_env(chaos_settings, address=devserver.address), tmp_path / "worker.log")
     worker.start()
-    accounts = make_accounts(ACCOUNTS, rng=rng, due_offsets=(-3, 0), digits=range(0, 60))
+    accounts = make_accounts(ACCOUNTS, rng=rng, due_offsets=(-6, -3), digits=range(0, 60))
     campaign = await open_campaign(dev_client, chaos_settings, accounts, day_seconds=DAY_SECONDS)
     try:
         await wait_until(

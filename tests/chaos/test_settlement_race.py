@@ -119,7 +119,7 @@ async def test_settlement_during_an_in_flight_reminder_silences_dunning_every_ti
     # (nothing from before intake is caught up), at most one policy hour (50 s) away, with 11 lawful
     # policy hours (550 s) after it for the 1,000 sends. With 25 s hours (275 s for the sends) a run
     # beside the suite's busiest modules sent 390 by 21:00 local, and the rest waited for the morning.
-    accounts = make_accounts(RACES, rng=rng, due_offsets=(-1, -1), digits=range(0, 60), hours=(9, 10))
+    accounts = make_accounts(RACES, rng=rng, due_offsets=(-4, -4), digits=range(0, 60), hours=(9, 10))
     by_phone = {a.debtor.phone: a for a in accounts}
     answered: dict[str, float] = {}
     failures: list[str] = []

@@ -42,7 +42,7 @@ async def test_sigkill_mid_campaign_loses_nothing_and_sends_nothing_twice(
     second = WorkerProcess(env, tmp_path / "worker-2.log")
     first.start()
     # due between three days ago and today: a first reminder at once or within a policy day or two
-    accounts = make_accounts(ACCOUNTS, rng=rng, due_offsets=(-3, 0), digits=range(0, 60))
+    accounts = make_accounts(ACCOUNTS, rng=rng, due_offsets=(-6, -3), digits=range(0, 60))
     campaign = await open_campaign(dev_client, chaos_settings, accounts, day_seconds=DAY_SECONDS)
     try:
         # mid-campaign: about a third of the debtors have had their first reminder
