@@ -25,7 +25,7 @@ async def cmd_strategy(args: argparse.Namespace, settings: Settings) -> int:
     if strategy is None:
         console.print(
             f"no strategy at {settings.strategy_file}: every account gets its row's policy "
-            "(copy policies/strategy.example.toml to start a test)",
+            "(copy policies/strategies/example.toml to start a test)",
             highlight=False,
         )
         return 0

@@ -141,7 +141,7 @@ class Settings(BaseSettings):
     )
     # champion/challenger (domain/strategy.py): no such file, no test; intake gives the rows' policies
     strategy_file: Path = Field(
-        default=ROOT / "policies" / "strategy.toml",
+        default=ROOT / "policies" / "strategies" / "current.toml",
         description="The champion/challenger strategy intake assigns new accounts by (relative: to the project)",
     )
 

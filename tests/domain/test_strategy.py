@@ -8,6 +8,7 @@ import hashlib
 import math
 from collections import Counter
 from datetime import date
+from pathlib import Path
 
 import pytest
 
@@ -146,8 +147,8 @@ def test_promotion_gives_the_challenger_every_new_account_and_the_file_reads_bac
 )
 def test_a_strategy_file_that_cannot_be_meant_is_refused_naming_the_field(text: str, reason: str) -> None:
     with pytest.raises(StrategyError) as exc:
-        parse_strategy(text, source="policies/strategy.toml")
-    assert reason in str(exc.value) and "policies/strategy.toml" in str(exc.value)
+        parse_strategy(text, source="policies/strategies/current.toml")
+    assert reason in str(exc.value) and "policies/strategies/current.toml" in str(exc.value)
 
 
 def test_the_wilson_interval_matches_the_textbook_and_stays_inside_0_and_1() -> None:
@@ -168,3 +169,15 @@ def test_the_ratio_interval_is_the_ratio_of_sums_and_narrows_with_more_accounts(
     many = ratio_interval([3, 9, 1, 7] * 25, [2, 3, 1, 4] * 25)
     assert few is not None and many is not None and few[0] == many[0] == 2.0
     assert few[1] < many[1] <= 2.0 <= many[2] < few[2]
+
+
+def test_the_shipped_example_is_a_90_10_split_once_its_challenger_policy_exists() -> None:
+    example = Path(__file__).resolve().parents[2] / "policies" / "strategies" / "example.toml"
+    text = example.read_text(encoding="utf-8")
+    with pytest.raises(StrategyError, match="policy 'my-challenger' does not load"):
+        parse_strategy(text)
+    s = parse_strategy(text.replace('"my-challenger"', '"standard"'))
+    assert [(v.name, v.policy, v.share_bp) for v in s.variants] == [
+        ("control", "default", 9000),
+        ("gentle", "standard", 1000),
+    ]
