@@ -110,4 +110,3 @@ def test_each_variants_results_and_their_intervals_come_from_its_own_accounts(
     low, high = wilson(10, 40)
     assert f"25.0% <small>({low:.1%}–{high:.1%})</small>" in row
     assert "40 <small>(30 open)</small>" in row and "1.20 <small>(" in row
-
