@@ -37,6 +37,7 @@ from runtime.cli_processes import (
     local_dev_server,
 )
 from runtime.cli_reporting import cmd_credit_file
+from runtime.cli_strategy import cmd_strategy
 from runtime.private import private_dir
 from runtime.settings import ROOT, Settings, get_settings
 
@@ -49,6 +50,7 @@ async def cmd_intake(args: argparse.Namespace, settings: Settings, client: Any =
 
     from domain.intake import parse_portfolio_file
     from domain.intake_files import FileRefused
+    from domain.strategy import StrategyError, assign_accounts, load_strategy
     from runtime.intake import intake_accounts
 
     actor = operator_name(args)
@@ -69,7 +71,22 @@ async def cmd_intake(args: argparse.Namespace, settings: Settings, client: Any =
     for error in report.errors:
         who = f" ({error.account_id})" if error.account_id else ""
         err.print(f"[yellow]{path}:{error.line}[/]{who}: [bold]{error.field}[/]: {error.reason}")
-    accounts = [a for _, a in report.accounts]
+    try:  # a broken strategy file stops intake: half the file on the wrong policy is worse
+        strategy = load_strategy(settings.strategy_file)
+    except StrategyError as exc:
+        err.print(f"[red]strategy refused:[/] {exc}", highlight=False, soft_wrap=True)
+        return 2
+    accounts, assignments = assign_accounts(
+        strategy, [a for _, a in report.accounts], set(report.policy_given)
+    )
+    if strategy is not None:
+        given = len(report.accounts) - len(assignments)
+        console.print(
+            f"strategy {strategy.name}: "
+            + ", ".join(f"{v.name} {v.share_bp / 100:g}% ({v.policy})" for v in strategy.variants)
+            + (f"; {given} rows name their policy and stay out of it" if given else ""),
+            highlight=False,
+        )
     client = client or await client_for(settings)
     sessions = sessions_for(settings)
     with Progress(
@@ -89,6 +106,7 @@ async def cmd_intake(args: argparse.Namespace, settings: Settings, client: Any =
             contact_queue=settings.contact_task_queue,
             day_seconds=args.day_seconds or settings.day_seconds,
             progress=lambda _a, _s: bar.advance(task),
+            assignments=assignments,
         )
     for account_id, reason in result.failed:
         err.print(f"[red]{account_id}[/]: {reason}")
@@ -99,6 +117,12 @@ async def cmd_intake(args: argparse.Namespace, settings: Settings, client: Any =
         "rejected": len(report.errors),
         "failed": len(result.failed),
     }
+    if strategy is not None:  # how many of this run's accounts went to each variant
+        new = set(result.started)
+        for v in strategy.variants:
+            counts[f"variant {v.name}"] = sum(
+                1 for i, a in assignments.items() if a.variant == v.name and i in new
+            )
     await asyncio.to_thread(_audit_intake, sessions, actor, path.name, counts)
     for account_id, reason in result.closed:
         console.print(
@@ -440,6 +464,7 @@ COMMANDS = {
     "audit": cmd_audit,
     "reopen": cmd_reopen,
     "policy": cmd_policy,
+    "strategy": cmd_strategy,
     "purge-audit": cmd_purge_audit,
     "credit-file": cmd_credit_file,
 }

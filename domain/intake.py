@@ -79,6 +79,10 @@ class IntakeReport(BaseModel):
 
     accounts: list[tuple[int, Account]] = Field(default_factory=list, description="(line, account)")
     errors: list[RowError] = Field(default_factory=list)
+    policy_given: list[str] = Field(
+        default_factory=list,
+        description="Accounts whose row named a policy: a champion/challenger strategy leaves them be",
+    )
 
 
 def _known(loader: Callable[[str], object], name: str, what: str) -> str | None:
@@ -279,6 +283,7 @@ def parse_rows(rows: Iterable[tuple[int, list[str]]], *, decimal_comma: bool = F
 
     accounts: list[tuple[int, Account]] = []
     errors: list[RowError] = []
+    policy_given: list[str] = []
     first_seen: dict[str, int] = {}
     for line, raw in it:
         row = [_normal(cell) for cell in raw]
@@ -313,5 +318,7 @@ def parse_rows(rows: Iterable[tuple[int, list[str]]], *, decimal_comma: bool = F
         account, row_errors = _parse_row(values, line, decimal_comma)
         if account is not None:
             accounts.append((line, account))
+            if values.get("policy"):
+                policy_given.append(account.account_id)
         errors.extend(row_errors)
-    return IntakeReport(accounts=accounts, errors=errors)
+    return IntakeReport(accounts=accounts, errors=errors, policy_given=policy_given)

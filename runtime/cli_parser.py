@@ -38,6 +38,7 @@ EXAMPLES: dict[str, str] = {
     "close": 'close ACC-00001 written_off --note "small balance" --as alice',
     "reopen": 'reopen ACC-00001 --reason "closed by mistake" --as alice',
     "policy": "policy upgrade --to default --all --as alice --dry-run",
+    "strategy": "strategy promote gentle --as alice --upgrade-running",
     "purge-audit": "purge-audit --dry-run --as alice",
     "audit": "audit ACC-00001 --csv audit.csv",
     "credit-file": "credit-file --profile US --cycle 2026-11-30 --out metro2-2026-11.txt --furnisher-id ACME001",
@@ -45,12 +46,13 @@ EXAMPLES: dict[str, str] = {
 
 
 #: the commands that change something: each takes ``--as NAME`` (default ``$COLLECT_OPERATOR``) and
-#: refuses to act without a name (``policy`` only for ``policy upgrade``); the rest only read or run
+#: refuses to act without a name (``policy`` only for ``policy upgrade``, ``strategy`` only for
+#: ``strategy promote``); the rest only read or run
 #: processes. tests/operators/test_cli_operators.py holds every command to one list or the other.
 ACTING = frozenset(
     {
         "intake", "pay", "negotiate", "pause", "resume", "opt-out", "complaint", "resolve-complaint", "answer-plan",
-        "dispute", "verify-dispute", "cease", "recall", "close", "reopen", "policy", "purge-audit",
+        "dispute", "verify-dispute", "cease", "recall", "close", "reopen", "policy", "strategy", "purge-audit",
     }
 )  # fmt: skip
 READING_OR_RUNNING = frozenset(
@@ -237,6 +239,21 @@ def parser() -> argparse.ArgumentParser:
     who.add_argument("--all", action="store_true", help="every open account running that policy (profile)")
     named(up, "who moves them")
     up.add_argument("--dry-run", action="store_true", help="count, send nothing")
+    strat = sub.add_parser(
+        "strategy", help="champion/challenger: show the split new accounts get, promote a challenger"
+    )
+    strat_sub = strat.add_subparsers(dest="strategy_command", required=True)
+    strat_sub.add_parser("show", help="the strategy file's variants, policies and shares")
+    promote = strat_sub.add_parser(
+        "promote", help="the variant becomes the champion with every new account (audited)"
+    )
+    promote.add_argument("variant", help="the variant's name in the strategy file")
+    promote.add_argument(
+        "--upgrade-running",
+        action="store_true",
+        help="also move the old champion's open accounts to the variant's policy (policy upgrade)",
+    )
+    named(promote, "who promotes it")
     purge = sub.add_parser("purge-audit", help="delete audit lines past their profile's retention")
     purge.add_argument("--dry-run", action="store_true")
     named(purge, "who deletes them (the purge is audited)")

@@ -13,14 +13,19 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from domain.accounts import Account, AccountTerms, Mode
@@ -28,9 +33,11 @@ from domain.clock import REAL_DAY_SECONDS, PolicyClock
 from domain.effects import CONTACT_TASK_QUEUE
 from domain.money import format_minor
 from domain.rules import Rules, RuleSource, current_rules, read_source, rules_from
+from domain.strategy import Assignment
 from store.accounts import StoredState, store_accounts, stored_states, upsert_account
 from store.audit import store_clock
 from store.rules import pin_accounts, rules_for, save_sources, set_account_rules
+from store.variants import audit_assignments
 from workflows import patches, search
 from workflows.state import AccountInput
 
@@ -76,6 +83,7 @@ async def start_account(
     continue_as_new_every_wake: bool = False,
     id_reuse_policy: WorkflowIDReusePolicy = WorkflowIDReusePolicy.REJECT_DUPLICATE,
     sessions: sessionmaker[Session] | None = None,
+    variant: str | None = None,
 ) -> bool:
     """Start the account's workflow; False if it already exists (running, or finished and still kept).
 
@@ -88,6 +96,10 @@ async def start_account(
     A scaled policy clock (``day_seconds`` other than a day) starts now, and with ``sessions`` the
     account's row learns it once the workflow has started, so the service and the CLI write their
     audit lines on the account's clock (``store.audit``). A real-time clock is the wall clock.
+
+    ``variant``: the champion/challenger variant the account is in, set as the ``Variant`` search
+    attribute at start (the Temporal UI filters on it: ``Variant = "gentle"``); the workflow never
+    reads it, nor needs to.
     """
     rules = rules or current_rules(terms.policy, terms.profile)
     clock = PolicyClock(epoch=datetime.now(UTC), day_seconds=day_seconds)
@@ -110,7 +122,7 @@ async def start_account(
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             static_summary=summary_for(terms),
             static_details=f"due {terms.due_date}, {rules.versions}, zones {', '.join(terms.zones[:3])}",
-            search_attributes=search.initial(terms),
+            search_attributes=_with_variant(search.initial(terms), variant),
         )
     except WorkflowAlreadyStartedError:
         return False
@@ -118,6 +130,14 @@ async def start_account(
     if sessions is not None and (scaled or id_reuse_policy == WorkflowIDReusePolicy.ALLOW_DUPLICATE):
         await asyncio.to_thread(_store_clock, sessions, terms.account_id, clock)
     return True
+
+
+def _with_variant(attributes: TypedSearchAttributes, variant: str | None) -> TypedSearchAttributes:
+    if variant is None:
+        return attributes
+    return TypedSearchAttributes(
+        [*attributes.search_attributes, SearchAttributePair(search.VARIANT, variant)]
+    )
 
 
 def _store_clock(sessions: sessionmaker[Session], account_id: str, clock: PolicyClock) -> None:
@@ -137,6 +157,7 @@ async def intake_accounts(
     batch: int = 200,
     progress: Callable[[str, str], None] | None = None,
     directory: Path | None = None,
+    assignments: Mapping[str, Assignment] | None = None,
 ) -> IntakeResult:
     """Store, then start, every account; one account's failure is reported and the rest go on.
 
@@ -150,11 +171,16 @@ async def intake_accounts(
     the accounts it creates, and their workflows start with exactly those rules. An account already
     stored starts (if it must) with the versions stored for it; one stored as closed is not started
     at all and comes back in ``closed``.
+
+    ``assignments`` (account id -> :class:`~domain.strategy.Assignment`, from
+    :func:`domain.strategy.assign_accounts`): a new account is stored in its variant, with an audit
+    line ``variant_assigned`` in the same transaction, and its workflow starts tagged with it; an
+    account already stored keeps the variant it was stored in.
     """
     result = IntakeResult()
     gate = asyncio.Semaphore(concurrency)
     now = datetime.now(UTC)
-    pins = _Pins(directory)
+    pins = _Pins(directory, assignments or {})
     chunks = [list(accounts[i : i + batch]) for i in range(0, len(accounts), batch)]
     stored: list[asyncio.Future[dict[str, _Ready]]] = [
         asyncio.get_running_loop().create_future() for _ in chunks
@@ -194,6 +220,7 @@ async def intake_accounts(
                     contact_queue=contact_queue,
                     rules=ready.rules,
                     sessions=sessions,
+                    variant=ready.variant,
                 )
             except Exception as exc:  # reported per account; the rest go on
                 fail(account.account_id, f"{type(exc).__name__}: {exc}")
@@ -225,14 +252,16 @@ class _Ready:
     error: str | None = None
     closed: str | None = None  # stored as closed, for this reason: not started
     note_versions: bool = False  # stored before versions were pinned: store them once it starts
+    variant: str | None = None  # the champion/challenger variant it is stored in
 
 
 class _Pins:
     """The rules one intake run pins: the files read once per (policy, profile), stored versions
     parsed once per pair. Used by the writer alone (one thread at a time)."""
 
-    def __init__(self, directory: Path | None) -> None:
+    def __init__(self, directory: Path | None, assignments: Mapping[str, Assignment]) -> None:
         self.directory = directory
+        self.assignments = assignments
         self.current: dict[tuple[str, str], tuple[Rules, list[RuleSource]] | str] = {}
         self.stored: dict[tuple[str, str], Rules] = {}
 
@@ -292,15 +321,21 @@ def _store_and_pin(
     """Store the accounts, the versions they are pinned to, and the pins; inside the caller's transaction."""
     ids = [a.account_id for a in accounts]
     if one_by_one:
-        created = {a.account_id for a in accounts if upsert_account(s, a, now)}
+        created = {
+            a.account_id
+            for a in accounts
+            if upsert_account(s, a, now, variant=_variant(pins.assignments.get(a.account_id)))
+        }
         known = stored_states(s, [i for i in ids if i not in created])
     else:
         known = stored_states(s, ids)
-        store_accounts(s, accounts, now)
+        variants = {a.account_id: v for a in accounts if (v := _variant(pins.assignments.get(a.account_id)))}
+        store_accounts(s, accounts, now, variants)
         created = set(ids) - set(known)
     ready: dict[str, _Ready] = {}
     to_save: dict[str, RuleSource] = {}
     new_by_versions: dict[tuple[str, str], list[str]] = defaultdict(list)
+    assigned: list[tuple[str, Assignment]] = []
     for account in accounts:
         pinned = pins.pin(account.policy, account.profile)
         assert not isinstance(pinned, str)  # _store_chunk kept only accounts whose rules read
@@ -308,13 +343,21 @@ def _store_and_pin(
         if account.account_id in created:
             new_by_versions[(rules.policy_version, rules.profile_version)].append(account.account_id)
             to_save.update((src.version, src) for src in sources)
-            ready[account.account_id] = _Ready(rules=rules)
+            assignment = pins.assignments.get(account.account_id)
+            ready[account.account_id] = _Ready(rules=rules, variant=_variant(assignment))
+            if assignment is not None:
+                assigned.append((account.account_id, assignment))
         else:
             ready[account.account_id] = _existing(s, known[account.account_id], rules, sources, to_save, pins)
     save_sources(s, to_save.values(), now)
     for versions, account_ids in new_by_versions.items():
         pin_accounts(s, account_ids, versions, now)
+    audit_assignments(s, assigned, now)
     return ready
+
+
+def _variant(assignment: Assignment | None) -> str | None:
+    return assignment.variant if assignment is not None else None
 
 
 def _existing(
@@ -330,11 +373,13 @@ def _existing(
         return _Ready(closed=state.close_reason or "closed")
     if state.policy_version and state.profile_version:
         try:
-            return _Ready(rules=pins.of(s, state.policy_version, state.profile_version))
+            return _Ready(
+                rules=pins.of(s, state.policy_version, state.profile_version), variant=state.variant
+            )
         except LookupError as exc:
             return _Ready(error=str(exc))
     to_save.update((src.version, src) for src in sources)
-    return _Ready(rules=rules, note_versions=True)
+    return _Ready(rules=rules, note_versions=True, variant=state.variant)
 
 
 def _note_versions(sessions: sessionmaker[Session], account_id: str, rules: Rules, now: datetime) -> None:

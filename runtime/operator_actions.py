@@ -181,6 +181,7 @@ async def reopen_account(
             rules=rules,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
             sessions=sessions,
+            variant=snap.variant,
         )
         if not started:
             raise Refused(f"{account_id} was started by someone else meanwhile: nothing reopened")

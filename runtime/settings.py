@@ -139,6 +139,11 @@ class Settings(BaseSettings):
         default=ROOT / "policies" / "agencies.toml",
         description="The agencies file (relative: to the project): who serves which region under which licence",
     )
+    # champion/challenger (domain/strategy.py): no such file, no test; intake gives the rows' policies
+    strategy_file: Path = Field(
+        default=ROOT / "policies" / "strategies" / "current.toml",
+        description="The champion/challenger strategy intake assigns new accounts by (relative: to the project)",
+    )
 
     # Twilio; with no account SID the local carrier simulator stands in
     twilio_account_sid: str | None = None
@@ -308,7 +313,7 @@ class Settings(BaseSettings):
             )
         return codes
 
-    @field_validator("state_dir", "agencies_file")
+    @field_validator("state_dir", "agencies_file", "strategy_file")
     @classmethod
     def _under_project(cls, value: Path) -> Path:
         return value if value.is_absolute() else ROOT / value

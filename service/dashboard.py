@@ -6,7 +6,8 @@ look at them without a browser), and the numbers come from :func:`store.reportin
 
 Charts: the portfolio funnel by stage, the recovery rate over time, contact outcomes by channel, the
 silent/abandoned-call rate against the 3% line, settlements proposed/accepted/kept/broken, holds and
-complaints with their SLA status, field visits and placements.
+complaints with their SLA status, field visits and placements; and, while a champion/challenger test
+runs, each variant's results with their 95% intervals (:func:`variants_table`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from service.state import app_sessions
 from store.audit import latest_event_at
 from store.governor import latest_attempt_at
 from store.reporting import DashboardData, dashboard_data
+from store.variants import Rate, VariantResult
 
 router = APIRouter(tags=["dashboard"])
 TEMPLATES = Environment(
@@ -309,6 +311,45 @@ def donut_svg(parts_in: dict[str, int], colours: dict[str, str], label: str) -> 
     return _svg(width, height, "".join(parts), label)
 
 
+def _pct(rate: Rate) -> str:
+    """``12.0% (9.1–15.6%)``: the share and its 95% Wilson interval; a dash when nobody qualifies."""
+    if not rate.of:
+        return "–"
+    return f"{rate.share:.1%} <small>({rate.low:.1%}–{rate.high:.1%})</small>"
+
+
+def variants_table(results: list[VariantResult]) -> Markup:
+    """One row per variant (and currency): its accounts and each result with its 95% interval.
+
+    Intervals that do not overlap are a difference the sample supports; overlapping ones are not yet
+    (the table says so, so nobody promotes a challenger on noise)."""
+    if not results:
+        return Markup("")
+    head = (
+        "<tr><th>Variant</th><th>Policy</th><th>Accounts</th><th>Recovered</th><th>Collected</th>"
+        "<th>Contacts per 100 recovered</th><th>Complained</th><th>Opted out</th><th>Broke a plan</th></tr>"
+    )
+    rows = []
+    for r in results:
+        if r.contacts_per_100 is None:
+            per = "–"
+        else:
+            est, low, high = r.contacts_per_100
+            per = f"{est:.2f} <small>({low:.2f}–{high:.2f})</small>"
+        collected = r.paid_minor / r.opening_minor if r.opening_minor else 0.0
+        broke = _pct(r.broke_plan) + (f" <small>of {r.broke_plan.of}</small>" if r.broke_plan.of else "")
+        rows.append(
+            f"<tr><th scope='row'>{_t(r.variant)}</th><td>{_t(', '.join(r.policies))}</td>"
+            f"<td>{r.accounts:,} <small>({r.open_accounts:,} open)</small></td>"
+            f"<td>{_pct(r.recovered)}</td>"
+            f"<td>{collected:.1%} <small>{_t(format_minor(r.paid_minor, r.currency))}</small></td>"
+            f"<td>{per} <small>{_t(r.currency)}</small></td>"
+            f"<td>{_pct(r.complained)}</td><td>{_pct(r.opted_out)}</td><td>{broke}</td></tr>"
+        )
+    # every cell's text went through _t or is a number formatted here
+    return Markup(f'<table class="variants">{head}{"".join(rows)}</table>')  # nosec B704
+
+
 def render_dashboard(data: DashboardData, now: datetime) -> str:
     answered = sum(a for _, _, a in data.silent)
     silent = sum(s for _, s, _ in data.silent)
@@ -363,6 +404,7 @@ def render_dashboard(data: DashboardData, now: datetime) -> str:
         placements=bars_svg(
             sorted(data.placements.items()) or [("none", 0)], ["#6366f1", "#10b981", "#f43f5e"], "Placements"
         ),
+        variants=variants_table(data.variants),
     )
 
 

@@ -3,7 +3,7 @@ the account-level writes of collection (mode, progress, a new phone number)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -55,6 +55,8 @@ class AccountSnapshot(BaseModel):
     #: the pinned rule versions the account's workflow runs (``store.rules``); None before versions
     policy_version: str | None = None
     profile_version: str | None = None
+    #: the champion/challenger variant intake put it in (``domain.strategy``); None: in none
+    variant: str | None = None
 
 
 def _intake_fields(account: Account) -> dict[str, object]:
@@ -101,6 +103,8 @@ def _stored_fields(row: AccountRow) -> dict[str, object]:
 
 def _check_same(row: AccountRow, account: Account) -> None:
     stored, given = _stored_fields(row), _intake_fields(account)
+    if row.variant is not None:  # the strategy chose its policy, and a promotion may since have changed it
+        del stored["policy"], given["policy"]
     differing = [field for field in given if stored[field] != given[field]]
     if differing:
         raise ValueError(
@@ -133,7 +137,9 @@ def _contact_point_values(debtor_id: int, account: Account, now: datetime) -> li
     ]
 
 
-def _account_values(debtor_id: int, account: Account, now: datetime) -> dict[str, Any]:
+def _account_values(
+    debtor_id: int, account: Account, now: datetime, variant: str | None = None
+) -> dict[str, Any]:
     return {
         "account_id": account.account_id,
         "debtor_id": debtor_id,
@@ -152,6 +158,7 @@ def _account_values(debtor_id: int, account: Account, now: datetime) -> dict[str
         "dpd": None,
         "created_at": now,
         "updated_at": now,
+        "variant": variant,
     }
 
 
@@ -167,13 +174,14 @@ def _emergency_values(account: Account, now: datetime) -> dict[str, Any] | None:
     }
 
 
-def upsert_account(s: Session, account: Account, now: datetime) -> bool:
+def upsert_account(s: Session, account: Account, now: datetime, *, variant: str | None = None) -> bool:
     """Store an account from intake: True if created, False if it was already there with the same data.
 
     Re-running intake is harmless; a row whose data differs from what is stored raises ``ValueError``
     naming the fields and writes nothing, because silently overwriting a debt's terms (or a debtor's
     number) from a stale file is worse than asking an operator. Two concurrent intakes of the same
-    account create it once.
+    account create it once. ``variant``: the champion/challenger variant a new account is stored in
+    (an account in one is not refused for another policy: the strategy chose it, not the file).
     """
     existing = s.get(AccountRow, account.account_id)
     if existing is not None:
@@ -185,7 +193,7 @@ def upsert_account(s: Session, account: Account, now: datetime) -> bool:
             s.add(debtor)
             s.flush()
             s.add_all(ContactPoint(**v) for v in _contact_point_values(debtor.id, account, now))
-            s.add(AccountRow(**_account_values(debtor.id, account, now)))
+            s.add(AccountRow(**_account_values(debtor.id, account, now, variant)))
             s.flush()
             if (emergency := _emergency_values(account, now)) is not None:
                 s.add(EmergencyContactRow(**emergency))
@@ -200,13 +208,16 @@ def upsert_account(s: Session, account: Account, now: datetime) -> bool:
     return True
 
 
-def store_accounts(s: Session, accounts: Sequence[Account], now: datetime) -> int:
+def store_accounts(
+    s: Session, accounts: Sequence[Account], now: datetime, variants: Mapping[str, str] | None = None
+) -> int:
     """Store a batch from intake in a handful of statements; how many were new.
 
     The same rows as :func:`upsert_account` row by row, for the intake's speed: one read of what
     is already stored, then one multi-row insert per table. Anything unusual (an account stored
     with other data, the same id twice, a concurrent intake) raises, the caller's transaction rolls
     back, and the caller falls back to :func:`upsert_account` one account at a time, which names it.
+    ``variants``: account id -> the variant a new account is stored in.
     """
     ids = [a.account_id for a in accounts]
     if len(set(ids)) != len(ids):
@@ -225,7 +236,8 @@ def store_accounts(s: Session, accounts: Sequence[Account], now: datetime) -> in
     ).all()
     pairs = list(zip(debtor_ids, new, strict=True))
     s.execute(insert(ContactPoint), [v for d, a in pairs for v in _contact_point_values(d, a, now)])
-    s.execute(insert(AccountRow), [_account_values(d, a, now) for d, a in pairs])
+    variants = variants or {}
+    s.execute(insert(AccountRow), [_account_values(d, a, now, variants.get(a.account_id)) for d, a in pairs])
     emergencies = [v for a in new if (v := _emergency_values(a, now)) is not None]
     if emergencies:
         s.execute(insert(EmergencyContactRow), emergencies)
@@ -271,6 +283,7 @@ def account_snapshot(s: Session, account_id: str) -> AccountSnapshot | None:
         emergency_status=emergency.status if emergency else None,
         policy_version=row.policy_version,
         profile_version=row.profile_version,
+        variant=row.variant,
     )
 
 
@@ -350,6 +363,7 @@ class StoredState(BaseModel):
     close_reason: str | None
     policy_version: str | None
     profile_version: str | None
+    variant: str | None = None
 
 
 def stored_states(s: Session, account_ids: Sequence[str]) -> dict[str, StoredState]:
@@ -363,11 +377,17 @@ def stored_states(s: Session, account_ids: Sequence[str]) -> dict[str, StoredSta
             AccountRow.close_reason,
             AccountRow.policy_version,
             AccountRow.profile_version,
+            AccountRow.variant,
         ).where(AccountRow.account_id.in_(list(account_ids)))
     )
     return {
         aid: StoredState(
-            account_id=aid, mode=Mode(mode), close_reason=reason, policy_version=pv, profile_version=fv
+            account_id=aid,
+            mode=Mode(mode),
+            close_reason=reason,
+            policy_version=pv,
+            profile_version=fv,
+            variant=variant,
         )
-        for aid, mode, reason, pv, fv in rows
+        for aid, mode, reason, pv, fv, variant in rows
     }

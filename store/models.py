@@ -172,6 +172,9 @@ class AccountRow(Base):
     # and the CLI write: they know only the wall clock, and the audit log speaks policy time.
     clock_epoch: Mapped[datetime | None]
     clock_day_seconds: Mapped[float | None] = mapped_column(Float)
+    # The champion/challenger variant intake put the account in (0018; NULL: in none, because no
+    # strategy was on or its file row named its policy); see ``domain.strategy``.
+    variant: Mapped[str | None] = mapped_column(String(64), index=True)
 
     debtor: Mapped[Debtor] = relationship(lazy="joined", innerjoin=True)
     holds: Mapped[list[HoldRow]] = relationship(lazy="selectin", order_by="HoldRow.id")

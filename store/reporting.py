@@ -20,6 +20,7 @@ from store.models import (
     PlanRow,
     VisitRow,
 )
+from store.variants import VariantResult, variant_results
 
 
 class DashboardData(BaseModel):
@@ -43,6 +44,8 @@ class DashboardData(BaseModel):
     complaints: dict[str, int]  # within_sla, overdue, escalated, resolved
     visits: dict[str, int]
     placements: dict[str, int]
+    #: champion/challenger: each variant's results (store.variants), empty when no account is in one
+    variants: list[VariantResult] = []
 
 
 STAGE_ORDER = ("pre_due", "early", "middle", "late", "charged_off")
@@ -176,4 +179,5 @@ def dashboard_data(s: Session, now: datetime, *, weeks: int = 12, days: int = 30
         complaints=complaints,
         visits=visits,
         placements=placements,
+        variants=variant_results(s),
     )

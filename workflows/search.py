@@ -16,8 +16,10 @@ BALANCE = SearchAttributeKey.for_int("BalanceMinor")
 HOLD = SearchAttributeKey.for_keyword("CollectionHold")
 NEXT_CONTACT = SearchAttributeKey.for_datetime("NextContactTime")
 JURISDICTION = SearchAttributeKey.for_keyword("Jurisdiction")
+# the champion/challenger variant intake put the account in (domain/strategy.py); set at start only
+VARIANT = SearchAttributeKey.for_keyword("Variant")
 
-ALL = [STAGE, MODE, DPD, BALANCE, HOLD, NEXT_CONTACT, JURISDICTION]
+ALL = [STAGE, MODE, DPD, BALANCE, HOLD, NEXT_CONTACT, JURISDICTION, VARIANT]
 
 # For `temporal server start-dev --search-attribute NAME=TYPE` and `temporal operator search-attribute create`.
 CLI_TYPES = {
@@ -28,6 +30,7 @@ CLI_TYPES = {
     HOLD.name: "Keyword",
     NEXT_CONTACT.name: "Datetime",
     JURISDICTION.name: "Keyword",
+    VARIANT.name: "Keyword",
 }
 
 
