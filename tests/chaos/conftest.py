@@ -90,6 +90,24 @@ def midday_zones(now: datetime | None = None, *, lo: int = 9, hi: int = 15) -> l
     return found
 
 
+#: A campaign whose first reminder is each debtor's day's 10:00 (``send_time``) takes its debtors in
+#: this long before that hour at the least: intake must be over (every run started, its policy clock
+#: read) before 10:00 local, or that step fell due before intake and is not caught up.
+INTAKE_MARGIN = timedelta(minutes=2)
+
+
+def before_ten(now: datetime | None = None, *, margin: timedelta = INTAKE_MARGIN) -> tuple[int, int]:
+    """The local hours to take debtors in at so the day's 10:00 reminder is their first contact, soon.
+
+    Every zone of :data:`ZONES` is a whole hour off UTC, so all of them share the minute: at 09:mm
+    the reminder is 60 - mm policy minutes away. Debtors at 09:00-09:59 wait at most one policy hour
+    (with 08:00-08:59 always, the wait was one to two hours: 25-50 s of a ten-minute day, idle);
+    only in the last ``margin`` of the hour, when intake could run past 10:00, the hour before.
+    """
+    now = now or datetime.now(UTC)
+    return (8, 9) if now.minute * 60 + now.second >= 3600 - margin.total_seconds() else (9, 10)
+
+
 # ---- the dev server ------------------------------------------------------------------------------
 @dataclass
 class DevServer:
