@@ -116,8 +116,8 @@ async def test_settlement_during_an_in_flight_reminder_silences_dunning_every_ti
     devserver: DevServer, dev_client: Any, chaos_settings: Settings, tmp_path: Any
 ) -> None:
     rng = random.Random(6_505)
-    # four days past due (the first day after the grace), taken in between 09:00 and 10:00 their time (``before_ten``): the day's 10:00
-    # reminder is the first (nothing from before intake is caught up), at most one policy hour (50 s)
+    # four days past due (the first day after the grace), taken in between 09:00 and 10:00 their time
+    # (``before_ten``): the day's 10:00 reminder is the first (nothing from before intake is caught up), at most one policy hour (50 s)
     # away, with 11 lawful policy hours (550 s) after it for the 1,000 sends. With 25 s hours (275 s for
     # the sends) a run beside the suite's busiest modules sent 390 by 21:00 local, and the rest waited.
     accounts = make_accounts(RACES, rng=rng, due_offsets=(-4, -4), digits=range(0, 60), hours=before_ten())
