@@ -12,17 +12,16 @@ import argparse
 import json
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
-from domain.accounts import Account, AccountTerms
-from domain.agencies import load_agencies
+from domain.accounts import Account
 from domain.intake import parse_portfolio_file
 from domain.intake_files import FileRefused
 from domain.policy import Policy, load_policy, parse_policy
-from lab.behaviour import CarrierTable
-from lab.engine import Portfolio, SimAccount
-from lab.report import Prices, Summary, summarise, write_html
+from lab.compare import run_policy
+from lab.report import Prices, Summary, write_html
 from lab.synthetic import synthetic_accounts
 
 
@@ -50,12 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     summaries: list[Summary] = []
     for name in policies:
         began = time.perf_counter()
-        lab = Portfolio(CarrierTable(), load_agencies(), policies=policies)
-        for account in accounts:
-            terms = AccountTerms.from_account(account.model_copy(update={"policy": name}))
-            lab.open(SimAccount(terms, account.debtor.phone, start))
-        _run_with_progress(lab, start, args.days, name, quiet=args.quiet)
-        summaries.append(summarise(name, lab, start, args.days, prices))
+        progress = None if args.quiet or not sys.stderr.isatty() else _progress(name, args.days)
+        summaries.append(run_policy(name, policies, accounts, start, args.days, prices, on_day=progress))
+        if progress is not None:
+            print(file=sys.stderr)
         took = time.perf_counter() - began
         t = summaries[-1].totals
         print(
@@ -118,15 +115,14 @@ def _accounts(args: argparse.Namespace, start: datetime) -> list[Account] | None
     return [account for _, account in report.accounts]
 
 
-def _run_with_progress(lab: Portfolio, start: datetime, days: int, name: str, *, quiet: bool) -> None:
-    """Day by day, so a long run shows where it is."""
-    for day in range(1, days + 1):
-        lab.run(start + timedelta(days=day))
-        if not quiet and sys.stderr.isatty():
-            done = day * 40 // days
-            print(f"\r{name:>12} [{'#' * done}{'.' * (40 - done)}] day {day}/{days}", end="", file=sys.stderr)
-    if not quiet and sys.stderr.isatty():
-        print(file=sys.stderr)
+def _progress(name: str, days: int) -> Callable[[int], None]:
+    """A bar on the terminal, day by day, so a long run shows where it is."""
+
+    def show(day: int) -> None:
+        done = day * 40 // days
+        print(f"\r{name:>12} [{'#' * done}{'.' * (40 - done)}] day {day}/{days}", end="", file=sys.stderr)
+
+    return show
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ only what changes the next decision does.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -170,6 +169,9 @@ class Portfolio:
         self.agencies = agencies
         self.accounts: dict[str, SimAccount] = {}
         self._calls: dict[str, list[CallFact]] = {}  # per campaign (policy), oldest first
+        #: campaigns with an abandoned (or pending) call so far: the governor has nothing to judge
+        #: before one, and scanning every call of the campaign at each call made a run quadratic
+        self._any_abandoned: set[str] = set()
         self._abandoned: dict[str, list[datetime]] = {}  # per number
         visits, placed = load or ({}, {})
         self._load: dict[Work, dict[str, int]] = {Work.VISIT: dict(visits), Work.PLACEMENT: dict(placed)}
@@ -401,7 +403,10 @@ class Portfolio:
             a.live.append(LedgerEntry(at=now, channel=channel, outcome=answer.outcome))
             a.sent.append(Sent(now, channel, template, purpose, answer.outcome, key, stage))
             if channel == Channel.VOICE:
-                self._calls.setdefault(a.terms.policy, []).append(CallFact(at=now, outcome=answer.outcome))
+                fact = CallFact(at=now, outcome=answer.outcome)
+                self._calls.setdefault(a.terms.policy, []).append(fact)
+                if fact.abandoned or fact.pending:
+                    self._any_abandoned.add(a.terms.policy)
                 if answer.outcome == ContactOutcome.SILENT:
                     self._abandoned.setdefault(a.phone, []).append(now)
         return answer
@@ -409,7 +414,8 @@ class Portfolio:
     def _governor(self, a: SimAccount, now: datetime) -> _Result | None:
         rules = _governor_rules(a.terms.profile)
         calls = self._calls.get(a.terms.policy, [])
-        recent = [f for f in calls if f.at > now - rules.window] if _any_abandoned(calls) else []
+        anywhere = a.terms.policy in self._any_abandoned
+        recent = [f for f in calls if f.at > now - rules.window] if anywhere else []
         abandoned = [t for t in self._abandoned.get(a.phone, []) if t > now - rules.no_redial]
         if not recent and not abandoned:
             return None  # no abandoned call anywhere: the bound cannot be at risk from one more call
@@ -594,7 +600,3 @@ def _decide(
 def _live(a: SimAccount, now: datetime) -> list[LedgerEntry]:
     """What the live check reads: the attempts of the last :data:`LIVE_LEDGER`."""
     return [e for e in a.live if e.at >= now - LIVE_LEDGER]
-
-
-def _any_abandoned(calls: Iterable[CallFact]) -> bool:
-    return any(f.abandoned or f.pending for f in calls)

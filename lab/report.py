@@ -100,7 +100,11 @@ _COLOURS = ["#2563eb", "#d97706", "#059669", "#7c3aed", "#dc2626", "#0891b2"]
 
 
 def write_html(path: Path, summaries: list[Summary], title: str) -> None:
-    """One file, no scripts and nothing fetched: bar charts as inline SVG, tables as tables."""
+    path.write_text(render_html(summaries, title), encoding="utf-8")
+
+
+def render_html(summaries: list[Summary], title: str) -> str:
+    """One page, no scripts and nothing fetched: bar charts as inline SVG, tables as tables."""
     e = html.escape
     parts = [
         "<!doctype html><html lang='en'><meta charset='utf-8'>",
@@ -157,7 +161,7 @@ def write_html(path: Path, summaries: list[Summary], title: str) -> None:
                 ],
             )
         )
-    path.write_text("".join(parts) + "</html>", encoding="utf-8")
+    return "".join(parts) + "</html>"
 
 
 def _table(heading: str, columns: list[str], rows: list[tuple[str, list[object]]]) -> str:
@@ -215,4 +219,4 @@ def _curve(series: list[list[int]], names: list[str]) -> str:
     return "".join(out) + f"<p>{legend}</p>"
 
 
-__all__ = ["Prices", "Summary", "Totals", "summarise", "write_html"]
+__all__ = ["Prices", "Summary", "Totals", "render_html", "summarise", "write_html"]

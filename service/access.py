@@ -206,6 +206,9 @@ ACCESS: dict[tuple[str, str], Rule] = {
     ("GET", "/console/events"): console("read"),
     ("POST", "/console/events/deliveries/{delivery_id}/retry"): console("approve"),
     ("POST", "/console/refunds/{refund_id}/resolve"): console("approve"),
+    # the strategy lab's what-if (service/console_whatif.py): reads the book, sends nothing; supervisors
+    ("GET", "/console/whatif"): console("approve"),
+    ("POST", "/console/whatif"): console("approve"),
     ("GET", "/dashboard"): browser("read"),
     # the codec the Temporal UI calls from the operator's browser (and tctl/temporal CLI with a token)
     ("OPTIONS", "/codec/decode"): public("the browser's CORS preflight carries no credentials"),

@@ -35,6 +35,7 @@ from service import (
     console_events,
     console_queues,
     console_signin,
+    console_whatif,
     dashboard,
     debtor_number,
     debtor_payments,
@@ -119,6 +120,7 @@ def create_app(settings: Settings | None = None, temporal_client: Client | None 
         console_actions,
         console_queues,
         console_events,
+        console_whatif,
         console_signin,
         selfservice,
         debtor_number,  # before debtor_signin too: /me/number is no link
