@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -18,7 +19,7 @@ from domain.timeline import AccountStatus, Timeline
 from store.accounts import account_snapshot
 from store.audit import audit_entries
 from store.contacts import contact_attempts
-from tests.workflows.conftest import NY, Harness, at_local
+from tests.workflows.conftest import NY, Harness, at_local, running_harness
 from workflows.messages import PaymentIn
 
 #: Every test here also runs with continue-as-new forced at every wake-up (tests/conftest.py).
@@ -152,8 +153,18 @@ async def query(handle: Any, name: str, result_type: type) -> Any:
             await asyncio.sleep(1)
 
 
+@pytest.fixture(params=[False, True], ids=["steady", "hand-over-every-wake"])
+async def fresh_harness(own_env, settings, simulator, request) -> AsyncIterator[Harness]:  # type: ignore[no-untyped-def]
+    """A harness on a time-skipping server of the test's own. The negotiation test stalled on the
+    module's shared server late in full suites (its clock held at the first skip, in both tries, while
+    it passes in seconds alone): on a server of its own, each try starts from a clean clock."""
+    async with running_harness(own_env, settings, simulator, every_wake=request.param) as h:
+        yield h
+
+
 @pytest.mark.timeout(300)  # it takes seconds; a stalled test server gets its rerun sooner
-async def test_negotiation_stops_dunning_before_the_update_answers(harness: Harness) -> None:
+async def test_negotiation_stops_dunning_before_the_update_answers(fresh_harness: Harness) -> None:
+    harness = fresh_harness
     account = await harness.open_account(due_in_days=-18, phone="+12125550104")
     handle = harness.handle(account)
     await harness.skip_to(at_local(account.due_date + timedelta(days=20), 12))
