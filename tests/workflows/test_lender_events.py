@@ -46,6 +46,13 @@ async def test_an_overdue_account_paid_in_full_freezes_then_restores_its_line(ha
 async def test_a_plan_agreed_and_kept_tells_the_lender_and_restores_the_line(harness: Harness) -> None:
     account = await harness.open_account(due_in_days=-40, phone="+12125550143")
     handle = harness.handle(account)
+    # the line is frozen when the run first records its stage; a plan agreed before that (at the run's
+    # very first task) leaves the line as it was, so the plan waits for the freeze here
+    for _ in range(100):
+        if told(harness, account.account_id):
+            break
+        await harness.skip_to(await harness.now() + timedelta(hours=1))
+    assert told(harness, account.account_id) == [(1, "line_frozen")]
     today = (await harness.now()).astimezone(NY).date()
     plan = await handle.execute_update(
         "propose_settlement",
