@@ -87,6 +87,15 @@ class Language(StrEnum):
     ZH_CN = "zh-CN"
 
 
+def check_languages(texts: dict[str, str]) -> None:
+    """A text per language names only languages we speak: the profile's and policy's translated
+    tables (complaint routes, bureaus) share this check."""
+    known = {lang.value for lang in Language}
+    unknown = sorted(set(texts) - known)
+    if unknown:
+        raise ValueError(f"unknown language(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+
+
 class ContactOutcome(StrEnum):
     """What became of one contact attempt; the workflow's next step depends on it."""
 

@@ -21,7 +21,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from domain.accounts import Language, Product
+from domain.accounts import Language, Product, check_languages
 from domain.money import check_currency
 
 #: Days past due that make an account "30 days late", the first negative status (CRRG account status 71);
@@ -84,10 +84,7 @@ class ReportingRules(BaseModel):
     @field_validator("bureau")
     @classmethod
     def _languages(cls, value: dict[str, str]) -> dict[str, str]:
-        known = {lang.value for lang in Language}
-        unknown = sorted(set(value) - known)
-        if unknown:
-            raise ValueError(f"unknown language(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        check_languages(value)
         if Language.EN.value not in value or any(not text.strip() for text in value.values()):
             raise ValueError("an 'en' text is required and no text may be empty")
         return value

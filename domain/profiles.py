@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from domain.accounts import Language
+from domain.accounts import Language, check_languages
 from domain.cases import ResponseTiers
 from domain.charge_terms import LEGAL_CHARGE_CAPS, ChargeCaps, caps_in_force, loosened
 from domain.credit_reporting import ReportingRules
@@ -203,10 +203,7 @@ class ComplaintChannel(BaseModel):
     @field_validator("authority", "when")
     @classmethod
     def _languages(cls, value: dict[str, str]) -> dict[str, str]:
-        known = {lang.value for lang in Language}
-        unknown = sorted(set(value) - known)
-        if unknown:
-            raise ValueError(f"unknown language(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        check_languages(value)
         blank = sorted(k for k, text in value.items() if not text.strip())
         if blank:
             raise ValueError(f"empty text for {', '.join(blank)}")
