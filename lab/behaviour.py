@@ -16,7 +16,7 @@ from carrier.outcomes import outcome_for
 from domain.accounts import Channel, ContactOutcome
 from domain.outcomes import call_outcome, error_outcome, message_outcome
 
-#: What the send activity asks of every call (activities/contact.py): ring this long, detect machines
+#: What the send activity asks of every call (activities/contact_provider.py): ring this long, detect machines
 CALL_TIMEOUT_SECONDS = 25
 MACHINE_DETECTION = "DetectMessageEnd"
 

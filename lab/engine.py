@@ -59,7 +59,7 @@ from lab.behaviour import Answer, Behaviour
 #: the workflow keeps this much of its ledger (workflows/base.py KEEP_LEDGER_DAYS) and of its contacts
 KEEP_LEDGER = timedelta(days=8)
 KEEP_CONTACTS = 12
-#: the live check reads the attempts of the last 8 days (activities/contact.py)
+#: the live check reads the attempts of the last 8 days (activities/contact_checks.py)
 LIVE_LEDGER = timedelta(days=8)
 #: a visit is announced at least this long before its window (workflows/visit.py MIN_NOTICE)
 VISIT_MIN_NOTICE = timedelta(days=1)

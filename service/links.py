@@ -13,7 +13,7 @@ so it must be unforgeable and short-lived:
 * Pure functions of (secret, account, time): the send activity issues links, the web service checks
   them, and neither needs a table of issued links. Rotating ``link_secret`` revokes every link.
 
-Nothing here imports FastAPI: :mod:`activities.contact` uses :func:`self_service_link` too.
+Nothing here imports FastAPI: :mod:`activities.contact_text` uses :func:`self_service_link` too.
 """
 
 from __future__ import annotations

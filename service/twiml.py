@@ -1,7 +1,7 @@
 """TwiML the webhooks answer with: voice menus that speak at once, and SMS replies.
 
 Why a module of its own: every voice document here must start with ``<Say>`` (a callee who pressed a key
-must never hear silence, the same rule as the call's first words in ``activities/contact.py``), in the
+must never hear silence, the same rule as the call's first words in ``activities/contact_provider.py``), in the
 debtor's language, and every SMS reply is one short message at most. Keeping all wording in one place
 lets the tests check those rules for every document we can return.
 """

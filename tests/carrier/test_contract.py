@@ -20,7 +20,7 @@ from carrier.contract import CALL, CALLS, MESSAGE, MESSAGES, TwilioSpec
 
 from .conftest import ACCOUNT_SID, AUTH_TOKEN, SAY_FIRST, SENDER, Webhooks
 
-#: the SDK keyword arguments the product uses (activities/contact.py) and the form names they become
+#: the SDK keyword arguments the product uses (activities/contact_provider.py) and the form names they become
 SMS_KWARGS = {"to": "To", "from_": "From", "body": "Body", "status_callback": "StatusCallback"}
 CALL_KWARGS = {
     "to": "To",
@@ -38,7 +38,7 @@ UPDATE_KWARGS = {"status": "Status", "url": "Url", "twiml": "Twiml"}
 #: the response fields the product reads
 MESSAGE_FIELDS = {"sid", "status", "error_code", "to", "body"}
 CALL_FIELDS = {"sid", "status", "answered_by", "duration", "to"}
-#: the list filters reconciliation uses (activities/contact.py), as SDK arguments and query names,
+#: the list filters reconciliation uses (activities/contact_outcome.py), as SDK arguments and query names,
 #: and the fields it reads from each listed message or call
 LIST_KWARGS = {"to": "To", "from_": "From", "limit": None}
 LISTED_MESSAGE_FIELDS = {"sid", "status", "date_created", "direction", "body", "from", "to"}

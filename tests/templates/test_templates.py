@@ -330,7 +330,7 @@ def test_context_values_are_text_not_template() -> None:
 
 
 def test_the_workflows_contexts_render() -> None:
-    """What activities/contact.py builds: settings, snapshot fields, then the workflow's own keys."""
+    """What activities/contact_text.py builds: settings, snapshot fields, then the workflow's own keys."""
     base = {
         "company": "Acme Finance",
         "callback_number": "+15005550006",
