@@ -331,6 +331,10 @@ async def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
 
 
 # ---- the demo ----------------------------------------------------------------------------------
+#: the demo's sender pacing against the carrier simulator (COLLECT_SENDER_MESSAGES_PER_SECOND wins)
+DEMO_SENDS_PER_SECOND = 10.0
+
+
 async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     """Everything on one machine: dev server (file-backed), simulator, migrations, worker, intake.
 
@@ -346,6 +350,10 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     install_stop_signals(asyncio.current_task())
     if args.day_seconds:
         settings = settings.model_copy(update={"day_seconds": args.day_seconds})
+    if settings.using_simulator and "sender_messages_per_second" not in settings.model_fields_set:
+        # the simulator is not a long code held to about one text a second: the demo's days are
+        # scaled, and 240 debtors' first reminders at 1/s would take four minutes
+        settings = settings.model_copy(update={"sender_messages_per_second": DEMO_SENDS_PER_SECOND})
     server = None
     simulator = None
     idp = None
@@ -379,8 +387,14 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         else:
             http = make_server(settings, client)
             tasks.append(asyncio.create_task(http.serve()))
+        if not settings.strategy_file.exists():  # the demo's own champion/challenger test
+            settings = settings.model_copy(update={"strategy_file": ROOT / "data" / "demo_strategy.toml"})
+            console.print(f"champion/challenger: {settings.strategy_file.relative_to(ROOT)} (20% on 'standard')")
         intake_args = argparse.Namespace(file=args.file, day_seconds=settings.day_seconds, actor="demo")
         await cmd_intake(intake_args, settings, client)
+        debtors = demo_debtors(args, settings, simulator, demo_tokens, http is not None)
+        if debtors is not None:
+            tasks.append(asyncio.create_task(debtors.run()))
         console.print()
         console.print("[bold green]Collection is running.[/]")
         ui = f"http://localhost:{settings.temporal_ui_port}"
@@ -434,6 +448,43 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
             server.terminate()
             server.wait(timeout=20)
     return 0
+
+
+def demo_debtors(
+    args: argparse.Namespace, settings: Settings, simulator: Any, tokens: dict[str, str], serving: bool
+) -> Any:
+    """The simulated debtors (carrier/debtors.py) behind the carrier simulator, or None: not with
+    Twilio (real people answer there), not without the HTTP service or the demo's own agent token
+    (they act through the API), and not when asked to keep quiet."""
+    if simulator is None or not serving or "agent" not in tokens or args.quiet_debtors:
+        return None
+    from carrier.debtors import DemoDebtors, debtors_from_accounts
+    from domain.intake import parse_portfolio_file
+    from lab.debtors import load_model
+    from service.inbound_sms import INBOUND_SMS
+
+    try:
+        model = load_model(args.behaviour)
+        _, report = parse_portfolio_file(Path(args.file).read_bytes(), name=Path(args.file).name)
+    except (ValueError, OSError) as exc:
+        err.print(f"[yellow]the simulated debtors stay quiet:[/] {exc}", highlight=False, soft_wrap=True)
+        return None
+    service = f"http://{settings.service_host}:{settings.service_port}"
+    console.print(
+        f"simulated debtors answer, pay, ask for plans and complain ({args.behaviour or 'lab/debtors.toml'}; "
+        "--quiet-debtors for none)"
+    )
+    return DemoDebtors(
+        store=simulator.store,
+        model=model,
+        service_url=service,
+        token=tokens["agent"],
+        auth_token=settings.twilio_token,
+        inbound_url=(settings.public_base_url or service).rstrip("/") + INBOUND_SMS,
+        debtors=debtors_from_accounts([a for _, a in report.accounts]),
+        day_seconds=settings.day_seconds,
+        our_number=settings.twilio_from_number,
+    )
 
 
 def demo_main(argv: list[str] | None = None) -> int:

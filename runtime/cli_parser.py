@@ -94,6 +94,14 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="operators sign in to the console through a local OpenID Connect provider (users printed)",
     )
+    demo.add_argument(
+        "--quiet-debtors",
+        action="store_true",
+        help="the simulated debtors never answer, pay or complain (by default they follow lab/debtors.toml)",
+    )
+    demo.add_argument(
+        "--behaviour", default=None, metavar="FILE", help="the debtors' behaviour model (default lab/debtors.toml)"
+    )
     sub.add_parser("server", help="run only the Temporal dev server (file-backed)")
     for name, what in (
         ("worker", "run a worker (same as python -m workers)"),

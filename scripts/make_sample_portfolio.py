@@ -190,7 +190,7 @@ def generate(today: date, count: int, seed: int) -> list[dict[str, str]]:
                 "fees": fees,
                 "due_date": (today - timedelta(days=dpd(rng))).isoformat(),
                 "profile": profile,
-                "policy": "default",
+                "policy": "",  # the strategy's to choose (the demo's: data/demo_strategy.toml)
                 "date_of_birth": born(f"ACC-{n:05d}").isoformat(),
             }
         )

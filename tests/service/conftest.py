@@ -52,6 +52,8 @@ PUBLIC = "https://collect.example.test"
 #: an auditor's token for the operations endpoints (``/ops/governor``)
 OPS_TOKEN = "service-tests-ops-token-0123456789abcdef"
 OPS = {"Authorization": f"Bearer {OPS_TOKEN}"}
+#: an agent's token on ``served``'s API (payments, plans: what the demo's debtors use)
+AGENT_TOKEN = "service-tests-agent-token-0123456789abcdef"
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
 
 
@@ -280,6 +282,7 @@ class Served:
 
     base: str
     harness: Harness
+    simulator: Any  # carrier.SimulatorHandle: what the carrier saw, in this process
 
 
 @pytest.fixture
@@ -290,6 +293,7 @@ async def served(env: Any, settings: Settings, simulator: Any) -> AsyncIterator[
     local = settings.model_copy(
         update={
             "public_base_url": base,
+            "api_tokens": {**settings.api_tokens, AGENT_TOKEN: "amy:agent"},
             "task_queue": f"svc-{suffix}",
             "contact_task_queue": f"svc-c-{suffix}",
         }
@@ -308,7 +312,7 @@ async def served(env: Any, settings: Settings, simulator: Any) -> AsyncIterator[
     tasks = [asyncio.create_task(w.run()) for w in workers]
     h = Harness(env=env, settings=local, sessions=deps.sessions, simulator_url=simulator.url)
     try:
-        yield Served(base=base, harness=h)
+        yield Served(base=base, harness=h, simulator=simulator)
     finally:
         for workflow_id in h.started:
             try:

@@ -1,0 +1,111 @@
+"""The demo's debtors (carrier/debtors.py) act through the product's own doors, against real workflows.
+
+A model file that leaves one thing to chance at most: the debtor engages with every contact and does
+one given thing. The account's first overdue text goes through the gate to the carrier simulator, the
+debtors see it delivered, and the account's run shows what a real debtor's act would have done: paid
+off and closed, SMS opted out (by a signed STOP), a complaint hold (by a signed COMPLAINT), a plan
+asked for by text and agreed through the plans API, its instalment paid on its day.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+import pytest
+
+from carrier.callbacks import CallbackDispatcher
+from carrier.debtors import DemoDebtors, debtors_from_accounts
+from domain.accounts import Account
+from lab.debtors import load_model
+from service.inbound_sms import INBOUND_SMS
+from tests.service.conftest import AGENT_TOKEN, Served, random_phone
+from tests.service.test_sms_consent import lawful_hours, settled, until
+from tests.workflows.conftest import Harness, at_local
+
+NOTHING = {"pay_full": 0.0, "pay_part": 0.0, "plan": 0.0, "stop": 0.0, "complain": 0.0}
+
+
+def model_file(tmp_path: Path, does: str, keep: float = 1.0) -> Path:
+    """A model where every contact engages and every debtor always does ``does``."""
+    odds = {**NOTHING, does: 1.0}
+    lines = ["seed = 3", "engage_other_hours = 1.0"]
+    lines += [f'[[engage]]\nchannel = "{c}"\nhours = [0, 24]\np = 1.0' for c in ("sms", "voice", "voicemail")]
+    lines += ["[segments.default]", *(f"{k} = {v}" for k, v in odds.items())]
+    lines += ["pay_part_share = [0.25, 0.25]", "plan_periods = [3]", f"keep = {keep}"]
+    lines += ["[[lateness]]", "until = 100000", "pay = 1", "plan = 1", "stop = 1", "complain = 1"]
+    path = tmp_path / "debtors.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+async def first_text_reacted(
+    served: Served, tmp_path: Path, does: str
+) -> tuple[Account, DemoDebtors, httpx.AsyncClient]:
+    harness: Harness = served.harness
+    phone = random_phone(42)  # a number the carrier delivers to (and a person answers)
+    account = await harness.open_account(due_in_days=-3, phone=phone)  # tomorrow: day 4, the first text
+    await lawful_hours(harness)
+    await until(lambda: any(c["template"] for c in harness.sent(account)), "the first overdue text sent")
+    debtors = DemoDebtors(
+        store=served.simulator.store,
+        model=load_model(model_file(tmp_path, does)),
+        service_url=served.base,
+        token=AGENT_TOKEN,
+        auth_token=harness.settings.twilio_token,
+        inbound_url=served.base + INBOUND_SMS,
+        debtors=debtors_from_accounts([account]),
+        plan_check_seconds=0,
+        clock=harness.now,  # the time-skipping server's (a status answers at the run's last task)
+    )
+    http = httpx.AsyncClient(
+        base_url=served.base, headers={"Authorization": f"Bearer {AGENT_TOKEN}"}, timeout=30
+    )
+    dispatcher = CallbackDispatcher(harness.settings.twilio_token, served.simulator.store)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while not debtors.reactions:
+        assert loop.time() < deadline, "the debtor never reacted to the delivered text"
+        await debtors.tick(http, dispatcher)
+        await asyncio.sleep(0.2)
+    await dispatcher.close()
+    return account, debtors, http
+
+
+@pytest.mark.parametrize("does", ["pay_full", "pay_part", "stop", "complain"])
+async def test_a_debtor_acts_on_the_text_that_reached_them(served: Served, tmp_path: Path, does: str) -> None:
+    account, debtors, http = await first_text_reacted(served, tmp_path, does)
+    await http.aclose()
+    assert debtors.reactions == {does: 1}
+    status = await settled(served.harness, account)
+    if does == "pay_full":
+        assert status.closing == "paid" and status.balance == 0
+        assert status.paid_total == account.balance  # what the status showed the debtor, all of it
+    elif does == "pay_part":
+        assert status.paid_total == account.balance // 4 and status.balance == account.balance * 3 // 4
+        assert status.mode.value == "dunning"
+    elif does == "stop":
+        assert status.opted_out == ["sms"]  # the signed STOP went through the inbound webhook
+    else:
+        assert "complaint" in status.holds and status.complaint_due is not None
+
+
+async def test_a_debtor_asks_for_a_plan_by_text_and_pays_its_first_instalment_on_its_day(
+    served: Served, tmp_path: Path
+) -> None:
+    harness = served.harness
+    account, debtors, http = await first_text_reacted(served, tmp_path, "plan")
+    try:
+        status = await settled(harness, account)
+        assert status.plan is not None and len(status.plan.instalments) == 3
+        first = status.plan.instalments[0]
+        assert first.due_date > status.policy_now.date()
+        await debtors.tick(http, CallbackDispatcher(harness.settings.twilio_token, served.simulator.store))
+        assert (await settled(harness, account)).plan_paid == 0  # not before its day
+        await harness.skip_to(at_local(first.due_date, 12))
+        await debtors.tick(http, CallbackDispatcher(harness.settings.twilio_token, served.simulator.store))
+        status = await settled(harness, account)
+        assert status.plan_paid == first.amount
+    finally:
+        await http.aclose()
