@@ -16,6 +16,7 @@ only what changes the next decision does.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -37,24 +38,24 @@ from domain.cadence import (
     Step,
     dpd_at,
     due_before,
-    fallback_step,
-    gate_state,
-    next_action,
     usable_channels,
 )
 from domain.clock import PolicyClock
-from domain.gate import Allow, Defer, Deny, PlannedContact, Purpose, Verdict, decide
+from domain.gate import Allow, Defer, Deny, Purpose
 from domain.governor import (
+    RULE_RATE,
     RULE_REDIAL,
     CallFact,
     GovernorRules,
-    decide_voice,
+    redial_blocked_until,
     rules_for_profile,
 )
 from domain.policy import Policy, load_policy
 from domain.profiles import Profile, load_profile
 from domain.visits import eligibility, visit_slot
 from lab.behaviour import Answer, Behaviour
+from lab.governor import CampaignCalls
+from lab.memo import Answers, terms_key
 
 #: the workflow keeps this much of its ledger (workflows/base.py KEEP_LEDGER_DAYS) and of its contacts
 KEEP_LEDGER = timedelta(days=8)
@@ -130,8 +131,10 @@ class SimAccount:
     holds_due: list[HoldChange] = field(default_factory=list)
     wake_at: datetime | None = None
     notice_due: datetime | None = None  # the placement notice, until it went or was given up
+    terms_key: tuple[Hashable, ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        self.terms_key = terms_key(self.terms)
         self.carried = Carried(clock=PolicyClock(epoch=self.opened_at), balance=self.terms.balance)
 
 
@@ -173,10 +176,12 @@ class Portfolio:
         #: before one, and scanning every call of the campaign at each call made a run quadratic
         self._any_abandoned: set[str] = set()
         self._abandoned: dict[str, list[datetime]] = {}  # per number
+        self._judges: dict[str, dict[GovernorRules, CampaignCalls]] = {}  # per campaign, per rules
         visits, placed = load or ({}, {})
         self._load: dict[Work, dict[str, int]] = {Work.VISIT: dict(visits), Work.PLACEMENT: dict(placed)}
         self._queue: list[tuple[datetime, int, str]] = []
         self._seq = 0
+        self._answers = Answers()
 
     def policy(self, name: str) -> Policy:
         found = self.policies.get(name)
@@ -245,7 +250,7 @@ class Portfolio:
             c.ledger = [e for e in c.ledger if e.at >= now - KEEP_LEDGER]
             c.holds = [h for h in c.holds if h.until is None or h.until > now]
             visit_wake = self._tend_visit(a, stage, dpd, now, policy, profile, arrange=False)
-            action = next_action(terms, c, policy, profile, now, stage_at_contact=True)
+            action = self._answers.plan(a, policy, profile, now)
             if action.skipped:
                 c.done_steps = [*c.done_steps, *action.skipped]
             step = action.step
@@ -309,7 +314,7 @@ class Portfolio:
                     self._do_step(a, alt, stage, now, policy, profile)
 
     def _fallback(self, a: SimAccount, step: Step, policy: Policy) -> Step | None:
-        return fallback_step(policy, a.terms.product, step.channel, a.carried, step)
+        return self._answers.fallback(a, step, policy)
 
     def _channel_outcome(self, a: SimAccount, channel: Channel, outcome: ContactOutcome) -> bool:
         c = a.carried
@@ -335,7 +340,9 @@ class Portfolio:
         riding: Step | None,
     ) -> _Result:
         purpose = Purpose.DUNNING
-        planned = _decide(a, channel, purpose, template, Mode.DUNNING, a.carried.ledger, now, profile)
+        planned = self._answers.verdict(
+            a, channel, purpose, template, Mode.DUNNING, a.carried.ledger, now, profile
+        )
         if isinstance(planned, Deny):
             a.refused.append(Refused(now, channel, template, planned.rule, "denied"))
             return _Result(outcome=ContactOutcome.DENIED, rule=planned.rule)
@@ -343,7 +350,7 @@ class Portfolio:
             return _Result(outcome=ContactOutcome.DENIED, rule=planned.rule, deferred_until=planned.until)
         backup = None
         if riding is not None:
-            fb = _decide(
+            fb = self._answers.verdict(
                 a, riding.channel, purpose, riding.template, Mode.DUNNING, a.carried.ledger, now, profile
             )
             if isinstance(fb, Allow):
@@ -366,7 +373,9 @@ class Portfolio:
         backup: Step | None,
     ) -> _Result:
         """What the send activity does: the live gate, the governor for a call, then the carrier."""
-        verdict = _decide(a, channel, purpose, template, Mode.DUNNING, _live(a, now), now, profile)
+        verdict = self._answers.verdict(
+            a, channel, purpose, template, Mode.DUNNING, _live(a, now), now, profile
+        )
         if isinstance(verdict, Deny):
             a.refused.append(Refused(now, channel, template, verdict.rule, "denied"))
             return _Result(outcome=ContactOutcome.DENIED, rule=verdict.rule)
@@ -405,6 +414,8 @@ class Portfolio:
             if channel == Channel.VOICE:
                 fact = CallFact(at=now, outcome=answer.outcome)
                 self._calls.setdefault(a.terms.policy, []).append(fact)
+                for judge in self._judges.get(a.terms.policy, {}).values():
+                    judge.add(fact)
                 if fact.abandoned or fact.pending:
                     self._any_abandoned.add(a.terms.policy)
                 if answer.outcome == ContactOutcome.SILENT:
@@ -412,21 +423,28 @@ class Portfolio:
         return answer
 
     def _governor(self, a: SimAccount, now: datetime) -> _Result | None:
+        """``decide_voice`` for one more call to the account's number in its campaign."""
         rules = _governor_rules(a.terms.profile)
-        calls = self._calls.get(a.terms.policy, [])
-        anywhere = a.terms.policy in self._any_abandoned
-        recent = [f for f in calls if f.at > now - rules.window] if anywhere else []
         abandoned = [t for t in self._abandoned.get(a.phone, []) if t > now - rules.no_redial]
-        if not recent and not abandoned:
+        until = redial_blocked_until(abandoned, now, rules)
+        if until is not None:
+            return _Result(outcome=ContactOutcome.DENIED, rule=RULE_REDIAL, deferred_until=until)
+        if a.terms.policy not in self._any_abandoned:
             return None  # no abandoned call anywhere: the bound cannot be at risk from one more call
-        verdict = decide_voice(recent, abandoned, now, rules)
-        if verdict.allowed:
+        paused, resumes = self._judge(a.terms.policy, rules).paused_until(now)
+        if not paused:
             return None
-        if verdict.rule == RULE_REDIAL and verdict.until is not None:
-            return _Result(outcome=ContactOutcome.DENIED, rule=verdict.rule, deferred_until=verdict.until)
-        return _Result(
-            outcome=ContactOutcome.DENIED, rule=verdict.rule, voice_paused_until=verdict.paused_until
-        )
+        return _Result(outcome=ContactOutcome.DENIED, rule=RULE_RATE, voice_paused_until=resumes)
+
+    def _judge(self, campaign: str, rules: GovernorRules) -> CampaignCalls:
+        """The campaign's calls as these rules count them (a campaign's profiles may differ)."""
+        judges = self._judges.setdefault(campaign, {})
+        judge = judges.get(rules)
+        if judge is None:
+            judge = judges[rules] = CampaignCalls(rules)
+            for fact in self._calls.get(campaign, []):
+                judge.add(fact)
+        return judge
 
     # ---- field visits (workflows/fieldvisits.py, workflows/visit.py) ----------------------------
     def _tend_visit(
@@ -557,9 +575,9 @@ class Portfolio:
             return None
         profile = _profile(a.terms.profile)
         sms, receipt, letter = Channel.SMS, Purpose.RECEIPT, "agency_placement"
-        verdict = _decide(a, sms, receipt, letter, Mode.CLOSED, a.carried.ledger, now, profile)
+        verdict = self._answers.verdict(a, sms, receipt, letter, Mode.CLOSED, a.carried.ledger, now, profile)
         if isinstance(verdict, Allow):
-            verdict = _decide(a, sms, receipt, letter, Mode.CLOSED, _live(a, now), now, profile)
+            verdict = self._answers.verdict(a, sms, receipt, letter, Mode.CLOSED, _live(a, now), now, profile)
         if isinstance(verdict, Defer) and verdict.until <= a.notice_due:
             return verdict.until
         if isinstance(verdict, Allow):
@@ -580,21 +598,6 @@ class _Result:
 
     def with_fallback(self, fb: _Result) -> _Result:
         return _Result(self.outcome, self.rule, self.deferred_until, self.voice_paused_until, fb)
-
-
-def _decide(
-    a: SimAccount,
-    channel: Channel,
-    purpose: Purpose,
-    template: str,
-    mode: Mode,
-    ledger: list[LedgerEntry],
-    now: datetime,
-    profile: Profile,
-) -> Verdict:
-    """The contact gate on the account, with the run's ledger or the live one (the send activity's)."""
-    contact = PlannedContact(channel=channel, purpose=purpose, template=template, at=now)
-    return decide(contact, gate_state(a.terms, a.carried, mode), ledger, now, profile)
 
 
 def _live(a: SimAccount, now: datetime) -> list[LedgerEntry]:
