@@ -247,8 +247,10 @@ class Portfolio:
             if stage == Stage.CHARGED_OFF:
                 self._charge_off(a, now, policy)
                 return now if a.notice_due is not None else None
-            c.ledger = [e for e in c.ledger if e.at >= now - KEEP_LEDGER]
-            c.holds = [h for h in c.holds if h.until is None or h.until > now]
+            if any(e.at < now - KEEP_LEDGER for e in c.ledger):  # a pydantic assignment costs more
+                c.ledger = [e for e in c.ledger if e.at >= now - KEEP_LEDGER]
+            if any(h.until is not None and h.until <= now for h in c.holds):
+                c.holds = [h for h in c.holds if h.until is None or h.until > now]
             visit_wake = self._tend_visit(a, stage, dpd, now, policy, profile, arrange=False)
             action = self._answers.plan(a, policy, profile, now)
             if action.skipped:
@@ -293,7 +295,7 @@ class Portfolio:
         c.done_steps = [*c.done_steps, step.key]
         a.deferred.pop(step.key, None)
         if result.outcome != ContactOutcome.DENIED:
-            c.ledger = [*c.ledger, LedgerEntry(at=now, channel=step.channel, outcome=result.outcome)]
+            c.ledger = [*c.ledger, self._answers.entry(now, step.channel, result.outcome)]
             record = ContactRecord(
                 at=now, channel=step.channel, template=step.template, outcome=result.outcome, step=step.key
             )
@@ -409,7 +411,7 @@ class Portfolio:
         """The carrier's answer; what it accepted counts in the live ledger (and a call, for the governor)."""
         answer = self.behaviour.answer(a.phone, channel, now)
         if answer.accepted:
-            a.live.append(LedgerEntry(at=now, channel=channel, outcome=answer.outcome))
+            a.live.append(self._answers.entry(now, channel, answer.outcome))
             a.sent.append(Sent(now, channel, template, purpose, answer.outcome, key, stage))
             if channel == Channel.VOICE:
                 fact = CallFact(at=now, outcome=answer.outcome)
@@ -471,6 +473,8 @@ class Portfolio:
         visits = policy.visits
         if not arrange or not visits.enabled or c.contact_lost:
             return None
+        if stage not in visits.stages or dpd < visits.from_dpd:
+            return None  # what eligibility() says first, without scoring the account's history
         verdict = eligibility(
             visits,
             stage=stage,

@@ -19,7 +19,7 @@ from collections.abc import Hashable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from domain.accounts import AccountTerms, Carried, Channel, LedgerEntry, Mode
+from domain.accounts import AccountTerms, Carried, Channel, ContactOutcome, LedgerEntry, Mode
 from domain.cadence import NextAction, Step, fallback_step, gate_state, next_action
 from domain.gate import PlannedContact, Purpose, Verdict, decide
 from domain.policy import Policy
@@ -45,12 +45,24 @@ class Answers:
         self._plans: dict[tuple[Hashable, ...], NextAction] = {}
         self._verdicts: dict[tuple[Hashable, ...], Verdict] = {}
         self._fallbacks: dict[tuple[Hashable, ...], Step | None] = {}
+        self._entries: dict[tuple[Hashable, ...], LedgerEntry] = {}
 
     def _tick(self, now: datetime) -> None:
         if now != self._at:
             self._plans.clear()
             self._verdicts.clear()
+            self._entries.clear()
             self._at = now
+
+    def entry(self, now: datetime, channel: Channel, outcome: ContactOutcome) -> LedgerEntry:
+        """One ledger line, shared by every account that made the same attempt at this instant
+        (an equal value: sharing it only spares building and comparing copies in the keys above)."""
+        self._tick(now)
+        key = (now.tzinfo, channel, outcome)
+        found = self._entries.get(key)
+        if found is None:
+            found = self._entries[key] = LedgerEntry(at=now, channel=channel, outcome=outcome)
+        return found
 
     def plan(self, a: SimAccount, policy: Policy, profile: Profile, now: datetime) -> NextAction:
         """``next_action(..., stage_at_contact=True)`` on the account's terms and carried state."""
