@@ -26,7 +26,7 @@ from domain.policy import Policy
 from domain.profiles import Profile
 
 if TYPE_CHECKING:
-    from lab.engine import SimAccount
+    from lab.state import SimAccount
 
 #: fallbacks do not depend on the instant; past this many they are dropped all the same
 MAX_FALLBACKS = 100_000
