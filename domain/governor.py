@@ -182,8 +182,9 @@ class VoiceVerdict(BaseModel):
 
 
 def _within(limit: Fraction, sample: int, abandoned: int, live: int) -> bool:
-    """``abandoned <= limit * max(live, sample)``, exactly."""
-    return abandoned <= limit * max(live, sample)
+    """``abandoned <= limit * max(live, sample)``, exactly (in integers: a Fraction product per check
+    made a rate pause's search slow for a big campaign; the denominator is positive)."""
+    return abandoned * limit.denominator <= limit.numerator * max(live, sample)
 
 
 def counts(calls: Iterable[CallFact], now: datetime, window: timedelta) -> tuple[int, int, int]:
