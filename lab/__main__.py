@@ -3,7 +3,8 @@ portfolio in seconds, without Temporal or a database.
 
 Each policy runs over the same accounts from the same start; the report (JSON and a self-contained
 HTML page) puts them side by side. Outcomes come from the carrier table (the last two digits of each
-number, as in the demo and the tests; see lab/behaviour.py).
+number, as in the demo and the tests; see lab/behaviour.py), and what debtors do once reached (pay,
+ask for a plan, reply STOP, complain) from the seeded model in lab/debtors.toml (lab/debtors.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from domain.intake import parse_portfolio_file
 from domain.intake_files import FileRefused
 from domain.policy import Policy, load_policy, parse_policy
 from lab.compare import run_policy
+from lab.debtors import load_model
 from lab.report import Prices, Summary, write_html
 from lab.synthetic import synthetic_accounts
 
@@ -46,18 +48,26 @@ def main(argv: list[str] | None = None) -> int:
     if accounts is None:
         return 2
     prices = Prices(sms=args.sms_price, call=args.call_price)
+    try:
+        debtors = None if args.no_debtors else load_model(args.behaviour)
+    except ValueError as err:
+        print(f"--behaviour: {err}", file=sys.stderr)
+        return 2
     summaries: list[Summary] = []
     for name in policies:
         began = time.perf_counter()
         progress = None if args.quiet or not sys.stderr.isatty() else _progress(name, args.days)
-        summaries.append(run_policy(name, policies, accounts, start, args.days, prices, on_day=progress))
+        summaries.append(
+            run_policy(name, policies, accounts, start, args.days, prices, on_day=progress, debtors=debtors)
+        )
         if progress is not None:
             print(file=sys.stderr)
         took = time.perf_counter() - began
         t = summaries[-1].totals
         print(
             f"{name}: {t.accounts} accounts, {t.contacts} contacts ({t.contacts_per_account}/account), "
-            f"cost {t.cost}, {t.opted_out} opted out, {sum(t.refusals.values())} refusals, in {took:.1f} s",
+            f"cost {t.cost}, {t.opted_out} opted out, {sum(t.refusals.values())} refusals, "
+            f"{t.recovered_share:.1%} recovered, {t.plans} plans, {t.complaints} complaints, in {took:.1f} s",
             file=sys.stderr,
         )
     out = Path(args.out)
@@ -95,6 +105,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--call-price", type=float, default=Prices().call, help="cost of one call attempt")
     p.add_argument("--out", default="var/lab", help="directory for report.html and report.json")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--behaviour", metavar="FILE", help="what debtors do once reached (default lab/debtors.toml)"
+    )
+    p.add_argument(
+        "--no-debtors", action="store_true", help="debtors never pay, plan, reply STOP or complain"
+    )
     return p
 
 

@@ -2,7 +2,8 @@
 
 Issue 17 sets the goal: 100,000 accounts x 180 days in under 60 s on 2 cores. The synthetic portfolio
 (every carrier outcome, silent callees included, so the call governor works) runs once per process on
-its own share of the accounts, each share its own campaign (the governor judges a campaign's calls
+its own share of the accounts (debtors acting as lab/debtors.toml says, unless ``--no-debtors``), each
+share its own campaign (the governor judges a campaign's calls
 together, so shares are split by campaign, never through one). Prints accounts/s and the goal line;
 memory is the largest process's peak RSS.
 """
@@ -19,16 +20,17 @@ GOAL_ACCOUNTS = 100_000
 GOAL_SECONDS = 60.0
 
 
-def run_share(count: int, seed: int, days: int) -> tuple[int, int, float]:
+def run_share(count: int, seed: int, days: int, debtors: bool = True) -> tuple[int, int, float]:
     """(accounts, contacts, peak RSS in MB) of one share, simulated in this process."""
     from domain.accounts import AccountTerms
     from domain.agencies import load_agencies
     from lab.behaviour import CarrierTable
+    from lab.debtors import load_model
     from lab.engine import Portfolio, SimAccount
     from lab.synthetic import synthetic_accounts
 
     start = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
-    lab = Portfolio(CarrierTable(), load_agencies())
+    lab = Portfolio(CarrierTable(), load_agencies(), debtors=load_model() if debtors else None)
     for account in synthetic_accounts(count, seed=seed, now=start, digits=range(100), prefix=f"B{seed}"):
         lab.open(SimAccount(AccountTerms.from_account(account), account.debtor.phone, start))
     lab.run(start + timedelta(days=days))
@@ -41,13 +43,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--accounts", type=int, default=10_000)
     p.add_argument("--days", type=int, default=180)
     p.add_argument("--processes", type=int, default=2)
+    p.add_argument(
+        "--no-debtors", action="store_true", help="debtors never act (every account dunned to the end)"
+    )
     args = p.parse_args(argv)
     shares = [
         args.accounts // args.processes + (i < args.accounts % args.processes) for i in range(args.processes)
     ]
     began = time.perf_counter()
     with ProcessPoolExecutor(max_workers=args.processes) as pool:
-        done = list(pool.map(run_share, shares, range(1, len(shares) + 1), [args.days] * len(shares)))
+        n = len(shares)
+        done = list(pool.map(run_share, shares, range(1, n + 1), [args.days] * n, [not args.no_debtors] * n))
     seconds = time.perf_counter() - began
     accounts = sum(d[0] for d in done)
     contacts = sum(d[1] for d in done)

@@ -17,6 +17,7 @@ from domain.agencies import AgencyBook, load_agencies
 from domain.cadence import usable_channels
 from domain.policy import Policy
 from lab.behaviour import Behaviour, CarrierTable
+from lab.debtors import DebtorModel
 from lab.engine import Portfolio, SimAccount
 from lab.report import Prices, Summary, summarise
 
@@ -39,12 +40,15 @@ def run_policy(
     behaviour: Behaviour | None = None,
     agencies: AgencyBook | None = None,
     on_day: Callable[[int], None] | None = None,
+    debtors: DebtorModel | None = None,
 ) -> Summary:
-    """Every account under the policy ``name`` (a key of ``policies``, or a file in ``policies/``)."""
+    """Every account under the policy ``name`` (a key of ``policies``, or a file in ``policies/``);
+    ``debtors``: what debtors do once reached (None: they never pay, plan, STOP or complain)."""
     lab = Portfolio(
         behaviour or CarrierTable(),
         agencies if agencies is not None else load_agencies(),
         policies=dict(policies),
+        debtors=debtors,
     )
     for given in accounts:
         item = given if isinstance(given, LabAccount) else LabAccount(given)
@@ -68,9 +72,11 @@ def run_policies(
     start: datetime,
     days: int,
     prices: Prices,
+    *,
+    debtors: DebtorModel | None = None,
 ) -> list[Summary]:
     """One summary per policy, in the mapping's order (the report's columns)."""
-    return [run_policy(name, policies, accounts, start, days, prices) for name in policies]
+    return [run_policy(name, policies, accounts, start, days, prices, debtors=debtors) for name in policies]
 
 
 __all__ = ["LabAccount", "run_policies", "run_policy"]

@@ -48,9 +48,11 @@ from domain.governor import (
 from domain.policy import Policy
 from domain.profiles import Profile
 from lab.behaviour import Answer, Behaviour
+from lab.debtors import DebtorModel
 from lab.fieldwork import FieldWork
 from lab.governor import CampaignCalls
 from lab.memo import Answers
+from lab.reactions import plan_wake, react
 from lab.state import (
     KEEP_CONTACTS,
     KEEP_LEDGER,
@@ -78,11 +80,15 @@ class Portfolio(FieldWork):
         *,
         load: tuple[dict[str, int], dict[str, int]] | None = None,
         policies: dict[str, Policy] | None = None,
+        debtors: DebtorModel | None = None,
     ) -> None:
         """``load``: open visits and active placements per agency already (``store.agencies.agency_load``).
-        ``policies``: policies by name that are not in ``policies/`` (a variant being tried)."""
+        ``policies``: policies by name that are not in ``policies/`` (a variant being tried).
+        ``debtors``: what debtors do once a contact reaches them (:mod:`lab.debtors`); None: nothing
+        (the differential test's portfolio: the workflows' debtors never answer either)."""
         self.policies = dict(policies or {})
         self.behaviour = behaviour
+        self.debtors = debtors
         self.agencies = agencies
         self.accounts: dict[str, SimAccount] = {}
         self._calls: dict[str, list[CallFact]] = {}  # per campaign (policy), oldest first
@@ -151,6 +157,10 @@ class Portfolio(FieldWork):
             else:
                 c.holds = [h for h in c.holds if h.kind not in (HoldKind.PAUSE, HoldKind.NEGOTIATION)]
         terms, c = a.terms, a.carried
+        if a.money.plan is not None and self.debtors is not None:  # dunning waits while a plan runs
+            nxt = plan_wake(self.debtors, a, now)
+            if nxt is not None or a.ended is not None:
+                return nxt  # broken: dunning resumes at once
         policy, profile = self.policy(terms.policy), _profile(terms.profile)
         while True:
             dpd = dpd_at(now, terms)
@@ -175,6 +185,10 @@ class Portfolio(FieldWork):
                 wait_until = later
             if step is not None and wait_until <= now:
                 self._do_step(a, step, stage, now, policy, profile)
+                if a.ended is not None:
+                    return None  # paid in full: the run closed
+                if a.money.plan is not None:
+                    return self._turn(a, now)  # a plan agreed: its instalments' days decide the wakes
                 continue
             if a.visit is None:  # arranged once this wake's own step has gone (workflows/delinquency.py)
                 visit_wake = self._tend_visit(a, stage, dpd, now, policy, profile)
@@ -327,6 +341,8 @@ class Portfolio(FieldWork):
         if answer.accepted:
             a.live.append(self._answers.entry(now, channel, answer.outcome))
             a.sent.append(Sent(now, channel, template, purpose, answer.outcome, key, stage))
+            if self.debtors is not None:
+                react(self.debtors, a, channel, answer.outcome, now, _profile(a.terms.profile))
             if channel == Channel.VOICE:
                 fact = CallFact(at=now, outcome=answer.outcome)
                 self._calls.setdefault(a.terms.policy, []).append(fact)

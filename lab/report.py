@@ -40,6 +40,17 @@ class Totals(BaseModel):
     visits: int = 0
     cost: float = 0.0
     contacts_per_account: float = 0.0
+    recovered: dict[str, int] = Field(default_factory=dict, description="Minor units collected, per currency")
+    opening: dict[str, int] = Field(default_factory=dict, description="Opening balances, per currency")
+    recovered_share: float = Field(
+        default=0.0, description="Share of the opening balances collected (mean of the currencies' shares)"
+    )
+    paid: int = Field(default=0, description="Accounts that made a payment")
+    reactions: dict[str, int] = Field(default_factory=dict, description="What debtors did, by reaction")
+    plans: int = 0
+    kept_plans: int = 0
+    broken_plans: int = 0
+    complaints: int = 0
 
 
 class Summary(BaseModel):
@@ -49,12 +60,16 @@ class Summary(BaseModel):
     totals: Totals
     segments: dict[str, Totals] = Field(description="Per jurisdiction profile")
     contacts_by_day: list[int] = Field(description="Contacts sent on each simulated day")
+    recovery_by_day: list[float] = Field(
+        default_factory=list, description="Share of the opening balances collected by the end of each day"
+    )
 
 
 def summarise(policy: str, lab: Portfolio, start: datetime, days: int, prices: Prices) -> Summary:
     totals = Totals()
     segments: dict[str, Totals] = {}
     per_day = [0] * (days + 1)
+    paid_by_day: dict[str, list[int]] = {}
     for a in lab.accounts.values():
         for t in (totals, segments.setdefault(a.terms.profile, Totals())):
             _add(t, a, prices)
@@ -62,9 +77,19 @@ def summarise(policy: str, lab: Portfolio, start: datetime, days: int, prices: P
             day = (s.at - start).days
             if 0 <= day <= days:
                 per_day[day] += 1
+        for at, amount in a.money.payments:
+            day = min(max((at - start).days, 0), days)
+            paid_by_day.setdefault(a.terms.currency, [0] * (days + 1))[day] += amount
     for t in (totals, *segments.values()):
         t.contacts_per_account = round(t.contacts / t.accounts, 2) if t.accounts else 0.0
         t.cost = round(t.cost, 2)
+        t.recovered_share = _share(t.recovered, t.opening)
+    curve: list[float] = []
+    running = dict.fromkeys(paid_by_day, 0)
+    for day in range(days + 1):
+        for currency, amounts in paid_by_day.items():
+            running[currency] += amounts[day]
+        curve.append(_share(running, totals.opening))
     return Summary(
         policy=policy,
         days=days,
@@ -72,7 +97,14 @@ def summarise(policy: str, lab: Portfolio, start: datetime, days: int, prices: P
         totals=totals,
         segments=dict(sorted(segments.items())),
         contacts_by_day=per_day,
+        recovery_by_day=curve,
     )
+
+
+def _share(recovered: dict[str, int], opening: dict[str, int]) -> float:
+    """The mean over currencies of the share collected: amounts in different currencies never add."""
+    shares = [recovered.get(c, 0) / total for c, total in opening.items() if total > 0]
+    return round(sum(shares) / len(shares), 4) if shares else 0.0
 
 
 def _add(t: Totals, a, prices: Prices) -> None:  # type: ignore[no-untyped-def]
@@ -88,6 +120,17 @@ def _add(t: Totals, a, prices: Prices) -> None:  # type: ignore[no-untyped-def]
     t.contact_lost += int(a.carried.contact_lost)
     t.visits += a.carried.visits
     t.cost += sum(prices.sms if s.channel == Channel.SMS else prices.call for s in a.sent)
+    m = a.money
+    currency = a.terms.currency
+    t.opening[currency] = t.opening.get(currency, 0) + m.opening
+    t.recovered[currency] = t.recovered.get(currency, 0) + m.recovered
+    t.paid += int(bool(m.payments))
+    for reaction, n in m.reactions.items():
+        t.reactions[reaction] = t.reactions.get(reaction, 0) + n
+    t.plans += m.plans
+    t.kept_plans += m.kept_plans
+    t.broken_plans += m.broken_plans
+    t.complaints += m.complaints
 
 
 def _count(into: dict[str, int], items) -> None:  # type: ignore[no-untyped-def]
@@ -124,7 +167,18 @@ def render_html(summaries: list[Summary], title: str) -> str:
         ("opted out", [s.totals.opted_out for s in summaries]),
         ("contact lost", [s.totals.contact_lost for s in summaries]),
         ("field visits", [s.totals.visits for s in summaries]),
+        ("share of balances recovered", [f"{s.totals.recovered_share:.1%}" for s in summaries]),
+        ("accounts that paid", [s.totals.paid for s in summaries]),
+        (
+            "plans agreed / kept / broken",
+            [f"{s.totals.plans} / {s.totals.kept_plans} / {s.totals.broken_plans}" for s in summaries],
+        ),
+        ("complaints", [s.totals.complaints for s in summaries]),
     ]
+    for currency in sorted({c for s in summaries for c in s.totals.recovered}):
+        rows.append(
+            (f"recovered, {currency} (minor units)", [s.totals.recovered.get(currency, 0) for s in summaries])
+        )
     parts.append(_table("Per policy", names, rows))
     for heading, attr in (
         ("Contacts by channel", "by_channel"),
@@ -132,6 +186,7 @@ def render_html(summaries: list[Summary], title: str) -> str:
         ("Outcomes", "outcomes"),
         ("Gate refusals by rule", "refusals"),
         ("How accounts ended", "ended"),
+        ("What debtors did", "reactions"),
     ):
         keys = sorted({k for s in summaries for k in getattr(s.totals, attr)})
         parts.append(
@@ -144,6 +199,14 @@ def render_html(summaries: list[Summary], title: str) -> str:
         )
     parts.append("<h2>Contacts per day</h2>")
     parts.append(_curve([s.contacts_by_day for s in summaries], names))
+    parts.append("<h2>Recovery: share of the opening balances collected, by day</h2>")
+    parts.append(_curve([[round(v * 10_000) for v in s.recovery_by_day] for s in summaries], names))
+    if summaries and summaries[0].recovery_by_day:
+        parts.append(
+            "<p>At the end: "
+            + ", ".join(f"{html.escape(s.policy)} {s.recovery_by_day[-1]:.1%}" for s in summaries)
+            + "</p>"
+        )
     for s in summaries:
         parts.append(
             _table(
@@ -157,6 +220,9 @@ def render_html(summaries: list[Summary], title: str) -> str:
                         ("contacts per account", "contacts_per_account"),
                         ("cost", "cost"),
                         ("opted out", "opted_out"),
+                        ("share recovered", "recovered_share"),
+                        ("plans", "plans"),
+                        ("complaints", "complaints"),
                     )
                 ],
             )

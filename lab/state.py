@@ -19,6 +19,7 @@ from domain.governor import GovernorRules, rules_for_profile
 from domain.policy import Policy, load_policy
 from domain.profiles import Profile, load_profile
 from lab.memo import terms_key
+from lab.reactions import Money
 
 #: the workflow keeps this much of its ledger (workflows/base.py KEEP_LEDGER_DAYS) and of its contacts
 KEEP_LEDGER = timedelta(days=8)
@@ -88,17 +89,19 @@ class SimAccount:
     sent: list[Sent] = field(default_factory=list)
     refused: list[Refused] = field(default_factory=list)
     stages: list[tuple[datetime, Stage]] = field(default_factory=list)
-    ended: str | None = None  # "charged_off", "placed"
+    ended: str | None = None  # "charged_off", "placed", "paid", "settled"
     ended_at: datetime | None = None
     visit: Visit | None = None
     holds_due: list[HoldChange] = field(default_factory=list)
     wake_at: datetime | None = None
     notice_due: datetime | None = None  # the placement notice, until it went or was given up
     terms_key: tuple[Hashable, ...] = field(init=False, repr=False)
+    money: Money = field(init=False)  # what the debtor paid, planned, complained (lab/reactions.py)
 
     def __post_init__(self) -> None:
         self.terms_key = terms_key(self.terms)
         self.carried = Carried(clock=PolicyClock(epoch=self.opened_at), balance=self.terms.balance)
+        self.money = Money(opening=self.terms.balance)
 
 
 @lru_cache(maxsize=64)

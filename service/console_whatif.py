@@ -37,6 +37,7 @@ from domain.policy import POLICY_DIR, Policy, load_policy, parse_policy
 from domain.profiles import PROFILE_DIR
 from domain.segments import Segment, matches
 from lab.compare import LabAccount, run_policies
+from lab.debtors import load_model
 from lab.report import Prices, Summary, render_html
 from lab.synthetic import synthetic_accounts
 from service.auth import Principal
@@ -69,6 +70,7 @@ class WhatIf:
     count: int = DEFAULT_SYNTHETIC
     days: int = DEFAULT_DAYS
     seed: int = 1
+    debtors: str = "answer"  # or "silent": what debtors do once reached (lab/debtors.toml), or nothing
     errors: dict[str, str] = field(default_factory=dict)
 
 
@@ -116,6 +118,9 @@ def read_form(form: FormData, files: list[str], stored: dict[str, str]) -> WhatI
         errors["source"] = f"source: {got.source!r} is not one of {', '.join(SOURCES)}"
     got.days = _whole(text, "days", DEFAULT_DAYS, errors, MIN_DAYS, MAX_DAYS)
     got.seed = _whole(text, "seed", 1, errors, 0, 2**31 - 1)
+    got.debtors = text.get("debtors", "answer") or "answer"
+    if got.debtors not in ("answer", "silent"):
+        errors["debtors"] = f"debtors: {got.debtors!r} is not one of answer, silent"
     if got.source == "synthetic":
         got.count = _whole(text, "count", DEFAULT_SYNTHETIC, errors, 1, MAX_ACCOUNTS)
     got.segment = _segment(text, errors)
@@ -208,7 +213,9 @@ def run(sessions: sessionmaker[Session], who: Principal, w: WhatIf, stored: dict
         where = "of the synthetic portfolio" if w.source == "synthetic" else "in dunning"
         return f"segment: no account {where} matches ({w.segment.describe()})"
     policies = {key: _policy(key, stored) for key in (w.policy_a, w.policy_b)}
-    summaries = run_policies(policies, accounts, start, w.days, Prices())
+    summaries = run_policies(
+        policies, accounts, start, w.days, Prices(), debtors=load_model() if w.debtors == "answer" else None
+    )
     title = f"What-if: {w.policy_a} and {w.policy_b} on {w.segment.describe()}"
     with sessions.begin() as s:
         audit(
@@ -227,6 +234,7 @@ def run(sessions: sessionmaker[Session], who: Principal, w: WhatIf, stored: dict
                 "matched": matched,
                 "seed": w.seed,
                 "days": w.days,
+                "debtors": w.debtors,
             },
         )
     return Outcome(

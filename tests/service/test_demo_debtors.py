@@ -20,24 +20,10 @@ from carrier.debtors import DemoDebtors, debtors_from_accounts
 from domain.accounts import Account
 from lab.debtors import load_model
 from service.inbound_sms import INBOUND_SMS
+from tests.lab.forced import forced_model_file
 from tests.service.conftest import AGENT_TOKEN, Served, random_phone
 from tests.service.test_sms_consent import lawful_hours, settled, until
 from tests.workflows.conftest import Harness, at_local
-
-NOTHING = {"pay_full": 0.0, "pay_part": 0.0, "plan": 0.0, "stop": 0.0, "complain": 0.0}
-
-
-def model_file(tmp_path: Path, does: str, keep: float = 1.0) -> Path:
-    """A model where every contact engages and every debtor always does ``does``."""
-    odds = {**NOTHING, does: 1.0}
-    lines = ["seed = 3", "engage_other_hours = 1.0"]
-    lines += [f'[[engage]]\nchannel = "{c}"\nhours = [0, 24]\np = 1.0' for c in ("sms", "voice", "voicemail")]
-    lines += ["[segments.default]", *(f"{k} = {v}" for k, v in odds.items())]
-    lines += ["pay_part_share = [0.25, 0.25]", "plan_periods = [3]", f"keep = {keep}"]
-    lines += ["[[lateness]]", "until = 100000", "pay = 1", "plan = 1", "stop = 1", "complain = 1"]
-    path = tmp_path / "debtors.toml"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
 
 
 async def first_text_reacted(
@@ -50,7 +36,7 @@ async def first_text_reacted(
     await until(lambda: any(c["template"] for c in harness.sent(account)), "the first overdue text sent")
     debtors = DemoDebtors(
         store=served.simulator.store,
-        model=load_model(model_file(tmp_path, does)),
+        model=load_model(forced_model_file(tmp_path, does)),
         service_url=served.base,
         token=AGENT_TOKEN,
         auth_token=harness.settings.twilio_token,

@@ -146,7 +146,13 @@ async def test_a_supervisor_compares_two_policies_on_a_segment_of_the_book(
     before = len(runs(sessions))
 
     response = await post(
-        supervisor, policy_a="default", policy_b=fewer_calls, profile="UK", product="closed_end", **BAND
+        supervisor,
+        policy_a="default",
+        policy_b=fewer_calls,
+        profile="UK",
+        product="closed_end",
+        debtors="silent",  # the cadences alone: a debtor who answers a call may pay and get no more texts
+        **BAND,
     )
 
     assert response.status_code == 200, response.text[:2000]
@@ -212,6 +218,23 @@ async def test_a_synthetic_portfolio_is_cut_by_the_same_segment(supervisor: http
     default, standard = report(response.text)
     assert 0 < default["accounts"] == standard["accounts"] < 60, "only the US accounts of the 60"
     assert set(default["segments"]) == {"US"}
+    # the debtors answer by default (lab/debtors.toml): some pay, so the report has a recovery
+    assert default["totals"]["recovered_share"] > 0 and default["totals"]["paid"] > 0
+    assert default["recovery_by_day"][-1] == default["totals"]["recovered_share"]
+
+    silent = await post(
+        supervisor,
+        policy_a="default",
+        policy_b="standard",
+        source="synthetic",
+        count="60",
+        profile="US",
+        days="30",
+        debtors="silent",
+    )
+    quiet, _ = report(silent.text)
+    assert quiet["totals"]["recovered_share"] == 0 and quiet["totals"]["reactions"] == {}
+    assert quiet["totals"]["contacts"] > default["totals"]["contacts"], "nobody paid, so dunning went on"
 
 
 @pytest.mark.parametrize(
@@ -227,6 +250,7 @@ async def test_a_synthetic_portfolio_is_cut_by_the_same_segment(supervisor: http
         ({"profile": "FR"}, "profile: 'FR' is not one of CN, UK, US"),
         ({"source": "synthetic", "count": "50000"}, "count: 50000 is out of range (1 to 5,000)"),
         ({"balance_min": "99999999"}, "segment: no account in dunning matches"),
+        ({"debtors": "sometimes"}, "debtors: 'sometimes' is not one of answer, silent"),
     ],
 )
 async def test_bad_input_names_the_field_and_runs_nothing(
