@@ -389,7 +389,9 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
             tasks.append(asyncio.create_task(http.serve()))
         if not settings.strategy_file.exists():  # the demo's own champion/challenger test
             settings = settings.model_copy(update={"strategy_file": ROOT / "data" / "demo_strategy.toml"})
-            console.print(f"champion/challenger: {settings.strategy_file.relative_to(ROOT)} (20% on 'standard')")
+            console.print(
+                f"champion/challenger: {settings.strategy_file.relative_to(ROOT)} (20% on 'standard')"
+            )
         intake_args = argparse.Namespace(file=args.file, day_seconds=settings.day_seconds, actor="demo")
         await cmd_intake(intake_args, settings, client)
         debtors = demo_debtors(args, settings, simulator, demo_tokens, http is not None)

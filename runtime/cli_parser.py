@@ -100,7 +100,10 @@ def parser() -> argparse.ArgumentParser:
         help="the simulated debtors never answer, pay or complain (by default they follow lab/debtors.toml)",
     )
     demo.add_argument(
-        "--behaviour", default=None, metavar="FILE", help="the debtors' behaviour model (default lab/debtors.toml)"
+        "--behaviour",
+        default=None,
+        metavar="FILE",
+        help="the debtors' behaviour model (default lab/debtors.toml)",
     )
     sub.add_parser("server", help="run only the Temporal dev server (file-backed)")
     for name, what in (
