@@ -361,6 +361,7 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     tasks: list[asyncio.Task[Any]] = []
     executor = None
     http = None
+    acting: asyncio.Task[None] | None = None
     try:
         if settings.temporal_is_local:
             server = local_dev_server(settings, "the demo")
@@ -396,7 +397,7 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         await cmd_intake(intake_args, settings, client)
         debtors = demo_debtors(args, settings, simulator, demo_tokens, http is not None)
         if debtors is not None:
-            tasks.append(asyncio.create_task(debtors.run()))
+            acting = asyncio.create_task(debtors.run())
         console.print()
         console.print("[bold green]Collection is running.[/]")
         ui = f"http://localhost:{settings.temporal_ui_port}"
@@ -436,6 +437,9 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     except (KeyboardInterrupt, asyncio.CancelledError):
         pass
     finally:
+        if acting is not None:  # the simulated debtors first: they would act on a stopping stack
+            acting.cancel()
+            await asyncio.gather(acting, return_exceptions=True)
         if http is not None:
             http.should_exit = True
         await asyncio.gather(*(w.shutdown() for w in workers), return_exceptions=True)

@@ -134,10 +134,11 @@ def test_the_processes_one_by_one_on_a_fresh_database_take_an_account_through_a_
         account = httpx.get(f"{base}/api/accounts/PROD-1", headers=auth, timeout=10).json()
         assert account["mode"] == "settlement", account
     finally:
-        for proc in procs.values():
-            proc.terminate()
-        for proc in procs.values():
-            proc.wait(timeout=60)
+        # the worker first, while the carrier still answers: the plan's confirmation may be in flight
+        # (stopping the carrier first failed that send, a traceback in the worker's log)
+        for name in ("worker", "service", "carrier"):
+            procs[name].terminate()
+            procs[name].wait(timeout=60)
         for log in logs.values():
             log.close()
     worker_lines = [
