@@ -38,6 +38,7 @@ from domain.accounts import Channel
 from domain.masking import mask_phone
 from domain.outcomes import call_outcome, message_outcome
 from lab.debtors import DebtorModel, Reaction, reach_of
+from lab.reactions import part
 
 log = logging.getLogger(__name__)
 
@@ -172,9 +173,7 @@ class DemoDebtors:
         if reaction == Reaction.PAY_FULL:
             await self._pay(http, debtor.account_id, balance, currency, f"full-{n}")
         elif reaction == Reaction.PAY_PART:
-            await self._pay(
-                http, debtor.account_id, max(int(balance * answer.share), 1), currency, f"part-{n}"
-            )
+            await self._pay(http, debtor.account_id, part(balance, answer.share), currency, f"part-{n}")
         elif reaction == Reaction.STOP:
             await self._text(dispatcher, debtor, "STOP")
         elif reaction == Reaction.COMPLAIN:

@@ -19,6 +19,7 @@ at the same instant) in :mod:`lab.memo`.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable
 from datetime import datetime
 
 from domain.accounts import (
@@ -52,7 +53,7 @@ from lab.debtors import DebtorModel
 from lab.fieldwork import FieldWork
 from lab.governor import CampaignCalls
 from lab.memo import Answers
-from lab.reactions import plan_wake, react
+from lab.reactions import apply_due, plan_wake, react
 from lab.state import (
     KEEP_CONTACTS,
     KEEP_LEDGER,
@@ -81,14 +82,17 @@ class Portfolio(FieldWork):
         load: tuple[dict[str, int], dict[str, int]] | None = None,
         policies: dict[str, Policy] | None = None,
         debtors: DebtorModel | None = None,
+        act_at: Callable[[datetime], datetime] | None = None,
     ) -> None:
         """``load``: open visits and active placements per agency already (``store.agencies.agency_load``).
         ``policies``: policies by name that are not in ``policies/`` (a variant being tried).
         ``debtors``: what debtors do once a contact reaches them (:mod:`lab.debtors`); None: nothing
-        (the differential test's portfolio: the workflows' debtors never answer either)."""
+        (the differential test's portfolio: the workflows' debtors never answer either).
+        ``act_at``: when a debtor does what they decided at a contact (default: at once)."""
         self.policies = dict(policies or {})
         self.behaviour = behaviour
         self.debtors = debtors
+        self.act_at = act_at
         self.agencies = agencies
         self.accounts: dict[str, SimAccount] = {}
         self._calls: dict[str, list[CallFact]] = {}  # per campaign (policy), oldest first
@@ -135,7 +139,11 @@ class Portfolio(FieldWork):
         while self._queue and self._queue[0][0] <= until:
             at, _, account_id = heapq.heappop(self._queue)
             account = self.accounts[account_id]
-            if at != account.wake_at and not (account.holds_due and account.holds_due[0].at <= at):
+            pending = account.money.pending
+            signalled = (account.holds_due and account.holds_due[0].at <= at) or (
+                pending and pending[0][0] <= at
+            )
+            if at != account.wake_at and not signalled:
                 continue  # superseded: a signal woke the account earlier and it planned again
             if account.ended is not None:
                 nxt = self._placement_notice(account, at)
@@ -157,6 +165,10 @@ class Portfolio(FieldWork):
             else:
                 c.holds = [h for h in c.holds if h.kind not in (HoldKind.PAUSE, HoldKind.NEGOTIATION)]
         terms, c = a.terms, a.carried
+        if a.money.pending and a.money.pending[0][0] <= now:
+            apply_due(a, now, _profile(terms.profile))
+            if a.ended is not None:
+                return None  # paid in full: the run closed
         if a.money.plan is not None and self.debtors is not None:  # dunning waits while a plan runs
             nxt = plan_wake(self.debtors, a, now)
             if nxt is not None or a.ended is not None:
@@ -342,7 +354,11 @@ class Portfolio(FieldWork):
             a.live.append(self._answers.entry(now, channel, answer.outcome))
             a.sent.append(Sent(now, channel, template, purpose, answer.outcome, key, stage))
             if self.debtors is not None:
-                react(self.debtors, a, channel, answer.outcome, now, _profile(a.terms.profile))
+                due = react(
+                    self.debtors, a, channel, answer.outcome, now, _profile(a.terms.profile), self.act_at
+                )
+                if due is not None:
+                    self._wake(a, due, planned=False)
             if channel == Channel.VOICE:
                 fact = CallFact(at=now, outcome=answer.outcome)
                 self._calls.setdefault(a.terms.policy, []).append(fact)

@@ -20,6 +20,7 @@ contacts. Money is integer minor units in the account's currency, as everywhere.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -27,7 +28,7 @@ from zoneinfo import ZoneInfo
 from domain.accounts import Channel, ContactOutcome, Hold, HoldKind
 from domain.cadence import dpd_at
 from domain.profiles import Profile
-from lab.debtors import DebtorModel, Reaction, reach_of
+from lab.debtors import DebtorModel, Reaction, Response, reach_of
 
 #: the plan the lab's debtors ask for (carrier/debtors.py asks the same of the plans API)
 PLAN_FIRST_DUE_DAYS = 3
@@ -57,29 +58,59 @@ class Money:
     broken_plans: int = 0
     complaints: int = 0
     plan: LabPlan | None = None
+    #: reactions decided and not yet done (when the debtor acts later than the contact): (when, what)
+    pending: list[tuple[datetime, Response]] = field(default_factory=list)
 
 
 def react(
-    model: DebtorModel, a, channel: Channel, outcome: ContactOutcome, now: datetime, profile: Profile
-) -> None:  # type: ignore[no-untyped-def]
-    """The debtor's answer to one contact the carrier took (``a``: a :class:`lab.engine.SimAccount`)."""
+    model: DebtorModel,
+    a,
+    channel: Channel,
+    outcome: ContactOutcome,
+    now: datetime,
+    profile: Profile,
+    act_at: Callable[[datetime], datetime] | None = None,
+) -> datetime | None:
+    """The debtor's answer to one contact the carrier took, decided now (the hour and lateness of the
+    contact) and done now, or at ``act_at(now)`` when the debtor acts later: then the instant the
+    account needs a wake (the differential test's debtors act at the next day's checkpoint)."""
     how = reach_of(channel, outcome)
     m: Money = a.money
     if how is None or a.ended is not None or m.plan is not None:
-        return
+        return None
     m.reached += 1
     zone = ZoneInfo(a.terms.zones[0])
     answer = model.respond(
         a.terms.account_id, m.reached, how, now.astimezone(zone).hour, dpd_at(now, a.terms), a.terms.profile
     )
     if answer.reaction == Reaction.NOTHING:
-        return
+        return None
+    if act_at is None:
+        apply(a, answer, now, profile)
+        return None
+    due = act_at(now)
+    m.pending.append((due, answer))
+    return due
+
+
+def apply_due(a, now: datetime, profile: Profile) -> None:
+    """What the debtor decided earlier and does by ``now``, in the order decided."""
+    m: Money = a.money
+    while m.pending and m.pending[0][0] <= now:
+        _, answer = m.pending.pop(0)
+        if a.ended is None:
+            apply(a, answer, now, profile)
+
+
+def apply(a, answer: Response, now: datetime, profile: Profile) -> None:
+    """One reaction, done at ``now`` as the workflow would take it."""
+    m: Money = a.money
     m.reactions[answer.reaction.value] = m.reactions.get(answer.reaction.value, 0) + 1
     c = a.carried
     if answer.reaction == Reaction.PAY_FULL:
         _pay(a, c.balance, now)
     elif answer.reaction == Reaction.PAY_PART:
-        _pay(a, max(int(c.balance * answer.share), 1), now)
+        _pay(a, part(c.balance, answer.share), now)
     elif answer.reaction == Reaction.STOP:
         if Channel.SMS not in c.opted_out:
             c.opted_out = [*c.opted_out, Channel.SMS]
@@ -92,9 +123,8 @@ def react(
         c.holds = [*c.holds, hold]
     elif answer.reaction == Reaction.PLAN:
         m.plans += 1
-        today = now.astimezone(zone).date()
-        periods = answer.periods
-        share, rest = divmod(c.balance, periods)
+        today = now.astimezone(ZoneInfo(a.terms.zones[0])).date()
+        share, rest = divmod(c.balance, answer.periods)
         m.plan = LabPlan(
             number=m.plans,
             instalments=[
@@ -102,9 +132,15 @@ def react(
                     today + timedelta(days=PLAN_FIRST_DUE_DAYS + i * PLAN_PERIOD_DAYS),
                     share + (rest if i == 0 else 0),
                 )
-                for i in range(periods)
+                for i in range(answer.periods)
             ],
         )
+
+
+def part(balance: int, share: float) -> int:
+    """A part payment of ``share`` of the balance, in whole minor units, at least one (the demo's
+    debtors and the differential test pay the same)."""
+    return max(int(balance * share), 1)
 
 
 def plan_wake(model: DebtorModel, a, now: datetime) -> datetime | None:  # type: ignore[no-untyped-def]
@@ -144,4 +180,4 @@ def _pay(a, amount: int, at: datetime) -> None:  # type: ignore[no-untyped-def]
         a.ended, a.ended_at = ("settled" if m.plan is not None else "paid"), at
 
 
-__all__ = ["LabPlan", "Money", "plan_wake", "react"]
+__all__ = ["LabPlan", "Money", "apply", "apply_due", "part", "plan_wake", "react"]

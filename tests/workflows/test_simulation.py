@@ -20,17 +20,22 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from domain.accounts import AccountTerms
+from domain.accounts import AccountTerms, Channel
 from domain.agencies import load_agencies
+from domain.cadence import dpd_at
 from domain.profiles import load_profile
+from domain.timeline import AccountStatus
 from lab.behaviour import CarrierTable
+from lab.debtors import DebtorModel, Reaction, load_model, reach_of
 from lab.engine import HoldChange, Portfolio, SimAccount
+from lab.reactions import part
 from lab.synthetic import synthetic_accounts
 from store.accounts import upsert_account
 from store.agencies import agency_load
+from store.contacts import contact_attempts
 from tests.lab.laws import caps_kept
 from tests.workflows.conftest import Harness, running_harness
-from workflows.messages import HoldRequest
+from workflows.messages import HoldRequest, OptOut, PaymentIn
 
 ACCOUNTS = 50
 DAYS = 180
@@ -158,3 +163,139 @@ def _diff(account_id: str, phone: str, real: list[tuple], simulated: list[tuple]
         fmt = lambda x: f"{x[0]:%Y-%m-%d %H:%M:%S%z} {x[1]} {x[2]}" if x else "-"  # noqa: E731
         rows.append(f"  {fmt(r):60} | {fmt(m)}")
     return "\n".join(rows)
+
+
+# ---- debtors who act --------------------------------------------------------------------------------
+REACTING = 24
+REACT_DAYS = 60
+DAY = timedelta(days=1)
+
+
+def reacting_model() -> DebtorModel:
+    """The shipped behaviour model with engagement tripled (so every kind of answer happens among a
+    couple of dozen debtors) and only the answers a workflow takes from a signal alone: paying in full,
+    paying part, replying STOP. Plans and complaints involve a negotiator and an investigator, whose
+    pace is the lender's: tests/lab/test_reactions.py and tests/service/test_demo_debtors.py cover them."""
+    base = load_model()
+    return base.model_copy(
+        update={
+            "engage": [e.model_copy(update={"p": min(1.0, 3 * e.p)}) for e in base.engage],
+            "segments": {
+                name: seg.model_copy(update={"plan": 0.0, "complain": 0.0})
+                for name, seg in base.segments.items()
+            },
+        }
+    )
+
+
+async def test_debtors_who_pay_or_reply_stop_the_workflows_and_the_lab_agree(harness: Harness) -> None:
+    """The same seeded debtors on both sides: after each day, whatever contact reached a debtor that
+    day (a dunning text delivered, a call answered, a voicemail left) gets the model's answer, and the
+    debtor acts at the day's end: a payment signal (all or part of the balance the run shows), or an
+    opt-out from texts. The lab acts at the same checkpoints (``act_at``) and must send the same dunning
+    contacts at the same moments, and collect the same money, from every account."""
+    model = reacting_model()
+    begin = await harness.now()
+    accounts = synthetic_accounts(REACTING, seed=SEED + 1, now=begin, prefix=f"R{uuid.uuid4().hex[:6]}")
+    with harness.sessions.begin() as s:
+        load = agency_load(s)
+    opened: dict[str, datetime] = {}
+    for account in accounts:
+        with harness.sessions.begin() as s:
+            upsert_account(s, account, await harness.now())
+        opened[account.account_id] = await harness.now()
+        await harness.start(account)
+    terms = {a.account_id: AccountTerms.from_account(a) for a in accounts}
+
+    start = await harness.now()
+    reached: dict[str, int] = dict.fromkeys(terms, 0)
+    read: dict[str, int] = dict.fromkeys(terms, 0)
+    closed: set[str] = set()
+    did: dict[str, int] = {}
+    for day in range(1, REACT_DAYS + 1):
+        checkpoint = start + day * DAY
+        await harness.skip_to(checkpoint)
+        for account in accounts:
+            if account.account_id in closed:
+                continue
+            t = terms[account.account_id]
+            dunning = [c for c in harness.sent(account) if c["purpose"] == "dunning"]
+            today = [c for c in dunning[read[account.account_id] :] if c["at"] < checkpoint]
+            read[account.account_id] += len(today)
+            with harness.sessions.begin() as s:  # the final outcome is the attempt's (the audit says "sent")
+                outcome = {x.dedupe_key: x.outcome for x in contact_attempts(s, account.account_id)}
+            answers = []
+            for c in today:
+                final = outcome.get(c["key"])
+                how = reach_of(Channel(c["channel"]), final) if final is not None else None
+                if how is None:
+                    continue
+                reached[account.account_id] += 1
+                local = c["at"].astimezone(ZoneInfo(t.zones[0]))
+                answer = model.respond(
+                    t.account_id, reached[account.account_id], how, local.hour, dpd_at(c["at"], t), t.profile
+                )
+                if answer.reaction != Reaction.NOTHING:
+                    answers.append(answer)
+            for n, answer in enumerate(answers):
+                handle = harness.handle(account)
+                did[answer.reaction.value] = did.get(answer.reaction.value, 0) + 1
+                if answer.reaction == Reaction.STOP:
+                    await handle.signal("opt_out", OptOut(channel=Channel.SMS, source="debtor_sms"))
+                    continue
+                status = await handle.query("status", result_type=AccountStatus)
+                amount = (
+                    status.balance
+                    if answer.reaction == Reaction.PAY_FULL
+                    else part(status.balance, answer.share)
+                )
+                reference = f"sim-{account.account_id}-{day}-{n}"
+                await handle.signal(
+                    "payment_received", PaymentIn(amount=amount, currency=t.currency, reference=reference)
+                )
+                if amount >= status.balance:
+                    closed.add(account.account_id)
+                    break
+    end = start + REACT_DAYS * DAY  # the last checkpoint: what the debtors did there is in both runs
+    await harness.skip_to(end + timedelta(minutes=1))  # the last signals taken
+    assert {"pay_full", "pay_part", "stop"} <= set(did), did  # every kind of answer was exercised
+
+    lab = Portfolio(
+        CarrierTable(),
+        load_agencies(harness.settings.agencies_file),
+        load=load,
+        debtors=model,
+        act_at=lambda at: start + (((at - start) // DAY) + 1) * DAY,
+    )
+    for account in accounts:
+        lab.open(SimAccount(terms[account.account_id], account.debtor.phone, opened[account.account_id]))
+    lab.run(end)
+    differ: list[str] = []
+    for account in accounts:
+        real = [
+            (c["at"], c["channel"], c["template"])
+            for c in harness.sent(account)
+            if c["purpose"] == "dunning" and c["at"] < end
+        ]
+        sim = lab.accounts[account.account_id]
+        simulated = [
+            (s.at, s.channel.value, s.template)
+            for s in sim.sent
+            if s.purpose.value == "dunning" and s.at < end
+        ]
+        same = len(real) == len(simulated) and all(
+            r[1:] == m[1:] and abs(r[0] - m[0]) <= SAME_MOMENT for r, m in zip(real, simulated, strict=True)
+        )
+        if not same:
+            differ.append(_diff(account.account_id, account.debtor.phone, real, simulated))
+        status = await harness.handle(account).query("status", result_type=AccountStatus)
+        assert status.paid_total == sim.money.recovered, (
+            account.account_id,
+            status.paid_total,
+            sim.money.payments,
+        )
+    assert not differ, "\n\n".join(differ)
+    assert sum(a.money.reactions.get("pay_full", 0) for a in lab.accounts.values()) == did["pay_full"]
+
+    for account in accounts:
+        await harness.finish(account.workflow_id)
