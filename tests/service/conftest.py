@@ -314,12 +314,15 @@ async def served(env: Any, settings: Settings, simulator: Any) -> AsyncIterator[
     try:
         yield Served(base=base, harness=h, simulator=simulator)
     finally:
-        for workflow_id in h.started:
+
+        async def finish(workflow_id: str) -> None:  # side by side, as running_harness does
             try:
                 await quiesce(env.client.get_workflow_handle(workflow_id))
                 await env.client.get_workflow_handle(workflow_id).terminate("test over")
             except Exception:
                 pass
+
+        await asyncio.gather(*(finish(w) for w in dict.fromkeys(h.started)))
         await asyncio.gather(*(w.shutdown() for w in workers), return_exceptions=True)
         await asyncio.gather(*tasks, return_exceptions=True)
         executor.shutdown(wait=False)
