@@ -19,7 +19,7 @@ at the same instant) in :mod:`lab.memo`.
 from __future__ import annotations
 
 import heapq
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from domain.accounts import (
     Channel,
@@ -69,6 +69,14 @@ from lab.state import live_ledger as _live
 
 __all__ = ["HoldChange", "Portfolio", "Refused", "Sent", "SimAccount"]
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _micros(at: datetime) -> int:
+    """The instant as an exact integer (µs since the epoch): the wake queue's order, cheaply compared."""
+    return (at - _EPOCH) // _MICROSECOND
+
 
 class Portfolio(FieldWork):
     """Accounts on one simulated clock, with the campaign-wide state the governor and agencies need."""
@@ -99,7 +107,9 @@ class Portfolio(FieldWork):
         self._judges: dict[str, dict[GovernorRules, CampaignCalls]] = {}  # per campaign, per rules
         visits, placed = load or ({}, {})
         self._load: dict[Work, dict[str, int]] = {Work.VISIT: dict(visits), Work.PLACEMENT: dict(placed)}
-        self._queue: list[tuple[datetime, int, str]] = []
+        #: (instant in µs since the epoch, sequence, instant, account): an integer key, because
+        #: comparing aware datetimes of different zones asks each for its offset at every comparison
+        self._queue: list[tuple[int, int, datetime, SimAccount]] = []
         self._seq = 0
         self._answers = Answers()
 
@@ -127,14 +137,14 @@ class Portfolio(FieldWork):
         if planned:
             account.wake_at = at
         self._seq += 1
-        heapq.heappush(self._queue, (at, self._seq, account.terms.account_id))
+        heapq.heappush(self._queue, (_micros(at), self._seq, at, account))
 
     # ---- the clock ----------------------------------------------------------------------------
     def run(self, until: datetime) -> None:
         """Every wake up to ``until``, in time order (ties: in the order they were asked for)."""
-        while self._queue and self._queue[0][0] <= until:
-            at, _, account_id = heapq.heappop(self._queue)
-            account = self.accounts[account_id]
+        queue, last = self._queue, _micros(until)
+        while queue and queue[0][0] <= last:
+            _, _, at, account = heapq.heappop(queue)
             if at != account.wake_at and not (account.holds_due and account.holds_due[0].at <= at):
                 continue  # superseded: a signal woke the account earlier and it planned again
             if account.ended is not None:
