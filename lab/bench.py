@@ -27,11 +27,11 @@ def run_share(count: int, seed: int, days: int, debtors: bool = True) -> tuple[i
     from lab.behaviour import CarrierTable
     from lab.debtors import load_model
     from lab.engine import Portfolio, SimAccount
-    from lab.synthetic import synthetic_accounts
+    from lab.synthetic import iter_synthetic_accounts
 
     start = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
     lab = Portfolio(CarrierTable(), load_agencies(), debtors=load_model() if debtors else None)
-    for account in synthetic_accounts(count, seed=seed, now=start, digits=range(100), prefix=f"B{seed}"):
+    for account in iter_synthetic_accounts(count, seed=seed, now=start, digits=range(100), prefix=f"B{seed}"):
         lab.open(SimAccount(AccountTerms.from_account(account), account.debtor.phone, start))
     lab.run(start + timedelta(days=days))
     contacts = sum(len(a.sent) for a in lab.accounts.values())

@@ -34,7 +34,6 @@ from domain.agencies import AgencyBook, Work
 from domain.cadence import (
     Step,
     dpd_at,
-    due_before,
     usable_channels,
 )
 from domain.gate import Allow, Defer, Deny, Purpose
@@ -122,8 +121,7 @@ class Portfolio(FieldWork):
         """Intake: the steps that fell due before the account was ours are not caught up."""
         self.accounts[account.terms.account_id] = account
         policy = self.policy(account.terms.policy)
-        missed = due_before(account.terms, policy, account.opened_at)
-        account.carried.done_steps = list(missed)
+        account.carried.done_steps = self._answers.missed(account.terms, policy, account.opened_at)
         self._wake(account, account.opened_at)
 
     def hold(self, change: HoldChange) -> None:

@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from domain.accounts import AccountTerms, Carried, Channel, ContactOutcome, LedgerEntry, Mode
-from domain.cadence import NextAction, Step, fallback_step, gate_state, next_action
+from domain.cadence import NextAction, Step, due_before, fallback_step, gate_state, next_action
 from domain.gate import PlannedContact, Purpose, Verdict, decide
 from domain.policy import Policy
 from domain.profiles import Profile
@@ -28,7 +28,7 @@ from domain.profiles import Profile
 if TYPE_CHECKING:
     from lab.state import SimAccount
 
-#: fallbacks do not depend on the instant; past this many they are dropped all the same
+#: fallbacks and intake's missed steps do not depend on the clock; past this many they are dropped all the same
 MAX_FALLBACKS = 100_000
 
 
@@ -46,6 +46,7 @@ class Answers:
         self._verdicts: dict[tuple[Hashable, ...], Verdict] = {}
         self._fallbacks: dict[tuple[Hashable, ...], Step | None] = {}
         self._entries: dict[tuple[Hashable, ...], LedgerEntry] = {}
+        self._missed: dict[tuple[Hashable, ...], tuple[str, ...]] = {}
 
     def _tick(self, now: datetime) -> None:
         if now != self._at:
@@ -114,6 +115,17 @@ class Answers:
             found = decide(contact, gate_state(a.terms, c, mode), ledger, now, profile)
             self._verdicts[key] = found
         return found
+
+    def missed(self, terms: AccountTerms, policy: Policy, at: datetime) -> list[str]:
+        """``due_before``: it reads the product, the due date, the home zone, the policy and the instant
+        (a portfolio's accounts are taken in at a handful of instants, with a few dozen due dates)."""
+        key = (id(policy), terms.product, terms.due_date, terms.zones[0], at)
+        found = self._missed.get(key)
+        if found is None:
+            if len(self._missed) >= MAX_FALLBACKS:
+                self._missed.clear()
+            found = self._missed[key] = tuple(due_before(terms, policy, at))
+        return list(found)
 
     def fallback(self, a: SimAccount, step: Step, policy: Policy) -> Step | None:
         """``fallback_step``: it reads the usable channels and which fallbacks of the step were done."""
