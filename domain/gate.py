@@ -134,6 +134,9 @@ class Deny(BaseModel):
 
 Verdict = Allow | Defer | Deny
 
+#: every Allow is the same frozen value: built once, not at each of the gate's answers
+_ALLOW = Allow()
+
 # A hold of these kinds stops every contact, transactional ones included (attorney: talk to the attorney).
 _TOTAL_HOLDS = {HoldKind.DECEASED, HoldKind.BANKRUPTCY, HoldKind.ATTORNEY}
 
@@ -442,5 +445,5 @@ def _first_lawful(
     if moment is None:
         return Deny(rule="quiet_hours.no_common_window")
     if moment <= now_utc:
-        return Allow()
+        return _ALLOW
     return Defer(until=_utc(moment), rule=rule)

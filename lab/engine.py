@@ -24,7 +24,6 @@ from datetime import UTC, datetime, timedelta
 from domain.accounts import (
     Channel,
     ContactOutcome,
-    ContactRecord,
     Hold,
     HoldKind,
     Mode,
@@ -33,7 +32,6 @@ from domain.accounts import (
 from domain.agencies import AgencyBook, Work
 from domain.cadence import (
     Step,
-    dpd_at,
     usable_channels,
 )
 from domain.gate import Allow, Defer, Deny, Purpose
@@ -171,7 +169,7 @@ class Portfolio(FieldWork):
                 return nxt  # broken: dunning resumes at once
         policy, profile = self.policy(terms.policy), _profile(terms.profile)
         while True:
-            dpd = dpd_at(now, terms)
+            dpd = self._answers.dpd(terms, now)
             stage = policy.stage_for(dpd, terms.product)
             if stage != c.stage:
                 c.stage = stage
@@ -179,14 +177,15 @@ class Portfolio(FieldWork):
             if stage == Stage.CHARGED_OFF:
                 self._charge_off(a, now, policy)
                 return now if a.notice_due is not None else None
-            if any(e.at < now - KEEP_LEDGER for e in c.ledger):  # a pydantic assignment costs more
-                c.ledger = [e for e in c.ledger if e.at >= now - KEEP_LEDGER]
+            cut = now - KEEP_LEDGER
+            if any(e.at < cut for e in c.ledger):  # a pydantic assignment costs more
+                c.ledger = [e for e in c.ledger if e.at >= cut]
             if any(h.until is not None and h.until <= now for h in c.holds):
                 c.holds = [h for h in c.holds if h.until is None or h.until > now]
             visit_wake = self._tend_visit(a, stage, dpd, now, policy, profile, arrange=False)
             action = self._answers.plan(a, policy, profile, now)
             if action.skipped:
-                c.done_steps = [*c.done_steps, *action.skipped]
+                c.done_steps.extend(action.skipped)
             step = action.step
             wait_until = action.at
             if step is not None and (later := a.deferred.get(step.key)) is not None and later > now:
@@ -219,7 +218,7 @@ class Portfolio(FieldWork):
     ) -> None:
         c = a.carried
         if step.channel == Channel.VOICE and a.voice_paused_until is not None and now < a.voice_paused_until:
-            c.done_steps = [*c.done_steps, step.key]
+            c.done_steps.append(step.key)
             a.deferred.pop(step.key, None)
             if (alt := self._fallback(a, step, policy)) is not None:
                 self._do_step(a, alt, stage, now, policy, profile)
@@ -228,14 +227,14 @@ class Portfolio(FieldWork):
         result = went or self._contact(a, step.key, step.channel, step.template, stage, now, profile, riding)
         if result.deferred_until is not None:
             return
-        c.done_steps = [*c.done_steps, step.key]
+        c.done_steps.append(step.key)
         a.deferred.pop(step.key, None)
         if result.outcome != ContactOutcome.DENIED:
-            c.ledger = [*c.ledger, self._answers.entry(now, step.channel, result.outcome)]
-            record = ContactRecord(
-                at=now, channel=step.channel, template=step.template, outcome=result.outcome, step=step.key
-            )
-            c.last_contacts = [*c.last_contacts, record][-KEEP_CONTACTS:]
+            c.ledger.append(self._answers.entry(now, step.channel, result.outcome))
+            contacts = c.last_contacts
+            contacts.append(self._answers.record(now, step, result.outcome))
+            if len(contacts) > KEEP_CONTACTS:
+                del contacts[:-KEEP_CONTACTS]
         if step.channel == Channel.VOICE:
             a.voice_paused_until = result.voice_paused_until
         governed = result.rule is not None and result.rule.startswith("governor.")
@@ -350,7 +349,15 @@ class Portfolio(FieldWork):
             a.live.append(self._answers.entry(now, channel, answer.outcome))
             a.sent.append(Sent(now, channel, template, purpose, answer.outcome, key, stage))
             if self.debtors is not None:
-                react(self.debtors, a, channel, answer.outcome, now, _profile(a.terms.profile))
+                react(
+                    self.debtors,
+                    a,
+                    channel,
+                    answer.outcome,
+                    now,
+                    _profile(a.terms.profile),
+                    self._answers.local(now, a.terms.zones[0]),
+                )
             if channel == Channel.VOICE:
                 fact = CallFact(at=now, outcome=answer.outcome)
                 self._calls.setdefault(a.terms.policy, []).append(fact)

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
 from datetime import datetime
+from functools import lru_cache
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
-from domain.accounts import AccountTerms, Carried, Channel, ContactOutcome, LedgerEntry, Mode
+from domain.accounts import AccountTerms, Carried, Channel, ContactOutcome, ContactRecord, LedgerEntry, Mode
 from domain.cadence import NextAction, Step, due_before, fallback_step, gate_state, next_action
 from domain.gate import PlannedContact, Purpose, Verdict, decide
 from domain.policy import Policy
@@ -46,6 +48,8 @@ class Answers:
         self._verdicts: dict[tuple[Hashable, ...], Verdict] = {}
         self._fallbacks: dict[tuple[Hashable, ...], Step | None] = {}
         self._entries: dict[tuple[Hashable, ...], LedgerEntry] = {}
+        self._locals: dict[str, datetime] = {}
+        self._records: dict[tuple[Hashable, ...], ContactRecord] = {}
         self._missed: dict[tuple[Hashable, ...], tuple[str, ...]] = {}
 
     def _tick(self, now: datetime) -> None:
@@ -53,6 +57,8 @@ class Answers:
             self._plans.clear()
             self._verdicts.clear()
             self._entries.clear()
+            self._records.clear()
+            self._locals.clear()
             self._at = now
 
     def entry(self, now: datetime, channel: Channel, outcome: ContactOutcome) -> LedgerEntry:
@@ -63,6 +69,29 @@ class Answers:
         found = self._entries.get(key)
         if found is None:
             found = self._entries[key] = LedgerEntry(at=now, channel=channel, outcome=outcome)
+        return found
+
+    def local(self, now: datetime, zone: str) -> datetime:
+        """``now`` in ``zone`` (what ``dpd_at`` and a debtor's hour read), once per zone per instant."""
+        self._tick(now)
+        found = self._locals.get(zone)
+        if found is None:
+            found = self._locals[zone] = now.astimezone(_zone(zone))
+        return found
+
+    def dpd(self, terms: AccountTerms, now: datetime) -> int:
+        """``dpd_at(now, terms)``: the calendar days past due in the home zone."""
+        return (self.local(now, terms.zones[0]).date() - terms.due_date).days
+
+    def record(self, now: datetime, step: Step, outcome: ContactOutcome) -> ContactRecord:
+        """The line ``last_contacts`` keeps of a step's send, shared like :meth:`entry`'s (frozen)."""
+        self._tick(now)
+        key = (now.tzinfo, step, outcome)
+        found = self._records.get(key)
+        if found is None:
+            found = self._records[key] = ContactRecord(
+                at=now, channel=step.channel, template=step.template, outcome=outcome, step=step.key
+            )
         return found
 
     def plan(self, a: SimAccount, policy: Policy, profile: Profile, now: datetime) -> NextAction:
@@ -138,6 +167,11 @@ class Answers:
             self._fallbacks.clear()
         found = self._fallbacks[key] = fallback_step(policy, a.terms.product, step.channel, c, step)
         return found
+
+
+@lru_cache(maxsize=1024)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
 
 
 def _gate_key(c: Carried) -> tuple[Hashable, ...]:

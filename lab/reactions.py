@@ -25,7 +25,6 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from domain.accounts import Channel, ContactOutcome, Hold, HoldKind
-from domain.cadence import dpd_at
 from domain.profiles import Profile
 from lab.debtors import DebtorModel, Reaction, reach_of
 
@@ -60,18 +59,25 @@ class Money:
 
 
 def react(
-    model: DebtorModel, a, channel: Channel, outcome: ContactOutcome, now: datetime, profile: Profile
+    model: DebtorModel,
+    a,
+    channel: Channel,
+    outcome: ContactOutcome,
+    now: datetime,
+    profile: Profile,
+    local: datetime | None = None,
 ) -> None:  # type: ignore[no-untyped-def]
-    """The debtor's answer to one contact the carrier took (``a``: a :class:`lab.engine.SimAccount`)."""
+    """The debtor's answer to one contact the carrier took (``a``: a :class:`lab.engine.SimAccount`;
+    ``local``: ``now`` in the account's home zone, if the caller has it already)."""
     how = reach_of(channel, outcome)
     m: Money = a.money
     if how is None or a.ended is not None or m.plan is not None:
         return
     m.reached += 1
-    zone = ZoneInfo(a.terms.zones[0])
-    answer = model.respond(
-        a.terms.account_id, m.reached, how, now.astimezone(zone).hour, dpd_at(now, a.terms), a.terms.profile
-    )
+    if local is None:
+        local = now.astimezone(ZoneInfo(a.terms.zones[0]))
+    dpd = (local.date() - a.terms.due_date).days  # dpd_at(now, a.terms)
+    answer = model.respond(a.terms.account_id, m.reached, how, local.hour, dpd, a.terms.profile)
     if answer.reaction == Reaction.NOTHING:
         return
     m.reactions[answer.reaction.value] = m.reactions.get(answer.reaction.value, 0) + 1
@@ -92,7 +98,7 @@ def react(
         c.holds = [*c.holds, hold]
     elif answer.reaction == Reaction.PLAN:
         m.plans += 1
-        today = now.astimezone(zone).date()
+        today = local.date()
         periods = answer.periods
         share, rest = divmod(c.balance, periods)
         m.plan = LabPlan(
