@@ -178,7 +178,7 @@ class Portfolio(FieldWork):
                 self._charge_off(a, now, policy)
                 return now if a.notice_due is not None else None
             cut = now - KEEP_LEDGER
-            if any(e.at < cut for e in c.ledger):  # a pydantic assignment costs more
+            if c.ledger and c.ledger[0].at < cut:  # in time order: the oldest first
                 c.ledger = [e for e in c.ledger if e.at >= cut]
             if any(h.until is not None and h.until <= now for h in c.holds):
                 c.holds = [h for h in c.holds if h.until is None or h.until > now]

@@ -159,7 +159,13 @@ class Answers:
     def fallback(self, a: SimAccount, step: Step, policy: Policy) -> Step | None:
         """``fallback_step``: it reads the usable channels and which fallbacks of the step were done."""
         c = a.carried
-        done = tuple(f"{step.key}>fallback:{channel.value}" in c.done_steps for channel in Channel)
+        keys = _FALLBACK_KEYS.get(step.key)
+        if keys is None:
+            if len(_FALLBACK_KEYS) >= MAX_FALLBACKS:
+                _FALLBACK_KEYS.clear()
+            keys = _FALLBACK_KEYS[step.key] = tuple(f"{step.key}>fallback:{ch.value}" for ch in Channel)
+        done_steps = c.done_steps
+        done = tuple(k in done_steps for k in keys)
         key = (id(policy), a.terms.product, step, tuple(c.opted_out), tuple(c.unreachable), done)
         if key in self._fallbacks:
             return self._fallbacks[key]
@@ -167,6 +173,10 @@ class Answers:
             self._fallbacks.clear()
         found = self._fallbacks[key] = fallback_step(policy, a.terms.product, step.channel, c, step)
         return found
+
+
+#: a step's fallback keys, one per channel (``fallback_step`` names them so)
+_FALLBACK_KEYS: dict[str, tuple[str, ...]] = {}
 
 
 @lru_cache(maxsize=1024)
