@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from domain.clock import PolicyClock
 from domain.money import check_currency
-from domain.zones import debtor_zones, located
+from domain.zones import debtor_zones, located, parsed_number
 
 ACCOUNT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -122,7 +122,7 @@ def validate_e164(value: str) -> str:
     if not raw.startswith("+"):
         raise ValueError("phone must be in international format starting with + (E.164)")
     try:
-        parsed = phonenumbers.parse(raw, None)
+        parsed = parsed_number(raw)
     except phonenumbers.NumberParseException as exc:
         raise ValueError(f"phone is not a phone number ({exc})") from None
     if not phonenumbers.is_possible_number(parsed):

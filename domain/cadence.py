@@ -64,6 +64,25 @@ def steps_for(policy: Policy, product: Product, profile: Profile | None = None) 
     clears it at a lawful hour, and the furnishing file reports nobody whose notice was not delivered
     (``store/credit_facts.py``).
     """
+    key = (id(policy), product, id(profile))
+    found = _STEPS.get(key)
+    if found is not None and found[0] is policy and found[1] is profile:
+        return found[2]
+    steps = _steps_for(policy, product, profile)
+    if len(_STEPS) >= _STEPS_KEPT:
+        _STEPS.clear()
+    _STEPS[key] = (policy, profile, steps)  # holding both keeps their ids from being reused
+    return steps
+
+
+#: :func:`steps_for` per policy and profile object: asked at every wake of every account, and both
+#: are frozen, so one object's steps never change (the entry holds the objects, so an id is never
+#: reused while its entry lives)
+_STEPS: dict[tuple[int, Product, int], tuple[Policy, Profile | None, tuple[Step, ...]]] = {}
+_STEPS_KEPT = 256
+
+
+def _steps_for(policy: Policy, product: Product, profile: Profile | None) -> tuple[Step, ...]:
     grace = policy.grace_for(product)
     every = expand(policy)
     notice = _notice_step(policy, profile)
@@ -179,6 +198,20 @@ def active_holds(carried: Carried, now: datetime) -> list[HoldKind]:
     return [h.kind for h in carried.holds if h.until is None or h.until > now]
 
 
+def _next_boundary(terms: AccountTerms, policy: Policy, dpd: int) -> NextAction:
+    """The first stage start (or charge-off) after ``dpd``: the earliest, the first listed on a tie."""
+    best: tuple[datetime, int, Stage] | None = None
+    for d, s in policy.stage_starts(terms.product):
+        if d > dpd:
+            at = day_start(terms, d)
+            if best is None or at < best[0]:
+                best = (at, d, s)
+    if best is None:
+        raise ValueError("no stage starts after the account's day")  # what min() of none would say
+    at, d, s = best
+    return NextAction(kind="chargeoff" if s == Stage.CHARGED_OFF else "stage", at=at, dpd=d, stage=s)
+
+
 def next_action(
     terms: AccountTerms,
     carried: Carried,
@@ -201,14 +234,7 @@ def next_action(
     if stage == Stage.CHARGED_OFF:
         return NextAction(kind="chargeoff", at=now, dpd=dpd, stage=stage)
 
-    boundaries = [
-        NextAction(
-            kind="chargeoff" if s == Stage.CHARGED_OFF else "stage", at=day_start(terms, d), dpd=d, stage=s
-        )
-        for d, s in policy.stage_starts(terms.product)
-        if d > dpd
-    ]
-    upcoming = min(boundaries, key=lambda a: a.at)
+    upcoming = _next_boundary(terms, policy, dpd)
 
     holds_until = [h.until for h in carried.holds if h.until is not None and h.until > now]
     state = gate_state(terms, carried, Mode.DUNNING)
@@ -217,8 +243,10 @@ def next_action(
     skipped_rules: list[str] = []
     if carried.contact_lost:
         return upcoming
+    done = set(carried.done_steps)
+    oldest = dpd - STALE_AFTER_DAYS
     for step in steps_for(policy, terms.product, profile):
-        if step.key in carried.done_steps or step.dpd < dpd - STALE_AFTER_DAYS or step.dpd >= chargeoff_dpd:
+        if step.dpd < oldest or step.dpd >= chargeoff_dpd or step.key in done:
             continue
         at = planned_time(terms, step.dpd, policy.send_time)
         if at >= upcoming.at and upcoming.kind == "chargeoff":

@@ -134,6 +134,9 @@ class Deny(BaseModel):
 
 Verdict = Allow | Defer | Deny
 
+#: every Allow is the same frozen value: built once, not at each of the gate's answers
+_ALLOW = Allow()
+
 # A hold of these kinds stops every contact, transactional ones included (attorney: talk to the attorney).
 _TOTAL_HOLDS = {HoldKind.DECEASED, HoldKind.BANKRUPTCY, HoldKind.ATTORNEY}
 
@@ -237,16 +240,23 @@ def _counted(ledger: Sequence[LedgerEntry], person_ledger: Sequence[LedgerEntry]
     counted once (max of its multiplicities), one in either is counted, so the caller may pass the
     person's other debts only or all of them. Attempts of every ``by`` (lender, each agency) count.
     """
-    mine = Counter(
-        _Seen(_utc(e.at), e.channel, e.outcome, e.by) for e in ledger if e.outcome not in _NOT_AN_ATTEMPT
+    seen = [_Seen(_utc(e.at), e.channel, e.outcome, e.by) for e in ledger if e.outcome not in _NOT_AN_ATTEMPT]
+    if person_ledger is None:
+        # the caps read only the times of the sorted contacts (and each kind's own, in order), so
+        # this sort gives them what the multiset's would: no Counter for the common case
+        seen.sort(key=_at)
+        return seen
+    mine = Counter(seen)
+    mine |= Counter(
+        _Seen(_utc(e.at), e.channel, e.outcome, e.by)
+        for e in person_ledger
+        if e.outcome not in _NOT_AN_ATTEMPT
     )
-    if person_ledger is not None:
-        mine |= Counter(
-            _Seen(_utc(e.at), e.channel, e.outcome, e.by)
-            for e in person_ledger
-            if e.outcome not in _NOT_AN_ATTEMPT
-        )
-    return sorted(mine.elements(), key=lambda s: s.at)
+    return sorted(mine.elements(), key=_at)
+
+
+def _at(seen: _Seen) -> datetime:
+    return seen.at
 
 
 def _rolling_cap(
@@ -435,5 +445,5 @@ def _first_lawful(
     if moment is None:
         return Deny(rule="quiet_hours.no_common_window")
     if moment <= now_utc:
-        return Allow()
+        return _ALLOW
     return Defer(until=_utc(moment), rule=rule)

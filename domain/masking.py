@@ -9,9 +9,9 @@ def mask_phone(e164: str | None) -> str:
         return "-"
     digits = e164.lstrip("+")
     try:
-        import phonenumbers
+        from domain.zones import parsed_number
 
-        parsed = phonenumbers.parse(e164 if e164.startswith("+") else "+" + digits, None)
+        parsed = parsed_number(e164 if e164.startswith("+") else "+" + digits)
         cc = str(parsed.country_code)
         national = str(parsed.national_number)
     except Exception:

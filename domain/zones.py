@@ -35,6 +35,14 @@ _PROBES = tuple(
 
 
 @lru_cache(maxsize=4096)
+def parsed_number(e164: str) -> phonenumbers.PhoneNumber:
+    """``phonenumbers.parse(e164, None)``, once per number: intake validates a number, places it
+    (:func:`region_zones`, :func:`zones_for_phone`) and masks it, each of which parsed it again.
+    Callers only read the result (raises ``NumberParseException`` as ``parse`` does)."""
+    return phonenumbers.parse(e164, None)
+
+
+@lru_cache(maxsize=4096)
 def zones_for_phone(e164: str) -> tuple[str, ...]:
     """Every IANA zone a number may be in.
 
@@ -43,7 +51,7 @@ def zones_for_phone(e164: str) -> tuple[str, ...]:
     in summer, and a US debtor's 08:00 at 03:00. Only a number with no country at all gets UTC.
     """
     try:
-        parsed = phonenumbers.parse(e164, None)
+        parsed = parsed_number(e164)
     except phonenumbers.NumberParseException:
         return ("UTC",)
     zones = tuple(z for z in pn_timezone.time_zones_for_number(parsed) if z != "Etc/Unknown")
@@ -76,7 +84,7 @@ def region_zones(e164: str) -> tuple[str, ...] | None:
     than one clock. A country with one clock (the UK, China) is a place even for such numbers.
     """
     try:
-        parsed = phonenumbers.parse(e164, None)
+        parsed = parsed_number(e164)
     except phonenumbers.NumberParseException:
         return None
     zones = zones_for_phone(e164)

@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from domain.accounts import (
     Channel,
     ContactOutcome,
-    ContactRecord,
     Hold,
     HoldKind,
     Mode,
@@ -34,8 +33,6 @@ from domain.accounts import (
 from domain.agencies import AgencyBook, Work
 from domain.cadence import (
     Step,
-    dpd_at,
-    due_before,
     usable_channels,
 )
 from domain.gate import Allow, Defer, Deny, Purpose
@@ -70,6 +67,14 @@ from lab.state import live_ledger as _live
 
 __all__ = ["HoldChange", "Portfolio", "Refused", "Sent", "SimAccount"]
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _micros(at: datetime) -> int:
+    """The instant as an exact integer (µs since the epoch): the wake queue's order, cheaply compared."""
+    return (at - _EPOCH) // _MICROSECOND
+
 
 class Portfolio(FieldWork):
     """Accounts on one simulated clock, with the campaign-wide state the governor and agencies need."""
@@ -103,7 +108,9 @@ class Portfolio(FieldWork):
         self._judges: dict[str, dict[GovernorRules, CampaignCalls]] = {}  # per campaign, per rules
         visits, placed = load or ({}, {})
         self._load: dict[Work, dict[str, int]] = {Work.VISIT: dict(visits), Work.PLACEMENT: dict(placed)}
-        self._queue: list[tuple[datetime, int, str]] = []
+        #: (instant in µs since the epoch, sequence, instant, account): an integer key, because
+        #: comparing aware datetimes of different zones asks each for its offset at every comparison
+        self._queue: list[tuple[int, int, datetime, SimAccount]] = []
         self._seq = 0
         self._answers = Answers()
 
@@ -116,8 +123,7 @@ class Portfolio(FieldWork):
         """Intake: the steps that fell due before the account was ours are not caught up."""
         self.accounts[account.terms.account_id] = account
         policy = self.policy(account.terms.policy)
-        missed = due_before(account.terms, policy, account.opened_at)
-        account.carried.done_steps = list(missed)
+        account.carried.done_steps = self._answers.missed(account.terms, policy, account.opened_at)
         self._wake(account, account.opened_at)
 
     def hold(self, change: HoldChange) -> None:
@@ -131,14 +137,14 @@ class Portfolio(FieldWork):
         if planned:
             account.wake_at = at
         self._seq += 1
-        heapq.heappush(self._queue, (at, self._seq, account.terms.account_id))
+        heapq.heappush(self._queue, (_micros(at), self._seq, at, account))
 
     # ---- the clock ----------------------------------------------------------------------------
     def run(self, until: datetime) -> None:
         """Every wake up to ``until``, in time order (ties: in the order they were asked for)."""
-        while self._queue and self._queue[0][0] <= until:
-            at, _, account_id = heapq.heappop(self._queue)
-            account = self.accounts[account_id]
+        queue, last = self._queue, _micros(until)
+        while queue and queue[0][0] <= last:
+            _, _, at, account = heapq.heappop(queue)
             pending = account.money.pending
             signalled = (account.holds_due and account.holds_due[0].at <= at) or (
                 pending and pending[0][0] <= at
@@ -175,7 +181,7 @@ class Portfolio(FieldWork):
                 return nxt  # broken: dunning resumes at once
         policy, profile = self.policy(terms.policy), _profile(terms.profile)
         while True:
-            dpd = dpd_at(now, terms)
+            dpd = self._answers.dpd(terms, now)
             stage = policy.stage_for(dpd, terms.product)
             if stage != c.stage:
                 c.stage = stage
@@ -183,14 +189,15 @@ class Portfolio(FieldWork):
             if stage == Stage.CHARGED_OFF:
                 self._charge_off(a, now, policy)
                 return now if a.notice_due is not None else None
-            if any(e.at < now - KEEP_LEDGER for e in c.ledger):  # a pydantic assignment costs more
-                c.ledger = [e for e in c.ledger if e.at >= now - KEEP_LEDGER]
+            cut = now - KEEP_LEDGER
+            if c.ledger and c.ledger[0].at < cut:  # in time order: the oldest first
+                c.ledger = [e for e in c.ledger if e.at >= cut]
             if any(h.until is not None and h.until <= now for h in c.holds):
                 c.holds = [h for h in c.holds if h.until is None or h.until > now]
             visit_wake = self._tend_visit(a, stage, dpd, now, policy, profile, arrange=False)
             action = self._answers.plan(a, policy, profile, now)
             if action.skipped:
-                c.done_steps = [*c.done_steps, *action.skipped]
+                c.done_steps.extend(action.skipped)
             step = action.step
             wait_until = action.at
             if step is not None and (later := a.deferred.get(step.key)) is not None and later > now:
@@ -223,7 +230,7 @@ class Portfolio(FieldWork):
     ) -> None:
         c = a.carried
         if step.channel == Channel.VOICE and a.voice_paused_until is not None and now < a.voice_paused_until:
-            c.done_steps = [*c.done_steps, step.key]
+            c.done_steps.append(step.key)
             a.deferred.pop(step.key, None)
             if (alt := self._fallback(a, step, policy)) is not None:
                 self._do_step(a, alt, stage, now, policy, profile)
@@ -232,14 +239,14 @@ class Portfolio(FieldWork):
         result = went or self._contact(a, step.key, step.channel, step.template, stage, now, profile, riding)
         if result.deferred_until is not None:
             return
-        c.done_steps = [*c.done_steps, step.key]
+        c.done_steps.append(step.key)
         a.deferred.pop(step.key, None)
         if result.outcome != ContactOutcome.DENIED:
-            c.ledger = [*c.ledger, self._answers.entry(now, step.channel, result.outcome)]
-            record = ContactRecord(
-                at=now, channel=step.channel, template=step.template, outcome=result.outcome, step=step.key
-            )
-            c.last_contacts = [*c.last_contacts, record][-KEEP_CONTACTS:]
+            c.ledger.append(self._answers.entry(now, step.channel, result.outcome))
+            contacts = c.last_contacts
+            contacts.append(self._answers.record(now, step, result.outcome))
+            if len(contacts) > KEEP_CONTACTS:
+                del contacts[:-KEEP_CONTACTS]
         if step.channel == Channel.VOICE:
             a.voice_paused_until = result.voice_paused_until
         governed = result.rule is not None and result.rule.startswith("governor.")
@@ -355,7 +362,14 @@ class Portfolio(FieldWork):
             a.sent.append(Sent(now, channel, template, purpose, answer.outcome, key, stage))
             if self.debtors is not None:
                 due = react(
-                    self.debtors, a, channel, answer.outcome, now, _profile(a.terms.profile), self.act_at
+                    self.debtors,
+                    a,
+                    channel,
+                    answer.outcome,
+                    now,
+                    _profile(a.terms.profile),
+                    self.act_at,
+                    self._answers.local(now, a.terms.zones[0]),
                 )
                 if due is not None:
                     self._wake(a, due, planned=False)

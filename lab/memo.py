@@ -17,10 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
 from datetime import datetime
+from functools import lru_cache
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
-from domain.accounts import AccountTerms, Carried, Channel, ContactOutcome, LedgerEntry, Mode
-from domain.cadence import NextAction, Step, fallback_step, gate_state, next_action
+from domain.accounts import AccountTerms, Carried, Channel, ContactOutcome, ContactRecord, LedgerEntry, Mode
+from domain.cadence import NextAction, Step, due_before, fallback_step, gate_state, next_action
 from domain.gate import PlannedContact, Purpose, Verdict, decide
 from domain.policy import Policy
 from domain.profiles import Profile
@@ -28,7 +30,7 @@ from domain.profiles import Profile
 if TYPE_CHECKING:
     from lab.state import SimAccount
 
-#: fallbacks do not depend on the instant; past this many they are dropped all the same
+#: fallbacks and intake's missed steps do not depend on the clock; past this many they are dropped all the same
 MAX_FALLBACKS = 100_000
 
 
@@ -46,12 +48,17 @@ class Answers:
         self._verdicts: dict[tuple[Hashable, ...], Verdict] = {}
         self._fallbacks: dict[tuple[Hashable, ...], Step | None] = {}
         self._entries: dict[tuple[Hashable, ...], LedgerEntry] = {}
+        self._locals: dict[str, datetime] = {}
+        self._records: dict[tuple[Hashable, ...], ContactRecord] = {}
+        self._missed: dict[tuple[Hashable, ...], tuple[str, ...]] = {}
 
     def _tick(self, now: datetime) -> None:
         if now != self._at:
             self._plans.clear()
             self._verdicts.clear()
             self._entries.clear()
+            self._records.clear()
+            self._locals.clear()
             self._at = now
 
     def entry(self, now: datetime, channel: Channel, outcome: ContactOutcome) -> LedgerEntry:
@@ -62,6 +69,29 @@ class Answers:
         found = self._entries.get(key)
         if found is None:
             found = self._entries[key] = LedgerEntry(at=now, channel=channel, outcome=outcome)
+        return found
+
+    def local(self, now: datetime, zone: str) -> datetime:
+        """``now`` in ``zone`` (what ``dpd_at`` and a debtor's hour read), once per zone per instant."""
+        self._tick(now)
+        found = self._locals.get(zone)
+        if found is None:
+            found = self._locals[zone] = now.astimezone(_zone(zone))
+        return found
+
+    def dpd(self, terms: AccountTerms, now: datetime) -> int:
+        """``dpd_at(now, terms)``: the calendar days past due in the home zone."""
+        return (self.local(now, terms.zones[0]).date() - terms.due_date).days
+
+    def record(self, now: datetime, step: Step, outcome: ContactOutcome) -> ContactRecord:
+        """The line ``last_contacts`` keeps of a step's send, shared like :meth:`entry`'s (frozen)."""
+        self._tick(now)
+        key = (now.tzinfo, step, outcome)
+        found = self._records.get(key)
+        if found is None:
+            found = self._records[key] = ContactRecord(
+                at=now, channel=step.channel, template=step.template, outcome=outcome, step=step.key
+            )
         return found
 
     def plan(self, a: SimAccount, policy: Policy, profile: Profile, now: datetime) -> NextAction:
@@ -115,10 +145,27 @@ class Answers:
             self._verdicts[key] = found
         return found
 
+    def missed(self, terms: AccountTerms, policy: Policy, at: datetime) -> list[str]:
+        """``due_before``: it reads the product, the due date, the home zone, the policy and the instant
+        (a portfolio's accounts are taken in at a handful of instants, with a few dozen due dates)."""
+        key = (id(policy), terms.product, terms.due_date, terms.zones[0], at)
+        found = self._missed.get(key)
+        if found is None:
+            if len(self._missed) >= MAX_FALLBACKS:
+                self._missed.clear()
+            found = self._missed[key] = tuple(due_before(terms, policy, at))
+        return list(found)
+
     def fallback(self, a: SimAccount, step: Step, policy: Policy) -> Step | None:
         """``fallback_step``: it reads the usable channels and which fallbacks of the step were done."""
         c = a.carried
-        done = tuple(f"{step.key}>fallback:{channel.value}" in c.done_steps for channel in Channel)
+        keys = _FALLBACK_KEYS.get(step.key)
+        if keys is None:
+            if len(_FALLBACK_KEYS) >= MAX_FALLBACKS:
+                _FALLBACK_KEYS.clear()
+            keys = _FALLBACK_KEYS[step.key] = tuple(f"{step.key}>fallback:{ch.value}" for ch in Channel)
+        done_steps = c.done_steps
+        done = tuple(k in done_steps for k in keys)
         key = (id(policy), a.terms.product, step, tuple(c.opted_out), tuple(c.unreachable), done)
         if key in self._fallbacks:
             return self._fallbacks[key]
@@ -126,6 +173,15 @@ class Answers:
             self._fallbacks.clear()
         found = self._fallbacks[key] = fallback_step(policy, a.terms.product, step.channel, c, step)
         return found
+
+
+#: a step's fallback keys, one per channel (``fallback_step`` names them so)
+_FALLBACK_KEYS: dict[str, tuple[str, ...]] = {}
+
+
+@lru_cache(maxsize=1024)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
 
 
 def _gate_key(c: Carried) -> tuple[Hashable, ...]:

@@ -26,7 +26,6 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from domain.accounts import Channel, ContactOutcome, Hold, HoldKind
-from domain.cadence import dpd_at
 from domain.profiles import Profile
 from lab.debtors import DebtorModel, Reaction, Response, reach_of
 
@@ -70,19 +69,21 @@ def react(
     now: datetime,
     profile: Profile,
     act_at: Callable[[datetime], datetime] | None = None,
+    local: datetime | None = None,
 ) -> datetime | None:
     """The debtor's answer to one contact the carrier took, decided now (the hour and lateness of the
     contact) and done now, or at ``act_at(now)`` when the debtor acts later: then the instant the
-    account needs a wake (the differential test's debtors act at the next day's checkpoint)."""
+    account needs a wake (the differential test's debtors act at the next day's checkpoint).
+    ``local``: ``now`` in the account's home zone, if the caller has it already."""
     how = reach_of(channel, outcome)
     m: Money = a.money
     if how is None or a.ended is not None or m.plan is not None:
         return None
     m.reached += 1
-    zone = ZoneInfo(a.terms.zones[0])
-    answer = model.respond(
-        a.terms.account_id, m.reached, how, now.astimezone(zone).hour, dpd_at(now, a.terms), a.terms.profile
-    )
+    if local is None:
+        local = now.astimezone(ZoneInfo(a.terms.zones[0]))
+    dpd = (local.date() - a.terms.due_date).days  # dpd_at(now, a.terms)
+    answer = model.respond(a.terms.account_id, m.reached, how, local.hour, dpd, a.terms.profile)
     if answer.reaction == Reaction.NOTHING:
         return None
     if act_at is None:

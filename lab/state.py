@@ -83,7 +83,7 @@ class SimAccount:
     opened_at: datetime
     segment: str = ""
     carried: Carried = field(init=False)
-    live: list[LedgerEntry] = field(default_factory=list)  # every accepted attempt (the database's view)
+    live: list[LedgerEntry] = field(default_factory=list)  # accepted attempts the live check may still read
     deferred: dict[str, datetime] = field(default_factory=dict)
     voice_paused_until: datetime | None = None
     sent: list[Sent] = field(default_factory=list)
@@ -135,5 +135,12 @@ class SendResult:
 
 
 def live_ledger(a: SimAccount, now: datetime) -> list[LedgerEntry]:
-    """What the live check reads: the attempts of the last :data:`LIVE_LEDGER`."""
-    return [e for e in a.live if e.at >= now - LIVE_LEDGER]
+    """What the live check reads: the attempts of the last :data:`LIVE_LEDGER`.
+
+    The clock only moves forward, so what has left the window is dropped from ``a.live`` for good
+    (attempts are added in time order: the oldest are at the front). Read it, do not keep it."""
+    cut = now - LIVE_LEDGER
+    live = a.live
+    if live and live[0].at < cut:
+        live = a.live = [e for e in live if e.at >= cut]
+    return live
