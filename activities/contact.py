@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 
 import requests
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 from twilio.base.exceptions import TwilioRestException
 from twilio.twiml.voice_response import VoiceResponse
 
@@ -57,6 +57,20 @@ from store.pacing import NotAdmitted, provider_request, wait_for_slot
 
 #: What this module offers: the activities, and the constants that lived here before the split.
 #: ``provider_request`` stays a name of this module: tests stall a try by replacing it here.
+
+
+def cancelled_before_sending() -> ApplicationError:
+    """What a send the workflow called off (a payment, a plan, a STOP, a shutdown) fails with: the same
+    failure as always for the workflow, marked benign so the worker logs it at debug level, not as a
+    warning with a traceback (an operator reading the log would take a called-off send for a fault)."""
+    return ApplicationError(
+        "cancelled before sending",
+        type="Cancelled",
+        non_retryable=True,
+        category=ApplicationErrorCategory.BENIGN,
+    )
+
+
 __all__ = [
     "FINAL_WAITERS",
     "QUOTED_NOTES",
@@ -150,7 +164,7 @@ class ContactActivities:
         )
         if slot is None:
             finish(deps, req, now, state="retryable", rule="cancelled", decision="cancelled")
-            raise ApplicationError("cancelled before sending", type="Cancelled", non_retryable=True)
+            raise cancelled_before_sending()
         activity.heartbeat("gate")
         verdict = live_gate(deps, req, now, text_digest(text))
         if verdict is None:  # another try of this same send cleared it a moment ago and is sending
@@ -178,7 +192,7 @@ class ContactActivities:
                 return held
         if activity.is_cancelled():
             finish(deps, req, now, state="retryable", rule="cancelled", decision="cancelled", cleared=True)
-            raise ApplicationError("cancelled before sending", type="Cancelled", non_retryable=True)
+            raise cancelled_before_sending()
 
         try:
             # The exact per-second limit at the carrier, around the request itself (store/pacing.py),
