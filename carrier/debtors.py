@@ -96,7 +96,10 @@ class DemoDebtors:
         ) as http:
             try:
                 while True:
-                    await self.tick(http, dispatcher)
+                    try:
+                        await self.tick(http, dispatcher)
+                    except Exception:  # a surprise in one round must not silence every debtor for the demo
+                        log.warning("demo debtors: a round failed; the next one goes on", exc_info=True)
                     await asyncio.sleep(self.interval)
             finally:
                 await dispatcher.close()
