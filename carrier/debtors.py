@@ -60,6 +60,7 @@ class Debtor:
 
 @dataclass
 class _Plan:
+    debtor: Debtor
     number: int
     instalments: list[tuple[date, int]]
     paid: int = 0
@@ -155,7 +156,7 @@ class DemoDebtors:
         if status is None or status.get("closing") or status["mode"] == "closed":
             return
         n = self._reached[debtor.account_id] = self._reached.get(debtor.account_id, 0) + 1
-        local = datetime.fromisoformat(status["policy_now"]).astimezone(ZoneInfo(debtor.zone))
+        local = _policy_now(status, debtor)
         answer = self.model.respond(
             debtor.account_id,
             n,
@@ -213,7 +214,7 @@ class DemoDebtors:
         self, http: httpx.AsyncClient, debtor: Debtor, status: dict[str, Any], periods: int
     ) -> None:
         """The first schedule the policy accepts (the preview says), proposed as the negotiation UI does."""
-        local_today = datetime.fromisoformat(status["policy_now"]).astimezone(ZoneInfo(debtor.zone)).date()
+        local_today = _policy_now(status, debtor).date()
         first_due = (local_today + timedelta(days=FIRST_DUE_DAYS)).isoformat()
         for count, every in PLAN_SHAPES:
             body = {
@@ -232,7 +233,7 @@ class DemoDebtors:
             schedule = [
                 (date.fromisoformat(i["due_date"]), int(i["amount"])) for i in agreed.json()["instalments"]
             ]
-            self._plans[debtor.account_id] = _Plan(number=number, instalments=schedule)
+            self._plans[debtor.account_id] = _Plan(debtor=debtor, number=number, instalments=schedule)
             return
 
     async def _instalments(self, http: httpx.AsyncClient, account_id: str, wall: float) -> None:
@@ -249,8 +250,8 @@ class DemoDebtors:
         if status is None or status.get("plan") is None:
             del self._plans[account_id]  # paid off, closed, or broken by the workflow
             return
-        debtor = next(d for d in self.debtors.values() if d.account_id == account_id)
-        now = await self.clock() if self.clock is not None else datetime.fromisoformat(status["policy_now"])
+        debtor = plan.debtor
+        now = await self.clock() if self.clock is not None else _policy_now(status, debtor)
         today = now.astimezone(ZoneInfo(debtor.zone)).date()
         while plan.paid < len(plan.instalments) and plan.instalments[plan.paid][0] <= today:
             amount = plan.instalments[plan.paid][1]
@@ -265,6 +266,11 @@ class DemoDebtors:
         if plan.paid >= len(plan.instalments):
             self.reactions["kept_plan"] = self.reactions.get("kept_plan", 0) + 1
             del self._plans[account_id]
+
+
+def _policy_now(status: dict[str, Any], debtor: Debtor) -> datetime:
+    """The account's policy time in the debtor's own zone (their hour, their calendar day)."""
+    return datetime.fromisoformat(status["policy_now"]).astimezone(ZoneInfo(debtor.zone))
 
 
 def debtors_from_accounts(accounts: list[Any]) -> dict[str, Debtor]:

@@ -369,7 +369,6 @@ class Portfolio(FieldWork):
                     now,
                     _profile(a.terms.profile),
                     self.act_at,
-                    self._answers.local(now, a.terms.zones[0]),
                 )
                 if due is not None:
                     self._wake(a, due, planned=False)

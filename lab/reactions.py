@@ -26,6 +26,7 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from domain.accounts import Channel, ContactOutcome, Hold, HoldKind
+from domain.cadence import dpd_at, home_zone, usable_channels
 from domain.profiles import Profile
 from lab.debtors import DebtorModel, Reaction, Response, reach_of
 
@@ -69,21 +70,17 @@ def react(
     now: datetime,
     profile: Profile,
     act_at: Callable[[datetime], datetime] | None = None,
-    local: datetime | None = None,
 ) -> datetime | None:
     """The debtor's answer to one contact the carrier took, decided now (the hour and lateness of the
     contact) and done now, or at ``act_at(now)`` when the debtor acts later: then the instant the
-    account needs a wake (the differential test's debtors act at the next day's checkpoint).
-    ``local``: ``now`` in the account's home zone, if the caller has it already."""
+    account needs a wake (the differential test's debtors act at the next day's checkpoint)."""
     how = reach_of(channel, outcome)
     m: Money = a.money
     if how is None or a.ended is not None or m.plan is not None:
         return None
     m.reached += 1
-    if local is None:
-        local = now.astimezone(ZoneInfo(a.terms.zones[0]))
-    dpd = (local.date() - a.terms.due_date).days  # dpd_at(now, a.terms)
-    answer = model.respond(a.terms.account_id, m.reached, how, local.hour, dpd, a.terms.profile)
+    hour = now.astimezone(home_zone(a.terms)).hour
+    answer = model.respond(a.terms.account_id, m.reached, how, hour, dpd_at(now, a.terms), a.terms.profile)
     if answer.reaction == Reaction.NOTHING:
         return None
     if act_at is None:
@@ -115,8 +112,7 @@ def apply(a, answer: Response, now: datetime, profile: Profile) -> None:
     elif answer.reaction == Reaction.STOP:
         if Channel.SMS not in c.opted_out:
             c.opted_out = [*c.opted_out, Channel.SMS]
-            if not [ch for ch in Channel if ch not in c.opted_out and ch not in c.unreachable]:
-                c.contact_lost = True
+            c.contact_lost = c.contact_lost or not usable_channels(c)
     elif answer.reaction == Reaction.COMPLAIN:
         m.complaints += 1
         days = profile.response_tiers.complaint.days or 15

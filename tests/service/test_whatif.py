@@ -204,15 +204,9 @@ async def test_a_segment_larger_than_the_limit_is_a_seeded_sample_and_the_page_s
 
 
 async def test_a_synthetic_portfolio_is_cut_by_the_same_segment(supervisor: httpx.AsyncClient) -> None:
-    response = await post(
-        supervisor,
-        policy_a="default",
-        policy_b="standard",
-        source="synthetic",
-        count="60",
-        profile="US",
-        days="30",
-    )
+    fields = {"policy_a": "default", "policy_b": "standard", "source": "synthetic", "count": "60"}
+    fields |= {"profile": "US", "days": "30"}
+    response = await post(supervisor, **fields)
 
     assert response.status_code == 200, response.text[:2000]
     default, standard = report(response.text)
@@ -222,16 +216,7 @@ async def test_a_synthetic_portfolio_is_cut_by_the_same_segment(supervisor: http
     assert default["totals"]["recovered_share"] > 0 and default["totals"]["paid"] > 0
     assert default["recovery_by_day"][-1] == default["totals"]["recovered_share"]
 
-    silent = await post(
-        supervisor,
-        policy_a="default",
-        policy_b="standard",
-        source="synthetic",
-        count="60",
-        profile="US",
-        days="30",
-        debtors="silent",
-    )
+    silent = await post(supervisor, **fields, debtors="silent")
     quiet, _ = report(silent.text)
     assert quiet["totals"]["recovered_share"] == 0 and quiet["totals"]["reactions"] == {}
     assert quiet["totals"]["contacts"] > default["totals"]["contacts"], "nobody paid, so dunning went on"

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from domain.accounts import AccountTerms, Channel
+from domain.accounts import Account, AccountTerms, Channel
 from domain.agencies import load_agencies
 from domain.cadence import dpd_at
 from domain.profiles import load_profile
@@ -59,9 +59,13 @@ async def carrier(harness: Harness) -> list[dict]:
         return (await http.get("/_sim/messages")).json() + (await http.get("/_sim/calls")).json()
 
 
-async def test_accounts_half_a_year_nothing_unlawful_and_the_lab_agrees(harness: Harness) -> None:
+async def open_portfolio(
+    harness: Harness, count: int, seed: int, tag: str
+) -> tuple[list[Account], dict[str, datetime], tuple[dict[str, int], dict[str, int]]]:
+    """A seeded synthetic portfolio stored and started; when each account was taken in, and the
+    agencies' load before it (both what the lab needs to start from the same place)."""
     begin = await harness.now()
-    accounts = synthetic_accounts(ACCOUNTS, seed=SEED, now=begin, prefix=f"T{uuid.uuid4().hex[:6]}")
+    accounts = synthetic_accounts(count, seed=seed, now=begin, prefix=f"{tag}{uuid.uuid4().hex[:6]}")
     with harness.sessions.begin() as s:
         load = agency_load(s)
     opened: dict[str, datetime] = {}
@@ -70,6 +74,11 @@ async def test_accounts_half_a_year_nothing_unlawful_and_the_lab_agrees(harness:
             upsert_account(s, account, await harness.now())
         opened[account.account_id] = await harness.now()
         await harness.start(account)
+    return accounts, opened, load
+
+
+async def test_accounts_half_a_year_nothing_unlawful_and_the_lab_agrees(harness: Harness) -> None:
+    accounts, opened, load = await open_portfolio(harness, ACCOUNTS, SEED, "T")
     terms = {a.account_id: AccountTerms.from_account(a) for a in accounts}
 
     # a quarter of them are paused for ten days somewhere in the first three months
@@ -195,16 +204,7 @@ async def test_debtors_who_pay_or_reply_stop_the_workflows_and_the_lab_agree(har
     opt-out from texts. The lab acts at the same checkpoints (``act_at``) and must send the same dunning
     contacts at the same moments, and collect the same money, from every account."""
     model = reacting_model()
-    begin = await harness.now()
-    accounts = synthetic_accounts(REACTING, seed=SEED + 1, now=begin, prefix=f"R{uuid.uuid4().hex[:6]}")
-    with harness.sessions.begin() as s:
-        load = agency_load(s)
-    opened: dict[str, datetime] = {}
-    for account in accounts:
-        with harness.sessions.begin() as s:
-            upsert_account(s, account, await harness.now())
-        opened[account.account_id] = await harness.now()
-        await harness.start(account)
+    accounts, opened, load = await open_portfolio(harness, REACTING, SEED + 1, "R")
     terms = {a.account_id: AccountTerms.from_account(a) for a in accounts}
 
     start = await harness.now()
