@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,7 +28,7 @@ from temporalio.worker import Worker
 
 from carrier import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, SimulatorHandle, run_in_thread
 from domain.accounts import Account, Debtor, Product
-from runtime.devserver import dev_server_args, port_open, temporal_cli
+from runtime.devserver import dev_server_args, free_port, port_open, temporal_cli
 from runtime.settings import ROOT, Settings
 from runtime.temporal import connect
 from store.db import upgrade
@@ -44,12 +43,6 @@ ZONES = [
     "Australia/Sydney",
     "Pacific/Auckland",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def midday_zones(lo: int = 10, hi: int = 16) -> list[str]:

@@ -6,6 +6,7 @@ journal here), so stopping and starting the demo loses nothing.
 
 from __future__ import annotations
 
+import random
 import shutil
 import socket
 import subprocess
@@ -41,6 +42,40 @@ def port_open(host: str, port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.3)
         return sock.connect_ex((host, port)) == 0
+
+
+_PICK = random.SystemRandom()  # never a seeded sequence: two processes must not pick the same ports
+
+
+def ephemeral_ports() -> range:
+    """The ports the kernel hands out for port 0 (Linux's default range where /proc cannot say)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return range(int(low), int(high) + 1)
+    except (OSError, ValueError):
+        return range(32768, 61000)
+
+
+def free_port() -> int:
+    """A port nothing holds now, for a server started in a moment, picked below the ephemeral range.
+
+    A Temporal dev server binds its history, matching and worker services to ports the kernel picks
+    (port 0, from the ephemeral range). A port picked that way for a second server could be taken by
+    the first one's services before the second starts: CI saw a second demo's dev server exit 2.
+    """
+    ephemeral = ephemeral_ports()
+    low = 10_000 if ephemeral.start > 12_000 else 1_024
+    for _ in range(500):
+        port = _PICK.randrange(low, ephemeral.start)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as sock:  # a machine whose low ports are all taken: the kernel's pick
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def dev_server_args(

@@ -24,7 +24,6 @@ from the service alone, ``COLLECT_METRICS_BUSINESS=false`` on the workers).
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 import time
 import urllib.request
@@ -41,6 +40,7 @@ from sqlalchemy import Engine, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from domain.governor import ABANDONED, LIVE_ANSWERED, UK_WINDOW, US_WINDOW
+from runtime.devserver import free_port
 from runtime.event_metrics import event_families
 from store.governor import ATTEMPT_TIME, LIVE_STATES, campaign_clocks
 from store.models import AccountRow, AuditRow, ContactAttempt, HoldRow, PaymentRow, PlanRow
@@ -383,12 +383,6 @@ def exposition(registry: CollectorRegistry, sdk_url: str | None = None) -> bytes
     return body
 
 
-def free_loopback_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def install_sdk_metrics(bind_address: str) -> None:
     """Make the Temporal SDK export its metrics in Prometheus format on ``bind_address``.
 
@@ -459,7 +453,7 @@ def start_worker_metrics(
     """
     sdk_url = None
     if sdk:
-        sdk_port = free_loopback_port()
+        sdk_port = free_port()
         try:
             install_sdk_metrics(f"127.0.0.1:{sdk_port}")
         except RuntimeError as exc:  # a client was created earlier in this process: its runtime stays

@@ -13,7 +13,6 @@ import itertools
 import os
 import random
 import re
-import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -26,17 +25,11 @@ import pytest
 from sqlalchemy import create_engine, text
 from temporalio.client import Client
 
-from runtime.devserver import test_server_binary
+from runtime.devserver import free_port, test_server_binary
 from runtime.settings import SIMULATOR_SID, SIMULATOR_TOKEN, Settings
 from runtime.temporal import connect
 
 PG_ADMIN_URL = os.environ.get("COLLECT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 _NYC_AREAS = ("646", "718", "917", "347", "929", "332")

@@ -169,7 +169,7 @@ class Contacts(AccountCore):
         finally:
             self.contact_task = None
             self.cancelling_contacts = False
-            self.state.last_send_ended = workflow.now()
+            self.send_ended()
         if result.fallback is not None and backup is not None:
             settled = await self.settle(backup, fallback[0], result.fallback)  # type: ignore[index]
             result = result.model_copy(update={"fallback": settled})
@@ -267,6 +267,15 @@ class Contacts(AccountCore):
         finally:
             self.outcome_task = None
             self.cancelling_contacts = False
+            self.send_ended()
+
+    def send_ended(self) -> None:
+        """Note when the last send or outcome wait ended, from the ``finally`` that closes it.
+
+        A worker that stops drops the runs it holds, and Python closes their coroutines later, outside
+        any workflow's loop: the ``finally`` runs then too, with no clock to read and no run to write to.
+        """
+        if workflow.in_workflow():
             self.state.last_send_ended = workflow.now()
 
     def note_contact(self, key: str, channel: Channel, template: str, result: SendResult) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from runtime.devserver import free_port
 from runtime.settings import Settings
 from runtime.temporal import PlaintextRefused, require_encryption
 from service.app import create_app
@@ -95,9 +96,7 @@ def test_worker_logs_are_json_lines_when_asked(fresh_db: str) -> None:
 
 
 def test_the_simulator_started_by_hand_listens_where_the_settings_say(tmp_path: Path) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     env = {**os.environ, "COLLECT_SIMULATOR_HOST": "127.0.0.1", "COLLECT_SIMULATOR_PORT": str(port)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "carrier", "--spec", "none"],
