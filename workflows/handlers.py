@@ -39,7 +39,7 @@ with workflow.unsafe.imports_passed_through():
         RunResult,
     )
     from workflows.notices import NOTICES_PATCH
-    from workflows.patches import SMS_CONSENT
+    from workflows.patches import SMS_CONSENT, SURPLUS_KEEPS_RECEIPT
     from workflows.state import Ack, CloseOrder
 
 # Investigation deadline for a complaint when the caller sets none (CFPB: companies answer within 15 days).
@@ -191,7 +191,9 @@ class AccountWorkflow(Consent):
         self.carried.payment_references = [*self.carried.payment_references, payment.reference]
         self.state.inbox.payments.append(payment)
         pending = sum(p.amount for p in self.state.inbox.payments)
-        if pending >= self.carried.balance:
+        if self.carried.balance <= 0 and self.patched(SURPLUS_KEEPS_RECEIPT):
+            pass  # paid in full already, closing: this one is refunded, the closing receipt still goes
+        elif pending >= self.carried.balance:
             # paid in full: nothing more may go out, even a send already under way
             self.stop_contacts = True
             self.payment_withdrew = self.message_waiting()

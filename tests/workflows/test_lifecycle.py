@@ -175,8 +175,9 @@ async def test_negotiation_stops_dunning_before_the_update_answers(fresh_harness
         kind=PlanKind.REINSTALMENT, first_due=today + timedelta(days=10), periods=3, period_days=30
     )
 
-    plan = await handle.execute_update("propose_settlement", proposal, result_type=AgreedPlan)
+    # taken before the update: the agreement's confirmation may go out the instant it answers
     agreed_at = await harness.now()
+    plan = await handle.execute_update("propose_settlement", proposal, result_type=AgreedPlan)
     # the moment it answers nothing is in flight and the account says "settlement"; the account was
     # quiet (its last call yesterday), so the plan is stored just after the answer, not before
     # (a proposal that meets a send under way: tests/workflows/test_waiting_reminder.py)
