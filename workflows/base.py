@@ -52,7 +52,6 @@ CHANGED_ONLY_PATCH = patches.CHANGED_ONLY
 #: opened with its first stage in one write; a stage whose day has a contact is entered at that
 #: contact, not at midnight. Runs recorded before wrote each at once; their replay is unchanged.
 ONE_WRITE_PATCH = patches.ONE_WRITE
-LOCAL_RECORD_PATCH = patches.LOCAL_RECORD
 #: A payment that asks for a receipt is owed one text (issue 13: the debtor's own checkout).
 PAYMENT_RECEIPTS_PATCH = patches.PAYMENT_RECEIPTS
 
@@ -184,21 +183,19 @@ class AccountCore:
         account goes on instead of freezing on it."""
         changes, self.noted = [*self.noted, change], []
         label = ",".join(c.decision or (c.mode.value if c.mode else "progress") for c in changes)
-        # only runs under ONE_WRITE_PATCH note anything, so only they write batches
-        name, arg = (RECORD, change) if len(changes) == 1 else (RECORD_BATCH, ChangeBatch(changes=changes))
         try:
-            if self.patched(LOCAL_RECORD_PATCH):
-                await workflow.execute_local_activity(
-                    name,
-                    arg,
+            if len(changes) == 1:
+                await workflow.execute_activity(
+                    RECORD,
+                    change,
                     start_to_close_timeout=timedelta(seconds=30),
                     retry_policy=RECORD_RETRY,
                     summary=f"record {label}",
                 )
-            else:
+            else:  # only runs under ONE_WRITE_PATCH note anything
                 await workflow.execute_activity(
-                    name,
-                    arg,
+                    RECORD_BATCH,
+                    ChangeBatch(changes=changes),
                     start_to_close_timeout=timedelta(seconds=30),
                     retry_policy=RECORD_RETRY,
                     summary=f"record {label}",

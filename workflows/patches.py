@@ -68,14 +68,10 @@ NOTICES = "every-request-answered-in-writing"
 SMS_CONSENT = "sms-opt-in-and-one-opt-out-confirmation"
 
 # ---- generation 4: issue 18 -------------------------------------------------------------------------
-#: The account's own records (a stage, the opening, a close) are written by a local activity, in the
-#: workflow task that asked for them: one marker event instead of an activity's three and the workflow
-#: task it takes to hear back (the sends stay activities on their own paced queue).
-LOCAL_RECORD = "records-by-local-activity"
 #: A payment on an account already paid in full (the lender posted it twice while the account closes)
 #: is refunded and withdraws nothing: it used to cancel the closing receipt still waiting to go, and
 #: the debtor who paid was never told (found when the closing write became a local activity, which
-#: schedules the receipt in the same workflow task).
+#: schedules the receipt in the same workflow task, a change tried and dropped: README, benchmarks).
 SURPLUS_KEEPS_RECEIPT = "surplus-payment-keeps-the-receipt"
 
 GENERATIONS: list[frozenset[str]] = [
@@ -105,7 +101,7 @@ GENERATIONS: list[frozenset[str]] = [
     ),
     frozenset({VISIT_AFTER_STEP, PLAN_NOTICES}),
     frozenset({PAYMENT_RECEIPTS, NOTICES, SMS_CONSENT}),
-    frozenset({LOCAL_RECORD, SURPLUS_KEEPS_RECEIPT}),
+    frozenset({SURPLUS_KEEPS_RECEIPT}),
 ]
 
 #: The generation new runs are started with (intake, hand-over).

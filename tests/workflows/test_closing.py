@@ -19,6 +19,9 @@ from typing import Any
 
 import pytest
 from temporalio import activity
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.worker import Worker
 
@@ -26,7 +29,7 @@ from activities.contact import ContactActivities
 from activities.deps import Deps
 from activities.records import RecordActivities
 from domain.accounts import Product
-from domain.effects import RECORD, RECORD_BATCH, Change, ChangeBatch
+from domain.effects import RECORD, RECORD_BATCH, SEND_CONTACT, Change, ChangeBatch
 from domain.plans import AgreedPlan, PlanKind, PlanProposal
 from domain.timeline import AccountStatus
 from runtime.settings import Settings
@@ -160,6 +163,86 @@ async def test_a_payment_while_closing_paid_goes_to_the_refund_queue(
         assert [(r.reference, r.amount, r.reason) for r in queued] == [("again", 30_000, "closing (paid)")]
         receipts = [c for c in harness.sent(account) if c["template"] == "payment_receipt"]
         assert len(receipts) == 1
+
+
+async def test_a_payment_after_the_account_is_paid_leaves_the_closing_receipt_to_go(
+    env: Any, settings: Settings, simulator: Any
+) -> None:
+    """The lender posts the full payment twice, and the second lands while the closing receipt waits for
+    the sender (here: no sender until the test starts one). It is refunded and withdraws nothing: it
+    used to cancel the receipt as if the account had just been paid, and the debtor was never told."""
+    suffix = uuid.uuid4().hex[:8]
+    local = settings.model_copy(
+        update={"task_queue": f"paid-{suffix}", "contact_task_queue": f"paid-c-{suffix}"}
+    )
+    deps = Deps(settings=local, engine=make_engine(local.database_url))
+    executor = ThreadPoolExecutor(max_workers=8)
+    records, contacts = RecordActivities(deps), ContactActivities(deps)
+    main = Worker(
+        env.client,
+        task_queue=local.task_queue,
+        workflows=WORKFLOWS,
+        activities=[records.record, records.record_batch, contacts.await_outcome],
+        activity_executor=executor,
+        workflow_runner=sandbox_runner(),
+    )
+    harness = Harness(env=env, settings=local, sessions=deps.sessions, simulator_url=simulator.url)
+    async with main:
+        try:
+            account = await harness.open_account(due_in_days=-10, balance=30_000, fees=0)
+            handle = harness.handle(account)
+            await harness.skip_to(at_local(account.due_date + timedelta(days=11), 12))  # no step today
+            await handle.signal(
+                "payment_received", PaymentIn(amount=30_000, currency="USD", reference="full")
+            )
+            await until_receipt_waits(harness, account.workflow_id)
+            await handle.signal(
+                "payment_received", PaymentIn(amount=30_000, currency="USD", reference="again")
+            )
+            await until_signals_handled(handle, 2)  # a payment while closing: recorded, refunded at the end
+            async with Worker(
+                env.client,
+                task_queue=local.contact_task_queue,
+                activities=[contacts.send_contact],
+                activity_executor=executor,
+            ):
+                result = await handle.result()
+            assert result.state == "closed_paid" and result.paid_total == 60_000
+            with harness.sessions.begin() as s:
+                queued = refunds(s, account_id=account.account_id)
+            assert [(r.reference, r.amount) for r in queued] == [("again", 30_000)]
+            assert [c["template"] for c in harness.sent(account)] == ["payment_receipt"]
+        finally:
+            for workflow_id in harness.started:
+                await harness.finish(workflow_id)
+    executor.shutdown(wait=False)
+
+
+async def until_receipt_waits(harness: Harness, workflow_id: str) -> None:
+    for _ in range(150):
+        raw = await harness.client.workflow_service.describe_workflow_execution(
+            DescribeWorkflowExecutionRequest(
+                namespace=harness.client.namespace, execution=WorkflowExecution(workflow_id=workflow_id)
+            )
+        )
+        if any(a.activity_type.name == SEND_CONTACT for a in raw.pending_activities):
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError("the closing receipt was never scheduled")
+
+
+async def until_signals_handled(handle: Any, signals: int) -> None:
+    """The run has had a workflow task since its ``signals``-th signal: its handler has run."""
+    for _ in range(150):
+        kinds = [e.event_type for e in (await handle.fetch_history()).events]
+        seen = [i for i, k in enumerate(kinds) if k == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED]
+        if (
+            len(seen) >= signals
+            and EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED in kinds[seen[signals - 1] :]
+        ):
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"the run never handled its signal {signals}")
 
 
 async def test_a_payment_while_a_plan_completes_goes_to_the_refund_queue(

@@ -25,9 +25,6 @@ from tests.workflows.conftest import NY, Harness, at_local
 from workflows.patches import CODE
 from workflows.state import AccountInput
 
-#: the marker a local activity leaves in the history (a patch leaves "core_patch")
-LOCAL_ACTIVITY_MARKER = "core_local_activity"
-
 
 async def histories(h: Harness, account: Account):  # type: ignore[no-untyped-def]
     return await account_runs(h.env.client, account.workflow_id)
@@ -70,17 +67,9 @@ async def test_a_stage_that_begins_on_a_contact_day_is_written_with_that_contact
         if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
     ]
     kinds = [a.activity_type.name for a in scheduled]
-    # the opening and the pre-due stage in one write, by a local activity in the opening's own workflow
-    # task (a marker, not an activity's three events); the day's stage rode on its text
-    assert kinds == [SEND_CONTACT], kinds
-    writes = [
-        e.marker_recorded_event_attributes
-        for e in events
-        if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
-        and e.marker_recorded_event_attributes.marker_name == LOCAL_ACTIVITY_MARKER
-    ]
-    assert len(writes) == 1 and RECORD_BATCH.encode() in writes[0].details["data"].SerializeToString()
-    [send] = await h.env.client.data_converter.decode(scheduled[0].input.payloads, [SendRequest])
+    # the opening and the pre-due stage in one write; the day's stage rode on its text
+    assert kinds == [RECORD_BATCH, SEND_CONTACT], kinds
+    [send] = await h.env.client.data_converter.decode(scheduled[1].input.payloads, [SendRequest])
     assert [(c.decision, c.stage) for c in send.changes] == [("stage", Stage.EARLY)]
 
 
@@ -147,10 +136,7 @@ async def test_a_new_run_records_no_patch_markers_and_a_bare_input_still_asks(ha
             e
             for run in runs
             for e in run.events
-            if (
-                e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
-                and e.marker_recorded_event_attributes.marker_name != LOCAL_ACTIVITY_MARKER
-            )
+            if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
             or (
                 e.event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES
                 and "TemporalChangeVersion"
