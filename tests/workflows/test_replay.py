@@ -14,6 +14,9 @@ instead of in production where thousands of open accounts would be stuck.
   ``SMS_CONSENT`` patch (issue 14): STOP, a second STOP while the confirmation waited for its retry
   (which cancelled it: no confirmation went), a plan request, then paid in full. It replays because
   the new code asks ``workflow.patched`` for runs of generations before 3.
+* ``tests/histories/surplus_gen3-0.json``: a generation-3 run recorded with the code before the
+  ``SURPLUS_KEEPS_RECEIPT`` patch (issue 18): paid in full, then the same amount again while the closing
+  receipt waited for the sender, which withdrew the receipt. Without the patch's guard it fails to replay.
 
 Record new ones after an intentional, versioned change with
 ``COLLECT_RECORD_HISTORIES=1 pytest tests/workflows/test_replay.py -k main_paths`` (it writes the
