@@ -76,7 +76,7 @@ async def intake_csv(client: Any, settings: Any, path: Path) -> float:
     """Seconds for ``starter.py intake FILE`` (the CLI's own function, progress bar silenced)."""
     import starter
 
-    args = argparse.Namespace(file=str(path), day_seconds=None)
+    args = argparse.Namespace(file=str(path), day_seconds=None, actor="bench")  # intake names who acts
     began = time.perf_counter()
     quiet = Console(file=io.StringIO())
     with contextlib.ExitStack() as stack_:
