@@ -19,7 +19,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -43,12 +43,6 @@ ZONES = [
     "Australia/Sydney",
     "Pacific/Auckland",
 ]
-
-
-def midday_zones(lo: int = 10, hi: int = 16) -> list[str]:
-    """Zones where it is mid-day now: reminders there may go out at once, whatever the hour here."""
-    now = datetime.now(UTC)
-    return [z for z in ZONES if lo <= now.astimezone(ZoneInfo(z)).hour < hi] or ["Pacific/Auckland"]
 
 
 def make_accounts(

@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from rich.console import Console
 from rich.table import Table
@@ -39,7 +40,6 @@ from bench.infra import (
     Stack,
     WorkerProc,
     make_accounts,
-    midday_zones,
     percentile,
     running,
     stack,
@@ -337,6 +337,10 @@ async def bench_footprint(st: Stack, counts: list[int], window: float = 20.0) ->
 
 
 # ---- 5. pacing -----------------------------------------------------------------------------------
+#: a policy day in four real minutes: the pacing backlog falls due at most four minutes after intake
+PACING_DAY_SECONDS = 240.0
+
+
 async def bench_pacing(st: Stack, limit: float, seconds: float) -> dict[str, Any]:
     """A backlog of ``limit * seconds`` first reminders, all due now, then the worker starts.
 
@@ -346,8 +350,22 @@ async def bench_pacing(st: Stack, limit: float, seconds: float) -> dict[str, Any
     client = await st.client()
     settings = st.settings(sender_messages_per_second=limit)
     n = int(limit * seconds)
-    accounts = make_accounts(n, due_in_days=-2, zone_pick=midday_zones(), tag=f"pc{uuid.uuid4().hex[:4]}")
-    await _open(client, settings, accounts)
+    # One zone, and its next 10:00 (the policy's send time) four days past due: the first reminder after
+    # the grace period. A step planned before intake is never sent (no catch-up), so the backlog is taken
+    # in before it falls due, on a sped-up policy clock, and the worker starts once it has.
+    zone = ZoneInfo("America/New_York")
+    local_now = datetime.now(zone)
+    ten = local_now.replace(hour=10, minute=0, second=0, microsecond=0)
+    if ten <= local_now + timedelta(minutes=1):
+        ten += timedelta(days=1)
+    due = ten.date() - timedelta(days=4)
+    accounts = make_accounts(
+        n, due_in_days=(due - local_now.date()).days, zone_pick=[zone.key], tag=f"pc{uuid.uuid4().hex[:4]}"
+    )
+    await _open(client, settings, accounts, day_seconds=PACING_DAY_SECONDS)
+    last_epoch = datetime.now(UTC)  # each account's policy clock starts at its own start: the last is latest
+    falls_due = last_epoch + (ten - last_epoch) * (PACING_DAY_SECONDS / 86_400)
+    await asyncio.sleep(max(0.0, (falls_due - datetime.now(UTC)).total_seconds()) + 5)
     store = st.carrier.store
     with store.lock:
         before = len(store.messages)
@@ -398,7 +416,7 @@ def max_in_window(times: list[float], window: float) -> int:
     return peak
 
 
-async def _open(client: Any, settings: Any, accounts: list[Any]) -> None:
+async def _open(client: Any, settings: Any, accounts: list[Any], day_seconds: float = 86_400) -> None:
     """The accounts through the intake (as ``starter.py intake`` does); any failure stops the benchmark."""
     from runtime.intake import intake_accounts
     from store.db import make_engine, session_factory
@@ -409,7 +427,7 @@ async def _open(client: Any, settings: Any, accounts: list[Any]) -> None:
         accounts,
         task_queue=settings.task_queue,
         contact_queue=settings.contact_task_queue,
-        day_seconds=86_400,
+        day_seconds=day_seconds,
     )
     if result.failed:
         raise RuntimeError(f"intake failed: {result.failed[:3]}")
