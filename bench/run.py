@@ -347,6 +347,8 @@ async def bench_pacing(st: Stack, limit: float, seconds: float) -> dict[str, Any
     The accounts are taken in first with no worker running, so the contact queue fills at once and
     the figure is the paced worker's drain rate, not the intake's.
     """
+    from domain.clock import PolicyClock
+
     client = await st.client()
     settings = st.settings(sender_messages_per_second=limit)
     n = int(limit * seconds)
@@ -363,8 +365,8 @@ async def bench_pacing(st: Stack, limit: float, seconds: float) -> dict[str, Any
         n, due_in_days=(due - local_now.date()).days, zone_pick=[zone.key], tag=f"pc{uuid.uuid4().hex[:4]}"
     )
     await _open(client, settings, accounts, day_seconds=PACING_DAY_SECONDS)
-    last_epoch = datetime.now(UTC)  # each account's policy clock starts at its own start: the last is latest
-    falls_due = last_epoch + (ten - last_epoch) * (PACING_DAY_SECONDS / 86_400)
+    # each account's policy clock starts at its own start: the last one's is the latest to reach 10:00
+    falls_due = PolicyClock(epoch=datetime.now(UTC), day_seconds=PACING_DAY_SECONDS).real_at(ten)
     await asyncio.sleep(max(0.0, (falls_due - datetime.now(UTC)).total_seconds()) + 5)
     store = st.carrier.store
     with store.lock:

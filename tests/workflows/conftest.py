@@ -18,6 +18,7 @@ from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
 from temporalio.client import WorkflowHandle
+from temporalio.worker import Worker
 
 from domain.accounts import Account, AccountTerms, Debtor, Product
 from domain.gate import debtor_zones
@@ -27,7 +28,7 @@ from runtime.settings import Settings
 from runtime.timeskip import skip_clock
 from store.accounts import upsert_account
 from store.audit import audit_entries
-from workers.setup import build_workers
+from workers.setup import WORKFLOWS, build_workers, sandbox_runner
 from workflows.messages import RunResult
 
 NY = ZoneInfo("America/New_York")
@@ -236,14 +237,46 @@ async def own_harness(own_env, settings: Settings, simulator) -> AsyncIterator[H
         yield h
 
 
+def own_queues(settings: Settings, name: str) -> Settings:
+    """The settings on task queues of the test's own: no other test's worker takes its tasks."""
+    suffix = uuid.uuid4().hex[:8]
+    return settings.model_copy(
+        update={"task_queue": f"{name}-{suffix}", "contact_task_queue": f"{name}-c-{suffix}"}
+    )
+
+
+def main_queue_worker(client: Any, settings: Settings, activities: list[Any], executor: Any) -> Worker:
+    """A worker on the main queue with every workflow and only ``activities``: a test that holds a write
+    or leaves the sender out builds its own from the real parts."""
+    return Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=WORKFLOWS,
+        activities=activities,
+        activity_executor=executor,
+        workflow_runner=sandbox_runner(),
+    )
+
+
+async def until_activity_waits(harness: Harness, workflow_id: str, activity_type: str, what: str) -> None:
+    """Until the run has ``activity_type`` scheduled or running (raw RPC: see ``Harness.finish``)."""
+    for _ in range(150):
+        raw = await harness.client.workflow_service.describe_workflow_execution(
+            DescribeWorkflowExecutionRequest(
+                namespace=harness.client.namespace, execution=WorkflowExecution(workflow_id=workflow_id)
+            )
+        )
+        if any(a.activity_type.name == activity_type for a in raw.pending_activities):
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{what} was never scheduled")
+
+
 @asynccontextmanager
 async def running_harness(
     env, settings: Settings, simulator, *, every_wake: bool = False, contact_slots: int | None = None
 ) -> AsyncIterator[Harness]:  # type: ignore[no-untyped-def]
-    suffix = uuid.uuid4().hex[:8]
-    local = settings.model_copy(
-        update={"task_queue": f"main-{suffix}", "contact_task_queue": f"contact-{suffix}"}
-    )
+    local = own_queues(settings, "main")
     # a cache that holds every account a test opens (the simulation opens 200): an evicted account is
     # replayed from its whole history at each wake-up, which was most of the simulation's time
     workers, deps, executor = build_workers(

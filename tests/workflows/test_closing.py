@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -19,9 +18,7 @@ from typing import Any
 
 import pytest
 from temporalio import activity
-from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import EventType
-from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.worker import Worker
 
@@ -37,8 +34,14 @@ from store.accounts import account_snapshot
 from store.db import make_engine
 from store.models import PaymentRow
 from store.refunds import refunds
-from tests.workflows.conftest import NY, Harness, at_local
-from workers.setup import WORKFLOWS, sandbox_runner
+from tests.workflows.conftest import (
+    NY,
+    Harness,
+    at_local,
+    main_queue_worker,
+    own_queues,
+    until_activity_waits,
+)
 from workflows.messages import PaymentIn
 
 
@@ -74,21 +77,13 @@ class HeldClose:
 async def held_close(
     env: Any, settings: Settings, simulator: Any, decision: str
 ) -> AsyncIterator[tuple[Harness, HeldClose]]:
-    suffix = uuid.uuid4().hex[:8]
-    local = settings.model_copy(
-        update={"task_queue": f"close-{suffix}", "contact_task_queue": f"close-c-{suffix}"}
-    )
+    local = own_queues(settings, "close")
     deps = Deps(settings=local, engine=make_engine(local.database_url))
     executor = ThreadPoolExecutor(max_workers=8)
     held = HeldClose(RecordActivities(deps), decision)
     contacts = ContactActivities(deps)
-    main = Worker(
-        env.client,
-        task_queue=local.task_queue,
-        workflows=WORKFLOWS,
-        activities=[held.record, held.record_batch, contacts.await_outcome],
-        activity_executor=executor,
-        workflow_runner=sandbox_runner(),
+    main = main_queue_worker(
+        env.client, local, [held.record, held.record_batch, contacts.await_outcome], executor
     )
     paced = Worker(
         env.client,
@@ -171,20 +166,12 @@ async def test_a_payment_after_the_account_is_paid_leaves_the_closing_receipt_to
     """The lender posts the full payment twice, and the second lands while the closing receipt waits for
     the sender (here: no sender until the test starts one). It is refunded and withdraws nothing: it
     used to cancel the receipt as if the account had just been paid, and the debtor was never told."""
-    suffix = uuid.uuid4().hex[:8]
-    local = settings.model_copy(
-        update={"task_queue": f"paid-{suffix}", "contact_task_queue": f"paid-c-{suffix}"}
-    )
+    local = own_queues(settings, "paid")
     deps = Deps(settings=local, engine=make_engine(local.database_url))
     executor = ThreadPoolExecutor(max_workers=8)
     records, contacts = RecordActivities(deps), ContactActivities(deps)
-    main = Worker(
-        env.client,
-        task_queue=local.task_queue,
-        workflows=WORKFLOWS,
-        activities=[records.record, records.record_batch, contacts.await_outcome],
-        activity_executor=executor,
-        workflow_runner=sandbox_runner(),
+    main = main_queue_worker(
+        env.client, local, [records.record, records.record_batch, contacts.await_outcome], executor
     )
     harness = Harness(env=env, settings=local, sessions=deps.sessions, simulator_url=simulator.url)
     async with main:
@@ -195,7 +182,7 @@ async def test_a_payment_after_the_account_is_paid_leaves_the_closing_receipt_to
             await handle.signal(
                 "payment_received", PaymentIn(amount=30_000, currency="USD", reference="full")
             )
-            await until_receipt_waits(harness, account.workflow_id)
+            await until_activity_waits(harness, account.workflow_id, SEND_CONTACT, "the closing receipt")
             await handle.signal(
                 "payment_received", PaymentIn(amount=30_000, currency="USD", reference="again")
             )
@@ -216,19 +203,6 @@ async def test_a_payment_after_the_account_is_paid_leaves_the_closing_receipt_to
             for workflow_id in harness.started:
                 await harness.finish(workflow_id)
     executor.shutdown(wait=False)
-
-
-async def until_receipt_waits(harness: Harness, workflow_id: str) -> None:
-    for _ in range(150):
-        raw = await harness.client.workflow_service.describe_workflow_execution(
-            DescribeWorkflowExecutionRequest(
-                namespace=harness.client.namespace, execution=WorkflowExecution(workflow_id=workflow_id)
-            )
-        )
-        if any(a.activity_type.name == SEND_CONTACT for a in raw.pending_activities):
-            return
-        await asyncio.sleep(0.2)
-    raise AssertionError("the closing receipt was never scheduled")
 
 
 async def until_signals_handled(handle: Any, signals: int) -> None:

@@ -12,13 +12,11 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
 from temporalio import activity
-from temporalio.worker import Worker
 
 from activities.deps import Deps
 from activities.records import RecordActivities
@@ -26,8 +24,7 @@ from domain.effects import RECORD, RECORD_BATCH, Change, ChangeBatch
 from domain.timeline import AccountStatus
 from runtime.settings import Settings
 from store.db import make_engine
-from tests.workflows.conftest import NY, Harness, at_local
-from workers.setup import WORKFLOWS, sandbox_runner
+from tests.workflows.conftest import NY, Harness, at_local, main_queue_worker, own_queues
 from workflows.messages import PaymentIn
 
 
@@ -58,21 +55,11 @@ class HeldStageWrite:
 async def test_a_payment_during_a_stage_write_shows_without_waiting_for_the_next_contact(
     env: Any, settings: Settings, simulator: Any
 ) -> None:
-    suffix = uuid.uuid4().hex[:8]
-    local = settings.model_copy(
-        update={"task_queue": f"busy-{suffix}", "contact_task_queue": f"busy-c-{suffix}"}
-    )
+    local = own_queues(settings, "busy")
     deps = Deps(settings=local, engine=make_engine(local.database_url))
     executor = ThreadPoolExecutor(max_workers=4)
     held = HeldStageWrite(RecordActivities(deps))
-    worker = Worker(
-        env.client,
-        task_queue=local.task_queue,
-        workflows=WORKFLOWS,
-        activities=[held.record, held.record_batch],
-        activity_executor=executor,
-        workflow_runner=sandbox_runner(),
-    )
+    worker = main_queue_worker(env.client, local, [held.record, held.record_batch], executor)
     harness = Harness(env=env, settings=local, sessions=deps.sessions, simulator_url=simulator.url)
     async with worker:
         try:

@@ -10,29 +10,22 @@ stops.
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import os
 import sys
 import traceback
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
-from temporalio.api.common.v1 import WorkflowExecution
-from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
-from temporalio.worker import Worker
-
 from activities.deps import Deps
 from activities.records import RecordActivities
 from domain.effects import SEND_CONTACT
 from runtime.settings import Settings
 from store.db import make_engine
-from tests.workflows.conftest import Harness, at_local
-from workers.setup import WORKFLOWS, sandbox_runner
+from tests.workflows.conftest import Harness, at_local, main_queue_worker, own_queues, until_activity_waits
 
 
 @contextmanager
@@ -56,48 +49,24 @@ def unraisable() -> Iterator[list[str]]:
         sys.unraisablehook = before
 
 
-async def waiting_on_send(harness: Harness, workflow_id: str) -> bool:
-    raw = await harness.client.workflow_service.describe_workflow_execution(
-        DescribeWorkflowExecutionRequest(
-            namespace=harness.client.namespace, execution=WorkflowExecution(workflow_id=workflow_id)
-        )
-    )
-    return any(a.activity_type.name == SEND_CONTACT for a in raw.pending_activities)
-
-
 async def test_a_worker_stopped_mid_send_drops_its_runs_without_a_traceback(
     own_env: Any, settings: Settings, simulator: Any
 ) -> None:
     """On a server of its own: its runs are left waiting on their sends when the test ends."""
-    suffix = uuid.uuid4().hex[:8]
-    local = settings.model_copy(
-        update={"task_queue": f"stop-{suffix}", "contact_task_queue": f"stop-c-{suffix}"}
-    )
+    local = own_queues(settings, "stop")
     deps = Deps(settings=local, engine=make_engine(local.database_url))
     records = RecordActivities(deps)
     executor = ThreadPoolExecutor(max_workers=4)
     harness = Harness(env=own_env, settings=local, sessions=deps.sessions, simulator_url=simulator.url)
     # no worker on the contact queue: the reminder's send waits to be picked up for as long as the test likes
-    worker = Worker(
-        harness.client,
-        task_queue=local.task_queue,
-        workflows=WORKFLOWS,
-        activities=[records.record, records.record_batch],
-        activity_executor=executor,
-        workflow_runner=sandbox_runner(),
-    )
+    worker = main_queue_worker(harness.client, local, [records.record, records.record_batch], executor)
     with unraisable() as seen:
         async with worker:
             accounts = [await harness.open_account(due_in_days=-20) for _ in range(3)]
             # the step at 22 days past due, at the policy's send time
             await harness.skip_to(at_local(accounts[-1].due_date + timedelta(days=22), 10))
             for account in accounts:
-                for _ in range(150):
-                    if await waiting_on_send(harness, account.workflow_id):
-                        break
-                    await asyncio.sleep(0.2)
-                else:
-                    raise AssertionError("the run never scheduled its reminder")
+                await until_activity_waits(harness, account.workflow_id, SEND_CONTACT, "the reminder")
         # the worker is stopped and dropped, its runs with it: their coroutines are closed
         del worker
         gc.collect()
