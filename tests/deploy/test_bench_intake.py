@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.infra import make_accounts, write_csv
-from bench.run import intake_csv
+from bench.intake import intake_csv
 from runtime.settings import Settings
 
 
