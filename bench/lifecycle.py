@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.infra import Stack, make_accounts, running
-from bench.load import console
+from bench.load import busy_cores, console
 
 
 async def bench_lifecycle(st: Stack, n: int, days: int = 180) -> dict[str, Any]:
@@ -40,7 +40,7 @@ async def bench_lifecycle(st: Stack, n: int, days: int = 180) -> dict[str, Any]:
         for a in accounts:  # due dates spread over the first week, as a portfolio's are
             object.__setattr__(a, "due_date", a.due_date + timedelta(days=rng.randint(-3, 7)))
         async with running(workers):
-            began = time.perf_counter()
+            began, cpu0 = time.perf_counter(), busy_cores()[0]
             result = await intake_accounts(
                 env.client,
                 session_factory(make_engine(settings.database_url)),
@@ -57,7 +57,7 @@ async def bench_lifecycle(st: Stack, n: int, days: int = 180) -> dict[str, Any]:
                 start + timedelta(days=days),
                 on_day=lambda d: d % 10 or console.print(f"  day {d}: {time.perf_counter() - began:.0f} s"),
             )
-            elapsed = time.perf_counter() - began
+            elapsed, cpu = time.perf_counter() - began, busy_cores()[0] - cpu0
             skipped = (await env.get_current_time()) - start
             engine_cost = await history_costs(env.client, settings, accounts[:HISTORY_SAMPLE])
         executor.shutdown(wait=False)
@@ -71,6 +71,11 @@ async def bench_lifecycle(st: Stack, n: int, days: int = 180) -> dict[str, Any]:
         "accounts_per_s": round(n / elapsed, 2),
         "carrier_messages": sent["messages"],
         "carrier_calls": sent["calls"],
+        # every process of the machine (worker, carrier, test server, database): what a contact costs in
+        # CPU, and the rate the machine's cores would allow at that cost even with nothing ever waiting
+        "machine_cpu_seconds": round(cpu, 1),
+        "cpu_ms_per_contact": round(cpu * 1000 / max(1, sent["messages"] + sent["calls"]), 1),
+        "cpu_bound_accounts_per_s": round(n / cpu * (os.cpu_count() or 1), 2),
     }
 
 

@@ -1,10 +1,12 @@
 """What more than one benchmark does, kept in one copy: starts at the intake's concurrency, accounts
-taken in through the intake, the wait until a worker has settled, and the console they all print to.
+taken in through the intake, the waits until a worker and the whole machine have settled, and the
+console they all print to.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -64,3 +66,31 @@ async def wait_idle(
         if (worker.cpu_seconds() - c0) / window < below:
             break
     return time.perf_counter() - began
+
+
+def busy_cores() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far (``/proc/stat``: every process, ours or not)."""
+    with open("/proc/stat", encoding="ascii") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    tick = os.sysconf("SC_CLK_TCK")
+    return (sum(fields) - idle) / tick, sum(fields) / tick
+
+
+async def wait_machine_idle(
+    *, below: float = 0.3, window: float = 5.0, limit: float = 600
+) -> tuple[float, float]:
+    """Until the whole machine uses less than ``below`` cores over ``window`` seconds: (the wait, the last
+    window's cores). The worker idle is not enough: the updates are timed against the raw engine's, and
+    any other load (the dev server still writing the intake's histories, another job on the machine)
+    would land on both at random and blur the tail being measured."""
+    began = time.perf_counter()
+    cores = float("nan")
+    while time.perf_counter() - began < limit:
+        b0, t0 = busy_cores()
+        await asyncio.sleep(window)
+        b1, t1 = busy_cores()
+        cores = (b1 - b0) / (t1 - t0) * (os.cpu_count() or 1)
+        if cores < below:
+            break
+    return time.perf_counter() - began, cores

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bench.infra import ROOT, Stack, WorkerProc, percentile
-from bench.load import gather_limited, open_accounts, wait_idle
+from bench.load import gather_limited, open_accounts, wait_idle, wait_machine_idle
 
 
 def raw_worker(st: Stack, task_queue: str) -> subprocess.Popen[bytes]:
@@ -50,6 +50,7 @@ async def bench_negotiation(st: Stack, n: int, samples: int, cache: int | None =
         accounts = await open_accounts(client, settings, st, n, f"ng{uuid.uuid4().hex[:4]}")
         await wait_idle(worker)
         opened = time.perf_counter() - began
+        settled, cores = await wait_machine_idle()
         await gather_limited(
             samples,
             lambda i: client.start_workflow(
@@ -82,6 +83,8 @@ async def bench_negotiation(st: Stack, n: int, samples: int, cache: int | None =
         "max_cached_workflows": cache,
         "samples": samples,
         "open_seconds": round(opened, 1),
+        "settle_seconds": round(settled, 1),
+        "machine_cores_at_start": round(cores, 2),
         "ours_p50_ms": round(p50, 1),
         "ours_p99_ms": round(p99, 1),
         "raw_p50_ms": round(r50, 1),

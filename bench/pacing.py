@@ -5,9 +5,12 @@ configured sender limit, and the most the carrier took in any one second.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -69,6 +72,8 @@ async def bench_pacing(st: Stack, limit: float, seconds: float) -> dict[str, Any
     with store.lock:  # the carrier's own receipt times, to the microsecond
         received = sorted(m.received_at for m in list(store.messages.values())[before:])
     peak = max_in_window(received, 1.0)
+    if dump := os.environ.get("BENCH_DUMP_PACING"):  # the receipt times, to read where the rate goes
+        await asyncio.to_thread(Path(dump).write_text, json.dumps(received), encoding="utf-8")
     return {
         "limit_per_s": limit,
         "backlog": n,
