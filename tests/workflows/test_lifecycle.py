@@ -163,7 +163,7 @@ async def fresh_harness(own_env, settings, simulator, request) -> AsyncIterator[
         yield h
 
 
-@pytest.mark.timeout(300)  # it takes seconds; a stalled test server gets its rerun sooner
+@pytest.mark.timeout(120)  # it takes 4-12 s; a stalled test server gets its rerun (its own 120 s) sooner
 async def test_negotiation_stops_dunning_before_the_update_answers(fresh_harness: Harness) -> None:
     harness = fresh_harness
     began = datetime.now(UTC).replace(microsecond=0)  # the carrier dates to the second
