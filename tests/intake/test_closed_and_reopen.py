@@ -155,7 +155,9 @@ async def test_reopen_restarts_a_closed_account_from_its_stored_balance_audited(
     # a fresh-clone run once found it closed again here (cause not found yet): on failure, the audit
     # trail in the order it was written says who wrote last
     written = [(e.id, e.actor, e.action, e.decision) for e in sorted(audit, key=lambda e: e.id)]
-    assert snap is not None and snap.mode == Mode.DUNNING and snap.close_reason is None, written
+    assert snap is not None and snap.mode == Mode.DUNNING and snap.close_reason is None, "\n".join(
+        map(str, written)
+    )
     assert pinned(harness, account.account_id) == (rules.policy_version, rules.profile_version)
     reopened = [e for e in audit if e.action == "reopened"]
     assert len(reopened) == 1
