@@ -519,9 +519,6 @@ async def test_a_malformed_body_is_422_naming_the_field(stack: Stack, http: http
         ("payments", {"amount": 5, "currency": "USD"}, "reference"),
         ("pause", {"reason": ""}, "reason"),
         ("pause", {"reason": "x", "actor": "someone else"}, "actor"),
-        # PostgreSQL's text holds no NUL: these were a 500 from the database (found by the schema test)
-        ("complaints", {"reason": "called\x00at work", "source": "regulator"}, "reason"),
-        ("payments", {"amount": 5, "currency": "USD", "reference": "ref\x00"}, "reference"),
     ]
     for endpoint, body, field in cases:
         answer = await http.post(f"{path}/{endpoint}", json=body, headers=AGENT)
