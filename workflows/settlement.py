@@ -21,7 +21,14 @@ with workflow.unsafe.imports_passed_through():
     from domain.cadence import dpd_at, local_date
     from domain.gate import Purpose
     from domain.money import format_minor
-    from domain.timeline import AccountStatus, Timeline, instalment_deadline, project_plan, reminder_times
+    from domain.timeline import (
+        AccountStatus,
+        Timeline,
+        instalment_deadline,
+        project_dunning,
+        project_plan,
+        reminder_times,
+    )
     from workflows import search
     from workflows.handlers import AccountWorkflow
     from workflows.messages import RunResult
@@ -290,7 +297,11 @@ class SettlementWorkflow(AccountWorkflow):
     def timeline(self) -> Timeline:
         if self.mode == Mode.CLOSED:
             return Timeline(mode=Mode.CLOSED, entries=[])
-        ps = self.plan_state
+        if (ps := self.state.plan) is None:
+            # the plan is over (kept for part of the balance, or broken) and this run is handing the
+            # account back to dunning: what dunning does next (the status says "dunning" already; the
+            # two must agree, and a query must answer in every moment of a run, its end included)
+            return project_dunning(self.terms, self.carried, self.policy, self.profile, self.now())
         return project_plan(self.terms, self.carried, ps.plan, ps.paid, self.policy, self.profile, self.now())
 
 
