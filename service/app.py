@@ -43,6 +43,7 @@ from service import (
     debtor_signin,
     inbound_sms,
     metrics,
+    nul_guard,
     selfservice,
     verify,
     webhooks,
@@ -102,6 +103,7 @@ def create_app(settings: Settings | None = None, temporal_client: Client | None 
     if temporal_client is not None:
         app.state.temporal_client = temporal_client
     debtor_signin.install_log_redaction()  # the access log never holds a self-service link
+    app.add_middleware(nul_guard.RefuseNul)  # PostgreSQL cannot store a NUL: 422 naming where it was
     app.add_middleware(tracing.TraceRequests)  # one span per request, continuing the caller's trace
     api = (
         api_accounts,
