@@ -1,9 +1,12 @@
 """A hard, global send-rate limit per sender number, coordinated through the application database.
 
-Why here and not (only) in Temporal: the contact task queue's ``max_task_queue_activities_per_second``
+Why here and not in Temporal: the contact task queue's ``max_task_queue_activities_per_second`` only
 paces when activities are *dispatched*; what reaches the carrier can still bunch up (one activity
-slow to start, the next fast), and a carrier counts arrivals. So every try that is about to call the
-provider first reserves a send slot here, shared by all worker processes and threads:
+slow to start, the next fast), and a carrier counts arrivals. The server also splits that rate
+between the queue's partitions, so the last of a backlog, left in one partition, went out at a
+quarter of it; the workers therefore ask the server for four times the sender's rate
+(``workers.setup.TASK_QUEUE_PARTITIONS``) and the limit is kept here alone. Every try that is about
+to call the provider first reserves a send slot, shared by all worker processes and threads:
 
 * one row per sender (``sender_pacing``) holds ``next_at``, the earliest moment the next send may go;
 * a reservation takes ``slot = max(next_at, now)`` and moves ``next_at`` to ``slot + gap`` with a

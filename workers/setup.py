@@ -50,6 +50,11 @@ def sandbox_runner(*, strict: bool = True) -> SandboxedWorkflowRunner:
 
 MAIN_ACTIVITY_SLOTS = 24
 CONTACT_ACTIVITY_SLOTS = 8
+#: Temporal's default read partitions of a task queue (``matching.numTaskqueueReadPartitions``). The
+#: server splits a queue's ``max_task_queue_activities_per_second`` evenly between them, so one
+#: partition dispatches only a quarter of it: a backlog drained at the sender's rate while all four
+#: held sends, and its last sends (left in one or two partitions) at a half or a quarter of it.
+TASK_QUEUE_PARTITIONS = 4
 
 
 def build_workers(
@@ -103,7 +108,10 @@ def build_workers(
         task_queue=settings.contact_task_queue,
         activities=[contacts.send_contact],
         activity_executor=executor,
-        max_task_queue_activities_per_second=settings.sender_messages_per_second,
+        # the sender's exact limit is the database's (store/pacing.py: every worker, every try); the
+        # server's only keeps a backlog from being handed out all at once, and must let one partition
+        # alone keep the sender busy
+        max_task_queue_activities_per_second=settings.sender_messages_per_second * TASK_QUEUE_PARTITIONS,
         max_concurrent_activities=contact_slots,
         graceful_shutdown_timeout=graceful_shutdown,
     )
