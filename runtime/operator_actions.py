@@ -31,6 +31,7 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain.accounts import Account, AccountTerms, Debtor, EmergencyContact, Mode, workflow_id_for
+from domain.cadence import dpd_at
 from domain.effects import CONTACT_TASK_QUEUE
 from domain.money import format_minor
 from domain.policy import POLICY_DIR
@@ -99,8 +100,8 @@ async def reopen_account(
     """Start a closed account's collection again, on purpose: the audited opposite of intake's refusal.
 
     Refused (``Refused``, nothing changed) without an actor and a reason, for an unknown account, while
-    a run is open, for an account that is not closed (unless it was never started at all), and when
-    nothing is owed. Otherwise, in one transaction, the stored mode goes back to dunning with an audit
+    a run is open, for an account that is not closed (unless it was never started at all), when
+    nothing is owed, and when it is past its policy's charge-off (its run would charge it off at once). Otherwise, in one transaction, the stored mode goes back to dunning with an audit
     line ``reopened`` (actor, reason, the close reason it had) and the current policy and profile
     versions are stored and pinned; then a fresh ``DelinquencyWorkflow`` starts from the *stored*
     balance and terms (not an intake file's), allowed to reuse the ID of a closed run Temporal still
@@ -150,6 +151,15 @@ async def reopen_account(
         policy=snap.policy,
         emergency=emergency,
     )
+    terms = AccountTerms.from_account(account)
+    dpd, chargeoff = dpd_at(at, terms), rules.policy.chargeoff_for(account.product)
+    if dpd >= chargeoff:
+        # its run would charge it off again in its first moment: an audit trail that says
+        # "reopened" and then "charged off" at once, and nothing collected
+        raise Refused(
+            f"{account_id} is {dpd} days past due, past its policy's charge-off at {chargeoff} days: "
+            "a reopened run would charge it off again at once; nothing reopened"
+        )
     versions = (rules.policy_version, rules.profile_version)
     with sessions.begin() as s:
         set_mode(s, account_id, Mode.DUNNING, now=at)
@@ -174,7 +184,7 @@ async def reopen_account(
     try:
         started = await start_account(
             client,
-            AccountTerms.from_account(account),
+            terms,
             task_queue=task_queue,
             day_seconds=day_seconds,
             contact_queue=contact_queue,

@@ -7,6 +7,8 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowHistory
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain.accounts import Account, Debtor, Mode, Product
@@ -20,7 +22,7 @@ from store.models import AccountRow
 from store.rules import source
 from tests.conftest import random_phone
 from tests.workflows.conftest import Harness
-from workflows.messages import PaymentIn
+from workflows.messages import PaymentIn, RunResult
 
 
 def new_account(today, balance: int = 50_000) -> Account:  # type: ignore[no-untyped-def]
@@ -115,13 +117,20 @@ async def test_reopen_restarts_a_closed_account_from_its_stored_balance_audited(
     handle = harness.handle(account)
     await handle.signal("payment_received", PaymentIn(amount=20_000, currency="USD", reference="cl-p1"))
     await handle.signal("close", CloseRequest(reason="written_off", note="portfolio sale", actor="cli"))
-    assert (await handle.result()).state == "closed_written_off"
+    # A day of the server's time lets the closing text reach a lawful hour, and the run ends. Not
+    # ``handle.result()``: it lets the test server skip freely, and once the run has ended the server
+    # leapt to its ten-year run timeout, so the reopened account was 3,660 days past due and its run
+    # charged it off at once, racing the check below (it failed so in fresh-clone suites, stops 31-32)
+    await harness.skip_to(await harness.now() + timedelta(days=1))
+    ended = harness.client.get_workflow_handle(account.workflow_id, result_type=RunResult)
+    assert (await ended.result()).state == "closed_written_off"
     with harness.sessions.begin() as s:
         closed = account_snapshot(s, account.account_id)
     assert closed is not None and closed.mode == Mode.CLOSED and closed.balance_minor == 30_000
 
     # re-running the old file (balance 500.00) restarts nothing, though Temporal still keeps the run
     again = await intake(harness, [account])
+    closed_run = await handle.fetch_history()  # for the failure message below
     assert again.started == [] and again.closed == [(account.account_id, "written_off")]
 
     async def reopen(actor: str = "alice", reason: str = "sale reversed") -> object:
@@ -141,6 +150,7 @@ async def test_reopen_restarts_a_closed_account_from_its_stored_balance_audited(
         await reopen(actor=" ")
     with pytest.raises(Refused, match="reason"):
         await reopen(reason="")
+    reopened_at = await harness.now()
     done = await reopen()
 
     rules = current_rules("default", "US")
@@ -154,9 +164,16 @@ async def test_reopen_restarts_a_closed_account_from_its_stored_balance_audited(
         audit = audit_entries(s, account.account_id)
     # a fresh-clone run once found it closed again here (cause not found yet): on failure, the audit
     # trail in the order it was written says who wrote last
-    written = [(e.id, e.actor, e.action, e.decision) for e in sorted(audit, key=lambda e: e.id)]
+    written = [
+        (e.id, e.at.isoformat(), e.actor, e.action, e.decision) for e in sorted(audit, key=lambda e: e.id)
+    ]
     assert snap is not None and snap.mode == Mode.DUNNING and snap.close_reason is None, "\n".join(
-        map(str, written)
+        [
+            f"stored: {snap.mode if snap else None}, {snap.close_reason if snap else None}, "
+            f"updated {snap.updated_at if snap else None}; reopened at {reopened_at}",
+            f"the closed run's activities tried more than once: {retried(closed_run)}",
+            *map(str, written),
+        ]
     )
     assert pinned(harness, account.account_id) == (rules.policy_version, rules.profile_version)
     reopened = [e for e in audit if e.action == "reopened"]
@@ -167,6 +184,47 @@ async def test_reopen_restarts_a_closed_account_from_its_stored_balance_audited(
 
     with pytest.raises(Refused, match="running"):  # a running account is never reopened
         await reopen()
+
+
+def retried(history: WorkflowHistory) -> list[tuple[str, int]]:
+    """(activity, attempt) of each activity of a run whose last try was not its first: a write of the
+    closed run still under way after the reopening would be such a try."""
+    types = {
+        e.event_id: e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    }
+    return [
+        (types.get(a.scheduled_event_id, "?"), a.attempt)
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+        and (a := e.activity_task_started_event_attributes).attempt > 1
+    ]
+
+
+async def test_reopen_refuses_an_account_past_its_charge_off(harness: Harness) -> None:
+    """Its run would charge it off again in its first moment: refused, naming the days, nothing changed."""
+    from runtime.operator_actions import Refused, reopen_account
+
+    account = await harness.open_account(due_in_days=-200, phone=random_phone(), start=False)
+    with harness.sessions.begin() as s:
+        set_mode(s, account.account_id, Mode.CLOSED, close_reason="written_off", now=await harness.now())
+    with pytest.raises(Refused, match="200 days past due, past its policy's charge-off at 180 days"):
+        await reopen_account(
+            harness.client,
+            harness.sessions,
+            account.account_id,
+            reason="sale reversed",
+            actor="alice",
+            task_queue=harness.settings.task_queue,
+            day_seconds=86_400,
+            now=await harness.now(),
+        )
+    with harness.sessions.begin() as s:
+        snap = account_snapshot(s, account.account_id)
+        audit = audit_entries(s, account.account_id)
+    assert snap is not None and snap.mode == Mode.CLOSED and snap.close_reason == "written_off"
+    assert not any(e.action == "reopened" for e in audit)
 
 
 async def test_reopen_refuses_an_account_that_is_not_closed(harness: Harness) -> None:
