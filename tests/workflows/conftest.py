@@ -47,6 +47,11 @@ class SkippingHandle(WorkflowHandle):
     """A handle whose ``result()`` lets the test server skip time, like the one ``start_workflow`` returns.
 
     Handles from ``get_workflow_handle`` wait in real time, so a 180-day lifecycle would never end.
+
+    Once the run has ended and nothing else on the server is waiting, the server's clock may leap to
+    its ten-year run timeout before the time lock is taken again. A test that goes on with the same
+    account after the result (a reopening) skips a bounded time instead (``skip_to``) and then waits
+    on a plain handle (tests/intake/test_closed_and_reopen.py).
     """
 
     def __init__(self, env: object, *args: Any, **kwargs: Any) -> None:
