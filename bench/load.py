@@ -55,17 +55,28 @@ async def take_in(client: Any, settings: Any, accounts: list[Any], day_seconds: 
         raise RuntimeError(f"intake failed: {result.failed[:3]}")
 
 
+async def _until_below(
+    cpu_seconds: Callable[[], float], *, below: float, window: float, limit: float
+) -> tuple[float, float]:
+    """Until ``cpu_seconds`` (a running total) grows by less than ``below`` cores over ``window``
+    seconds: (the wait, the last window's cores). The one loop both waits below share."""
+    began = time.perf_counter()
+    cores = float("nan")
+    while time.perf_counter() - began < limit:
+        c0, w0 = cpu_seconds(), time.perf_counter()
+        await asyncio.sleep(window)
+        cores = (cpu_seconds() - c0) / (time.perf_counter() - w0)
+        if cores < below:
+            break
+    return time.perf_counter() - began, cores
+
+
 async def wait_idle(
     worker: WorkerProc, *, below: float = 0.15, window: float = 3.0, limit: float = 1800
 ) -> float:
     """Until the worker's CPU use over ``window`` seconds drops below ``below`` cores; returns the wait."""
-    began = time.perf_counter()
-    while time.perf_counter() - began < limit:
-        c0 = worker.cpu_seconds()
-        await asyncio.sleep(window)
-        if (worker.cpu_seconds() - c0) / window < below:
-            break
-    return time.perf_counter() - began
+    waited, _ = await _until_below(worker.cpu_seconds, below=below, window=window, limit=limit)
+    return waited
 
 
 def busy_cores() -> tuple[float, float]:
@@ -84,13 +95,4 @@ async def wait_machine_idle(
     window's cores). The worker idle is not enough: the updates are timed against the raw engine's, and
     any other load (the dev server still writing the intake's histories, another job on the machine)
     would land on both at random and blur the tail being measured."""
-    began = time.perf_counter()
-    cores = float("nan")
-    while time.perf_counter() - began < limit:
-        b0, t0 = busy_cores()
-        await asyncio.sleep(window)
-        b1, t1 = busy_cores()
-        cores = (b1 - b0) / (t1 - t0) * (os.cpu_count() or 1)
-        if cores < below:
-            break
-    return time.perf_counter() - began, cores
+    return await _until_below(lambda: busy_cores()[0], below=below, window=window, limit=limit)
