@@ -101,9 +101,10 @@ async def reopen_account(
 
     Refused (``Refused``, nothing changed) without an actor and a reason, for an unknown account, while
     a run is open, for an account that is not closed (unless it was never started at all), when
-    nothing is owed, and when it is past its policy's charge-off (its run would charge it off at once). Otherwise, in one transaction, the stored mode goes back to dunning with an audit
-    line ``reopened`` (actor, reason, the close reason it had) and the current policy and profile
-    versions are stored and pinned; then a fresh ``DelinquencyWorkflow`` starts from the *stored*
+    nothing is owed, and when it is past its policy's charge-off (its run would charge it off at once).
+    Otherwise, in one transaction, the stored mode goes back to dunning with an audit line ``reopened``
+    (actor, reason, the close reason it had) and the current policy and profile versions are stored
+    and pinned; then a fresh ``DelinquencyWorkflow`` starts from the *stored*
     balance and terms (not an intake file's), allowed to reuse the ID of a closed run Temporal still
     keeps. If the start fails, the stored mode is put back as it was.
     """

@@ -5,7 +5,8 @@ a note or a reference carrying one reached the database and came back as a 500, 
 the caller which field was wrong (the API schema test's fuzzing found it). The request models are
 many (the JSON API, the console's and the debtor's forms, the agencies' calls), and one forgotten
 model was enough, so the check is here, once, before any route reads the request: the path, the
-query string, and a JSON or form body. Only a body that carries a NUL in some encoding is parsed
+query string, and a JSON or URL-encoded form body (a multipart upload passes on: the CSV intake
+reports its own bad rows). Only a body that carries a NUL in some encoding is parsed
 here; any other passes through untouched, byte for byte.
 """
 
@@ -66,7 +67,7 @@ def _header(scope: dict[str, Any], name: bytes) -> str:
 
 
 class RefuseNul:
-    """ASGI middleware: 422 for a NUL in the path, the query string or a JSON or form body."""
+    """ASGI middleware: 422 for a NUL in the path, the query string or a JSON or URL-encoded body."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
