@@ -132,6 +132,9 @@ def _parse_row(
         if field not in {e.field for e in errors}:  # one reason per column is enough to fix it
             errors.append(RowError(line=line, field=field, reason=reason, account_id=account_id))
 
+    for column, value in values.items():
+        if "\x00" in value:  # PostgreSQL cannot store it: reported here, not a database error
+            bad(column, f"{column} must not contain the NUL character (\\x00)")
     for column in REQUIRED:
         if not values.get(column):
             bad(column, f"{column} is required")

@@ -52,6 +52,19 @@ def test_utf8_with_bom_and_crlf() -> None:
     assert rows == [(2, "CN-1", "张伟", 123_450, "CNY"), (3, "CN-2", "王芳", 8_800, "CNY")]
 
 
+def test_a_cell_with_a_nul_character_is_reported_and_its_row_skipped() -> None:
+    """PostgreSQL cannot store a NUL: the row is reported naming the column, and the others go in."""
+    rows = [
+        ["NUL-1", "Jane\x00Doe", "+12125550142", "USD", "10", "2026-10-01", "US"],
+        ["NUL-2", "Jane Doe", "+12125550144", "USD", "10", "2026-10-01", "US"],
+    ]
+    _, verdict = verdicts(csv_text(rows).encode("utf-8"))
+    assert verdict == [
+        (3, "NUL-2", "Jane Doe", 1_000, "USD"),
+        (2, "name", "name must not contain the NUL character (\\x00)"),
+    ]
+
+
 def test_gbk_from_excel_on_a_chinese_system_is_detected() -> None:
     data = csv_text(CHINESE, newline="\r\n").encode("gbk")
     with pytest.raises(UnicodeDecodeError):
