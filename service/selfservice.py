@@ -29,6 +29,7 @@ Why it is built this way:
 from __future__ import annotations
 
 import asyncio
+import logging
 import tomllib
 from datetime import date, datetime, timedelta
 from functools import lru_cache
@@ -38,6 +39,8 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session, sessionmaker
+from temporalio.client import WorkflowQueryFailedError, WorkflowQueryRejectedError
+from temporalio.service import RPCError
 
 from domain.accounts import HoldKind, Language, Mode
 from domain.agencies import load_agencies
@@ -62,6 +65,8 @@ from store.cases import CaseView, cases_of
 from store.checkouts import CheckoutView, paid_checkouts
 from store.debtor_sessions import DebtorSession, date_of_birth_on_file
 from workflows.messages import NegotiationRequest
+
+log = logging.getLogger(__name__)
 
 router = APIRouter()
 
@@ -234,7 +239,6 @@ async def _render(
     status_code: int = 200,
 ) -> HTMLResponse:
     st = app_settings(request)
-    client = await temporal_client(request)
     sessions = app_sessions(request)
     facts = await asyncio.to_thread(_snapshot_facts, sessions, account_id)
     if facts is None:
@@ -243,6 +247,7 @@ async def _render(
     chosen = _lang(lang, language)
     t = Texts(chosen)
     try:
+        client = await temporal_client(request)
         status, timeline = await asyncio.gather(
             accounts.account_status(client, account_id, sessions=sessions),
             accounts.account_timeline(client, account_id, sessions=sessions),
@@ -251,6 +256,14 @@ async def _render(
         return friendly(request, 404, "missing_title", "missing_body", chosen)
     except ops.AccountClosed:  # stored, and its run has ended: where it stands, from the database
         return await _render_ended(request, csrf, account_id, terms, t, problems, status_code)
+    except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError, RuntimeError):
+        # Temporal is out of reach (the SDK's connect error is a RuntimeError) or the run could not
+        # answer: nothing about the account changed, so the debtor is told so and asked to come back,
+        # not shown a server error; the log keeps the cause for the operators
+        log.warning("the account page of %s could not be shown", account_id, exc_info=True)
+        response = friendly(request, 503, "unavailable_title", "unavailable_body", chosen)
+        response.headers["Retry-After"] = "60"
+        return response
     if (status.mode == Mode.CLOSED or status.closing) and not await calls.running(client, account_id):
         # an ended run answers queries too
         return await _render_ended(request, csrf, account_id, terms, t, problems, status_code)

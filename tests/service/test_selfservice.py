@@ -14,11 +14,13 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from pydantic import SecretStr
+from temporalio.client import Client
 
 from domain.accounts import Account, Debtor, HoldKind, Mode
 from domain.masking import mask_phone
 from domain.plans import add_months
 from domain.timeline import AccountStatus
+from runtime.devserver import free_port
 from runtime.settings import Settings
 from service import links
 from service.app import create_app
@@ -172,6 +174,24 @@ async def test_the_page_says_what_is_owed_what_is_next_and_when_contact_ends(
     assert mask_phone(account.debtor.phone) in html and account.debtor.phone not in html
     assert "Jane" not in html
     assert page.headers["cache-control"] == "no-store" and page.headers["referrer-policy"] == "no-referrer"
+
+
+async def test_with_temporal_out_of_reach_the_page_asks_to_come_back_not_a_server_error(
+    harness: Harness,
+) -> None:
+    """The page asks the account's run what is owed; when Temporal cannot be reached (or the run cannot
+    answer) the debtor gets a 503 that says nothing changed and to try again, in their language."""
+    account = await overdue(harness, language="zh-CN")
+    app: FastAPI = create_app(harness.settings)
+    app.state.temporal_client = harness.client
+    app.state.sessions = harness.sessions
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC) as web:
+        assert (await signed_in(web, link_for(account))).status_code == 200
+        app.state.temporal_client = await Client.connect(f"127.0.0.1:{free_port()}", lazy=True)
+        page = await web.get("/me/account")
+    assert page.status_code == 503 and page.headers["retry-after"] == "60"
+    assert "暂时无法显示您的账户" in page.text and "您的账户没有任何变化" in page.text
+    assert page.headers["cache-control"] == "no-store"
 
 
 async def test_the_page_speaks_the_debtors_language_and_can_switch(
