@@ -311,12 +311,12 @@ async def test_a_settlement_run_handing_back_to_dunning_still_answers_status_and
         PlanProposal(kind=PlanKind.PROMISE_TO_PAY, first_due=today + timedelta(days=5), amount=20_000),
         result_type=AgreedPlan,
     )
-    settling = await _run_of(handle, "SettlementWorkflow")
+    settling = await _run_of(harness.client, account.workflow_id, "SettlementWorkflow")
     await handle.signal(
         "payment_received",
         PaymentIn(amount=plan.total, currency="USD", reference="kept", receipt=True),
     )
-    dunning = await _run_of(handle, "DelinquencyWorkflow")
+    dunning = await _run_of(harness.client, account.workflow_id, "DelinquencyWorkflow")
     assert dunning != settling
     ended = harness.client.get_workflow_handle(account.workflow_id, run_id=settling)
     status = await ended.query("status", result_type=AccountStatus)
@@ -329,19 +329,19 @@ async def test_a_settlement_run_handing_back_to_dunning_still_answers_status_and
     ]
 
 
-async def _run_of(handle: Any, workflow_type: str) -> str:
-    """The run ID of the account's first run of that type (the run before may still be handing over)."""
-    client = handle._client
+async def _run_of(client: Any, workflow_id: str, workflow_type: str) -> str:
+    """The run ID of the account's current run once it is of that type (the run before may still be
+    handing over)."""
     for _ in range(300):
         # raw RPC: the test server returns an unset Datetime search attribute in a form the SDK's
         # typed decoding rejects (as in Harness.finish)
         raw = await client.workflow_service.describe_workflow_execution(
             DescribeWorkflowExecutionRequest(
-                namespace=client.namespace, execution=WorkflowExecution(workflow_id=handle.id)
+                namespace=client.namespace, execution=WorkflowExecution(workflow_id=workflow_id)
             )
         )
         info = raw.workflow_execution_info
         if info.type.name == workflow_type:
             return str(info.execution.run_id)
         await asyncio.sleep(0.1)
-    raise AssertionError(f"{handle.id} never ran a {workflow_type}")
+    raise AssertionError(f"{workflow_id} never ran a {workflow_type}")
