@@ -30,7 +30,7 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.service import RPCError, RPCStatusCode
 
-from domain.accounts import Account, AccountTerms, Debtor, EmergencyContact, Mode, workflow_id_for
+from domain.accounts import Account, AccountTerms, Debtor, EmergencyContact, Mode, Stage, workflow_id_for
 from domain.cadence import dpd_at
 from domain.effects import CONTACT_TASK_QUEUE
 from domain.money import format_minor
@@ -153,12 +153,13 @@ async def reopen_account(
         emergency=emergency,
     )
     terms = AccountTerms.from_account(account)
-    dpd, chargeoff = dpd_at(at, terms), rules.policy.chargeoff_for(account.product)
-    if dpd >= chargeoff:
+    dpd = dpd_at(at, terms)
+    if rules.policy.stage_for(dpd, account.product) == Stage.CHARGED_OFF:
         # its run would charge it off again in its first moment: an audit trail that says
         # "reopened" and then "charged off" at once, and nothing collected
         raise Refused(
-            f"{account_id} is {dpd} days past due, past its policy's charge-off at {chargeoff} days: "
+            f"{account_id} is {dpd} days past due, past its policy's charge-off at "
+            f"{rules.policy.chargeoff_for(account.product)} days: "
             "a reopened run would charge it off again at once; nothing reopened"
         )
     versions = (rules.policy_version, rules.profile_version)

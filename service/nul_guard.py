@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qsl
 
+from starlette.datastructures import Headers
+
 REASON = "must not contain control characters: a NUL (\\x00) cannot be stored"
 #: How a NUL can look in a body: raw, JSON-escaped, percent-encoded
 MARKS = (b"\x00", b"\\u0000", b"%00")
@@ -59,13 +61,6 @@ def nul_in_form(encoded: bytes) -> str | None:
     return None
 
 
-def _header(scope: dict[str, Any], name: bytes) -> str:
-    for key, value in scope.get("headers", []):
-        if key.lower() == name:
-            return str(value.decode("latin-1")).lower()
-    return ""
-
-
 class RefuseNul:
     """ASGI middleware: 422 for a NUL in the path, the query string or a JSON or URL-encoded body."""
 
@@ -82,7 +77,7 @@ class RefuseNul:
         if (field := nul_in_form(scope.get("query_string", b""))) is not None:
             await _refuse(send, ["query", field])
             return
-        kind = _header(scope, b"content-type")
+        kind = Headers(scope=scope).get("content-type", "").lower()
         if scope.get("method") not in ("POST", "PUT", "PATCH") or not (
             "json" in kind or "x-www-form-urlencoded" in kind
         ):

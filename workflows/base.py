@@ -29,7 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.policy import Policy, load_legacy_policy
     from domain.profiles import Profile, load_profile
     from domain.rules import Rules
-    from domain.timeline import AccountStatus, ContactView
+    from domain.timeline import AccountStatus, ContactView, Timeline, project_dunning, project_plan
     from workflows import charging, search
     from workflows.state import AccountInput, AccountState, ReceiptDue
 
@@ -308,6 +308,20 @@ class AccountCore:
         for ``status``."""
         now = self.now() if at is None else max(self.now(), self.carried.clock.policy_now(at))
         return charging.every_day(self.state, now)
+
+    @workflow.query
+    def timeline(self) -> Timeline:
+        """What happens next, as the state says, whichever workflow runs the account: with a plan, what
+        the debtor was promised (a dunning run on its way to settlement); without one, the dunning
+        schedule (a settlement run whose plan is over, handing back to dunning). It agrees with the
+        status in every moment of a run, its end included (a closed run answers queries too)."""
+        if self.mode == Mode.CLOSED:
+            return Timeline(mode=Mode.CLOSED, entries=[])
+        if (ps := self.state.plan) is not None:
+            return project_plan(
+                self.terms, self.carried, ps.plan, ps.paid, self.policy, self.profile, self.now()
+            )
+        return project_dunning(self.terms, self.carried, self.policy, self.profile, self.now())
 
     @workflow.query
     def history(self) -> list[dict[str, str]]:

@@ -30,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.effects import SendResult
     from domain.gate import Purpose
     from domain.money import format_minor
-    from domain.timeline import AccountStatus, Timeline, project_dunning, project_plan
+    from domain.timeline import AccountStatus
     from workflows import charging, search
     from workflows.base import CHANGED_ONLY_PATCH, ONE_WRITE_PATCH
     from workflows.contacts import LEAN_SEND_PATCH
@@ -271,18 +271,6 @@ class DelinquencyWorkflow(FieldVisits, Placement, Locate):
     def status(self, at: datetime | None = None) -> AccountStatus:
         """``at``: the asker's wall-clock time (see ``status_view``); without it, the last task's."""
         return self.status_now(at)
-
-    @workflow.query
-    def timeline(self) -> Timeline:
-        if self.mode == Mode.CLOSED:
-            return Timeline(mode=Mode.CLOSED, entries=[])
-        if (ps := self.state.plan) is not None:
-            # agreed, and this run is on its way to settlement: what the debtor was promised, not a
-            # dunning projection (status already says "settlement"; the two must agree)
-            return project_plan(
-                self.terms, self.carried, ps.plan, ps.paid, self.policy, self.profile, self.now()
-            )
-        return project_dunning(self.terms, self.carried, self.policy, self.profile, self.now())
 
 
 __all__ = ["Channel", "DelinquencyWorkflow"]

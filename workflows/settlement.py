@@ -23,10 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.money import format_minor
     from domain.timeline import (
         AccountStatus,
-        Timeline,
         instalment_deadline,
-        project_dunning,
-        project_plan,
         reminder_times,
     )
     from workflows import search
@@ -292,17 +289,6 @@ class SettlementWorkflow(AccountWorkflow):
     def status(self, at: datetime | None = None) -> AccountStatus:
         """``at``: the asker's wall-clock time (see ``status_view``); without it, the last task's."""
         return self.status_now(at)
-
-    @workflow.query
-    def timeline(self) -> Timeline:
-        if self.mode == Mode.CLOSED:
-            return Timeline(mode=Mode.CLOSED, entries=[])
-        if (ps := self.state.plan) is None:
-            # the plan is over (kept for part of the balance, or broken) and this run is handing the
-            # account back to dunning: what dunning does next (the status says "dunning" already; the
-            # two must agree, and a query must answer in every moment of a run, its end included)
-            return project_dunning(self.terms, self.carried, self.policy, self.profile, self.now())
-        return project_plan(self.terms, self.carried, ps.plan, ps.paid, self.policy, self.profile, self.now())
 
 
 __all__ = ["SettlementWorkflow", "Stage"]

@@ -110,8 +110,27 @@ async def test_intake_never_restarts_a_closed_account_whose_run_temporal_no_long
     assert snap is not None and snap.mode == Mode.CLOSED and snap.close_reason == "paid"
 
 
+async def reopen(
+    harness: Harness, account_id: str, *, actor: str = "alice", reason: str = "sale reversed"
+) -> object:
+    """``reopen_account`` as the command line calls it, on the harness's queues and clock."""
+    from runtime.operator_actions import reopen_account
+
+    return await reopen_account(
+        harness.client,
+        harness.sessions,
+        account_id,
+        reason=reason,
+        actor=actor,
+        task_queue=harness.settings.task_queue,
+        contact_queue=harness.settings.contact_task_queue,
+        day_seconds=86_400,
+        now=await harness.now(),
+    )
+
+
 async def test_reopen_restarts_a_closed_account_from_its_stored_balance_audited(harness: Harness) -> None:
-    from runtime.operator_actions import Refused, reopen_account
+    from runtime.operator_actions import Refused
 
     account = await harness.open_account(due_in_days=-10, phone=random_phone(), balance=50_000, fees=0)
     handle = harness.handle(account)
@@ -133,25 +152,12 @@ async def test_reopen_restarts_a_closed_account_from_its_stored_balance_audited(
     closed_run = await handle.fetch_history()  # for the failure message below
     assert again.started == [] and again.closed == [(account.account_id, "written_off")]
 
-    async def reopen(actor: str = "alice", reason: str = "sale reversed") -> object:
-        return await reopen_account(
-            harness.client,
-            harness.sessions,
-            account.account_id,
-            reason=reason,
-            actor=actor,
-            task_queue=harness.settings.task_queue,
-            contact_queue=harness.settings.contact_task_queue,
-            day_seconds=86_400,
-            now=await harness.now(),
-        )
-
     with pytest.raises(Refused, match="who reopens"):
-        await reopen(actor=" ")
+        await reopen(harness, account.account_id, actor=" ")
     with pytest.raises(Refused, match="reason"):
-        await reopen(reason="")
+        await reopen(harness, account.account_id, reason="")
     reopened_at = await harness.now()
-    done = await reopen()
+    done = await reopen(harness, account.account_id)
 
     rules = current_rules("default", "US")
     assert done.rules.versions == rules.versions  # type: ignore[attr-defined]
@@ -183,7 +189,7 @@ async def test_reopen_restarts_a_closed_account_from_its_stored_balance_audited(
     assert reopened[0].details["close_reason"] == "written_off"
 
     with pytest.raises(Refused, match="running"):  # a running account is never reopened
-        await reopen()
+        await reopen(harness, account.account_id)
 
 
 def retried(history: WorkflowHistory) -> list[tuple[str, int]]:
@@ -204,22 +210,13 @@ def retried(history: WorkflowHistory) -> list[tuple[str, int]]:
 
 async def test_reopen_refuses_an_account_past_its_charge_off(harness: Harness) -> None:
     """Its run would charge it off again in its first moment: refused, naming the days, nothing changed."""
-    from runtime.operator_actions import Refused, reopen_account
+    from runtime.operator_actions import Refused
 
     account = await harness.open_account(due_in_days=-200, phone=random_phone(), start=False)
     with harness.sessions.begin() as s:
         set_mode(s, account.account_id, Mode.CLOSED, close_reason="written_off", now=await harness.now())
     with pytest.raises(Refused, match="200 days past due, past its policy's charge-off at 180 days"):
-        await reopen_account(
-            harness.client,
-            harness.sessions,
-            account.account_id,
-            reason="sale reversed",
-            actor="alice",
-            task_queue=harness.settings.task_queue,
-            day_seconds=86_400,
-            now=await harness.now(),
-        )
+        await reopen(harness, account.account_id)
     with harness.sessions.begin() as s:
         snap = account_snapshot(s, account.account_id)
         audit = audit_entries(s, account.account_id)
@@ -228,20 +225,12 @@ async def test_reopen_refuses_an_account_past_its_charge_off(harness: Harness) -
 
 
 async def test_reopen_refuses_an_account_that_is_not_closed(harness: Harness) -> None:
-    from runtime.operator_actions import Refused, reopen_account
+    from runtime.operator_actions import Refused
 
     account = await harness.open_account(due_in_days=-10, phone=random_phone())
     await harness.finish(account.workflow_id)  # its run ended (terminated), the stored mode is dunning
     with pytest.raises(Refused, match="not closed"):
-        await reopen_account(
-            harness.client,
-            harness.sessions,
-            account.account_id,
-            reason="why not",
-            actor="alice",
-            task_queue=harness.settings.task_queue,
-            day_seconds=86_400,
-        )
+        await reopen(harness, account.account_id, reason="why not")
     with harness.sessions.begin() as s:
         snap = account_snapshot(s, account.account_id)
         audit = audit_entries(s, account.account_id)
