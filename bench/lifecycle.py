@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.infra import Stack, make_accounts, running
-from bench.load import busy_cores, console
+from bench.load import busy_cores, console, cpu_by_process
 
 
 async def bench_lifecycle(st: Stack, n: int, days: int = 180) -> dict[str, Any]:
@@ -40,7 +40,7 @@ async def bench_lifecycle(st: Stack, n: int, days: int = 180) -> dict[str, Any]:
         for a in accounts:  # due dates spread over the first week, as a portfolio's are
             object.__setattr__(a, "due_date", a.due_date + timedelta(days=rng.randint(-3, 7)))
         async with running(workers):
-            began, cpu0 = time.perf_counter(), busy_cores()[0]
+            began, cpu0, split0 = time.perf_counter(), busy_cores()[0], cpu_by_process()
             result = await intake_accounts(
                 env.client,
                 session_factory(make_engine(settings.database_url)),
@@ -58,10 +58,14 @@ async def bench_lifecycle(st: Stack, n: int, days: int = 180) -> dict[str, Any]:
                 on_day=lambda d: d % 10 or console.print(f"  day {d}: {time.perf_counter() - began:.0f} s"),
             )
             elapsed, cpu = time.perf_counter() - began, busy_cores()[0] - cpu0
+            split1 = cpu_by_process()
             skipped = (await env.get_current_time()) - start
             engine_cost = await history_costs(env.client, settings, accounts[:HISTORY_SAMPLE])
         executor.shutdown(wait=False)
     sent = st.carrier.store.stats()
+    contacts = max(1, sent["messages"] + sent["calls"])
+    split = {k: v - split0.get(k, 0.0) for k, v in split1.items()}
+    split["rest of the machine"] = cpu - sum(split.values())
     return {
         "histories": engine_cost,
         "accounts": n,
@@ -74,7 +78,9 @@ async def bench_lifecycle(st: Stack, n: int, days: int = 180) -> dict[str, Any]:
         # every process of the machine (worker, carrier, test server, database): what a contact costs in
         # CPU, and the rate the machine's cores would allow at that cost even with nothing ever waiting
         "machine_cpu_seconds": round(cpu, 1),
-        "cpu_ms_per_contact": round(cpu * 1000 / max(1, sent["messages"] + sent["calls"]), 1),
+        "cpu_ms_per_contact": round(cpu * 1000 / contacts, 1),
+        # which part of that bounds it: the worker's process, or the servers it stands on
+        "cpu_ms_per_contact_by_process": {k: round(v * 1000 / contacts, 1) for k, v in split.items()},
         "cpu_bound_accounts_per_s": round(n / cpu * (os.cpu_count() or 1), 2),
     }
 
