@@ -10,6 +10,7 @@ asked for by text and agreed through the plans API, its instalment paid on its d
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -27,13 +28,19 @@ from tests.workflows.conftest import Harness, at_local
 
 
 async def first_text_reacted(
-    served: Served, tmp_path: Path, does: str
+    served: Served, tmp_path: Path, does: str, *, and_the_call: bool = False
 ) -> tuple[Account, DemoDebtors, httpx.AsyncClient]:
+    """``and_the_call``: the debtor looks only once the next day's call has reached them too."""
     harness: Harness = served.harness
     phone = random_phone(42)  # a number the carrier delivers to (and a person answers)
     account = await harness.open_account(due_in_days=-3, phone=phone)  # tomorrow: day 4, the first text
     await lawful_hours(harness)
     await until(lambda: any(c["template"] for c in harness.sent(account)), "the first overdue text sent")
+    if and_the_call:  # day 5 at noon: the policy's first call
+        await harness.skip_to(at_local((await harness.now()).date() + timedelta(days=1), 12))
+        await until(
+            lambda: any(c["channel"] == "voice" for c in harness.sent(account)), "the first call made"
+        )
     debtors = DemoDebtors(
         store=served.simulator.store,
         model=load_model(forced_model_file(tmp_path, does)),
@@ -75,6 +82,18 @@ async def test_a_debtor_acts_on_the_text_that_reached_them(served: Served, tmp_p
         assert status.opted_out == ["sms"]  # the signed STOP went through the inbound webhook
     else:
         assert "complaint" in status.holds and status.complaint_due is not None
+
+
+async def test_a_text_and_a_call_that_reached_a_debtor_together_are_paid_once(
+    served: Served, tmp_path: Path
+) -> None:
+    """Both answered, each with a status that did not yet show the first payment, and the demo's
+    debtor paid the whole balance twice (once in five CI runs, by the hour the suite started)."""
+    account, debtors, http = await first_text_reacted(served, tmp_path, "pay_full", and_the_call=True)
+    await http.aclose()
+    assert debtors.reactions == {"pay_full": 1}
+    status = await settled(served.harness, account)
+    assert status.closing == "paid" and status.paid_total == account.balance
 
 
 async def test_a_debtor_asks_for_a_plan_by_text_and_pays_its_first_instalment_on_its_day(
