@@ -90,7 +90,7 @@ def busy_cores() -> tuple[float, float]:
 
 #: Where the machine's CPU goes, by process name (``/proc/<pid>/stat``'s command). This benchmark
 #: process holds the worker, the intake and the carrier simulator's thread; the rest are its
-#: servers. A name not listed counts as "other".
+#: servers. A process not listed is left out: the lifecycle counts it in "the rest of the machine".
 CPU_ROLES = {"temporal-test-s": "time-skipping server", "temporal": "dev server", "postgres": "PostgreSQL"}
 
 
