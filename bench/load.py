@@ -92,6 +92,7 @@ def busy_cores() -> tuple[float, float]:
 #: process holds the worker, the intake and the carrier simulator's thread; the rest are its
 #: servers. A process not listed is left out: the lifecycle counts it in "the rest of the machine".
 CPU_ROLES = {"temporal-test-s": "time-skipping server", "temporal": "dev server", "postgres": "PostgreSQL"}
+BENCH_PROCESS = "benchmark process (worker, carrier simulator)"
 
 
 def cpu_by_process() -> dict[str, float]:
@@ -99,7 +100,7 @@ def cpu_by_process() -> dict[str, float]:
     included, so PostgreSQL's ended backends still count), from ``/proc``; what the lifecycle splits
     its machine time into, to say which part bounds it."""
     tick = os.sysconf("SC_CLK_TCK")
-    totals: dict[str, float] = {"benchmark process (worker, carrier simulator)": 0.0}
+    totals: dict[str, float] = {BENCH_PROCESS: 0.0}
     me = str(os.getpid())
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
@@ -113,7 +114,7 @@ def cpu_by_process() -> dict[str, float]:
         fields = stat[stat.rindex(")") + 2 :].split()
         seconds = sum(int(x) for x in fields[11:15]) / tick  # utime, stime, cutime, cstime
         if pid == me:
-            totals["benchmark process (worker, carrier simulator)"] += seconds
+            totals[BENCH_PROCESS] += seconds
         elif name in CPU_ROLES:
             totals[CPU_ROLES[name]] = totals.get(CPU_ROLES[name], 0.0) + seconds
     return totals

@@ -12,9 +12,8 @@ import sys
 import time
 
 from bench.infra import ratio_interval
+from bench.load import BENCH_PROCESS as OURS
 from bench.load import cpu_by_process
-
-OURS = "benchmark process (worker, carrier simulator)"
 
 
 def burn(seconds: float) -> None:

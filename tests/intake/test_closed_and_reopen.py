@@ -7,8 +7,6 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from temporalio.api.enums.v1 import EventType
-from temporalio.client import WorkflowHistory
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain.accounts import Account, Debtor, Mode, Product
@@ -149,14 +147,12 @@ async def test_reopen_restarts_a_closed_account_from_its_stored_balance_audited(
 
     # re-running the old file (balance 500.00) restarts nothing, though Temporal still keeps the run
     again = await intake(harness, [account])
-    closed_run = await handle.fetch_history()  # for the failure message below
     assert again.started == [] and again.closed == [(account.account_id, "written_off")]
 
     with pytest.raises(Refused, match="who reopens"):
         await reopen(harness, account.account_id, actor=" ")
     with pytest.raises(Refused, match="reason"):
         await reopen(harness, account.account_id, reason="")
-    reopened_at = await harness.now()
     done = await reopen(harness, account.account_id)
 
     rules = current_rules("default", "US")
@@ -168,18 +164,13 @@ async def test_reopen_restarts_a_closed_account_from_its_stored_balance_audited(
     with harness.sessions.begin() as s:
         snap = account_snapshot(s, account.account_id)
         audit = audit_entries(s, account.account_id)
-    # a fresh-clone run once found it closed again here (cause not found yet): on failure, the audit
-    # trail in the order it was written says who wrote last
+    # on failure, the audit trail in the order it was written says who wrote last (a reopened run
+    # charged off at once wrote "closed, charged_off" here: the clock's leap, above)
     written = [
         (e.id, e.at.isoformat(), e.actor, e.action, e.decision) for e in sorted(audit, key=lambda e: e.id)
     ]
     assert snap is not None and snap.mode == Mode.DUNNING and snap.close_reason is None, "\n".join(
-        [
-            f"stored: {snap.mode if snap else None}, {snap.close_reason if snap else None}, "
-            f"updated {snap.updated_at if snap else None}; reopened at {reopened_at}",
-            f"the closed run's activities tried more than once: {retried(closed_run)}",
-            *map(str, written),
-        ]
+        map(str, written)
     )
     assert pinned(harness, account.account_id) == (rules.policy_version, rules.profile_version)
     reopened = [e for e in audit if e.action == "reopened"]
@@ -190,22 +181,6 @@ async def test_reopen_restarts_a_closed_account_from_its_stored_balance_audited(
 
     with pytest.raises(Refused, match="running"):  # a running account is never reopened
         await reopen(harness, account.account_id)
-
-
-def retried(history: WorkflowHistory) -> list[tuple[str, int]]:
-    """(activity, attempt) of each activity of a run whose last try was not its first: a write of the
-    closed run still under way after the reopening would be such a try."""
-    types = {
-        e.event_id: e.activity_task_scheduled_event_attributes.activity_type.name
-        for e in history.events
-        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-    }
-    return [
-        (types.get(a.scheduled_event_id, "?"), a.attempt)
-        for e in history.events
-        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
-        and (a := e.activity_task_started_event_attributes).attempt > 1
-    ]
 
 
 async def test_reopen_refuses_an_account_past_its_charge_off(harness: Harness) -> None:

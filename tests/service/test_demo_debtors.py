@@ -88,7 +88,8 @@ async def test_a_text_and_a_call_that_reached_a_debtor_together_are_paid_once(
     served: Served, tmp_path: Path
 ) -> None:
     """Both answered, each with a status that did not yet show the first payment, and the demo's
-    debtor paid the whole balance twice (once in five CI runs, by the hour the suite started)."""
+    debtor paid the whole balance twice (when the day-5 call came before their first look: by the hour
+    the module's test-server clock started at)."""
     account, debtors, http = await first_text_reacted(served, tmp_path, "pay_full", and_the_call=True)
     await http.aclose()
     assert debtors.reactions == {"pay_full": 1}
