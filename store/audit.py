@@ -59,6 +59,9 @@ def store_clock(s: Session, account_id: str, clock: PolicyClock) -> None:
         row.clock_day_seconds = clock.day_seconds if scaled else None
 
 
+RULE_LENGTH: int = AuditRow.__table__.c.rule.type.length  # type: ignore[attr-defined]
+
+
 def audit(
     s: Session,
     *,
@@ -88,6 +91,11 @@ def audit(
         wall_at = datetime.now(UTC)
     if at.tzinfo is None or abs(at - wall_at) < SAME_MOMENT:  # a naive ``at`` is refused on flush
         wall_at = None
+    if rule is not None and len(rule) > RULE_LENGTH:
+        # a proposal that breaks many rules at once names them all: the column keeps what fits and
+        # the line keeps the whole list, so the refusal is written (it was a 500) and nothing is lost
+        details = {**(details or {}), "rules": rule}
+        rule = rule[: RULE_LENGTH - 1] + "…"
     clean = _json(details)
     candidates = s.scalars(
         select(AuditRow).where(

@@ -85,6 +85,32 @@ def test_a_retried_audit_write_leaves_one_line(sessions: sessionmaker[Session]) 
     assert len(in_tx(sessions, lambda s: audit_entries(s, account.account_id))) == 2
 
 
+def test_a_rule_list_longer_than_its_column_is_written_whole_in_the_details(
+    sessions: sessionmaker[Session],
+) -> None:
+    """A plan that breaks many rules at once was refused with a 500 (the fuzzer's 15-rule deferral): the
+    joined names did not fit the rule column, and the refusal was never audited."""
+    account = stored(sessions)
+    rules = ",".join(f"plan.rule_number_{i}" for i in range(15))
+    line = {
+        "at": NOW,
+        "clock": "policy",
+        "account_id": account.account_id,
+        "actor": "agent",
+        "action": "plan_proposed",
+        "decision": "rejected",
+        "rule": rules,
+        "details": {"kind": "deferral"},
+    }
+    with sessions.begin() as s:
+        assert audit(s, **line) is True  # type: ignore[arg-type]
+    with sessions.begin() as s:
+        assert audit(s, **line) is False  # type: ignore[arg-type]  # a retry still writes it once
+    (entry,) = in_tx(sessions, lambda s: audit_entries(s, account.account_id))
+    assert entry.details == {"kind": "deferral", "rules": rules}
+    assert entry.rule is not None and entry.rule.startswith("plan.rule_number_0,") and len(entry.rule) == 128
+
+
 def test_one_clock_policy_time_first_and_the_wall_time_beside(sessions: sessionmaker[Session]) -> None:
     """An account on a scaled clock (two seconds a day) and one in real time, each written to from
     the wall clock (the API) and from policy time (a workflow's activity)."""
