@@ -129,6 +129,10 @@ def _handle(client: Client, account_id: str) -> WorkflowHandle[Any, Any]:
     return client.get_workflow_handle(workflow_id_for(account_id))
 
 
+#: How a query times out: the SDK's deadline, or the server's own ("query deadline exceeded")
+QUERY_TIMED_OUT = (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED)
+
+
 def _not_found(err: BaseException) -> bool:
     return isinstance(err, RPCError) and err.status == RPCStatusCode.NOT_FOUND
 
@@ -158,13 +162,20 @@ async def query(
     result_type: type[Any],
     *args: Any,
 ) -> Any:
-    """A query; an ended run still answers (Temporal replays it), so NOT_FOUND means it is gone for good."""
-    try:
-        return await _handle(client, account_id).query(name, args=list(args), result_type=result_type)
-    except RPCError as err:
-        if _not_found(err):
-            raise await asyncio.to_thread(ended, sessions, account_id) from err
-        raise
+    """A query; an ended run still answers (Temporal replays it), so NOT_FOUND means it is gone for good.
+
+    A query that reaches a run in the moment it hands over (continue-as-new: a plan agreed, kept or
+    broken) can go to the ended run's worker, which no longer answers, and time out; it is asked once
+    more, and the new run answers (a debtor who opened their page right after paying got a 503)."""
+    for asked in (1, 2):
+        try:
+            return await _handle(client, account_id).query(name, args=list(args), result_type=result_type)
+        except RPCError as err:
+            if _not_found(err):
+                raise await asyncio.to_thread(ended, sessions, account_id) from err
+            if asked == 2 or err.status not in QUERY_TIMED_OUT:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 async def status(client: Client, sessions: Sessions, account_id: str) -> AccountStatus:
